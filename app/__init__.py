@@ -1,0 +1,78 @@
+"""Upzento Appointments: application factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from config import Config
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the WSGI app: admin (FAB), public booking API, widget and portal."""
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_object(Config)
+    if overrides:
+        app.config.update(overrides)
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        raise RuntimeError(
+            "DATABASE_URL is not set. `python run.py` starts an embedded PostgreSQL for you; "
+            "other entry points need DATABASE_URL (and REDIS_URL)."
+        )
+    logging.basicConfig(level=app.config.get("LOG_LEVEL", logging.INFO))
+
+    from app.extensions import appbuilder, babel, db
+
+    db.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale)
+
+    from app import errors, tenancy  # noqa: F401  (registers the search_path hook)
+
+    errors.register(app)
+
+    with app.app_context():
+        appbuilder.init_app(app, db.session)
+        from app.views import register_views
+
+        register_views(appbuilder)
+        appbuilder.post_init()
+
+    from app.health import bp as health_bp
+    from app.security import resolve_request_scope
+    from app.widget.api import bp as public_api_bp
+
+    # After FAB's own before_request (which loads the user): pick the tenant.
+    app.before_request(resolve_request_scope)
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(public_api_bp)
+    _register_optional_blueprints(app)
+
+    from tenants.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _register_optional_blueprints(app: Flask) -> None:
+    """Widget and portal blueprints, registered when their packages provide one."""
+    import importlib
+
+    for module_name in ("app.widget.views", "app.portal.views"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        app.register_blueprint(module.bp)
+
+
+def _select_locale() -> str | None:
+    from flask import request
+
+    from config import Config as _C
+
+    return request.accept_languages.best_match(list(_C.LANGUAGES)) if request else None

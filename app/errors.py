@@ -1,0 +1,68 @@
+"""One error shape for every JSON endpoint: {"error": {"code", "message", "field"}}.
+
+Codes are stable and documented in README ("API errors").
+"""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+
+class ApiError(Exception):
+    """An error a JSON endpoint reports to its caller."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, field: str | None = None, status: int | None = None, **extra):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        if status is not None:
+            self.status = status
+        self.extra = extra
+
+    def to_dict(self) -> dict:
+        body = {"code": self.code, "message": self.message, "field": self.field}
+        body.update(self.extra)
+        return {"error": body}
+
+
+class ValidationError(ApiError):
+    status = 422
+
+    def __init__(self, message: str, field: str | None = None, code: str = "invalid", **extra):
+        super().__init__(code, message, field, **extra)
+
+
+class NotFound(ApiError):
+    status = 404
+
+    def __init__(self, message: str, field: str | None = None, code: str = "not_found"):
+        super().__init__(code, message, field)
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+def error_response(code: str, message: str, status: int, field: str | None = None):
+    return jsonify({"error": {"code": code, "message": message, "field": field}}), status
+
+
+def _wants_json() -> bool:
+    return request.path.startswith(("/api/", "/health")) or request.accept_mimetypes.best == "application/json"
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return jsonify(exc.to_dict()), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if not _wants_json():
+            return exc
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(code, exc.description or exc.name, exc.code or 500)

@@ -1,0 +1,189 @@
+"""Public-schema models: agencies, client businesses (tenants), memberships, API keys.
+
+FAB's users and roles live beside these in the public schema. Business data of a
+client never lives here; it sits in that client's own schema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import PublicModel
+
+SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+
+ROLE_PLATFORM_ADMIN = "Platform Admin"
+ROLE_AGENCY_OWNER = "Agency Owner"
+ROLE_CLIENT_ADMIN = "Client Admin"
+ROLE_STAFF = "Staff"
+ROLE_AUDITOR = "Auditor"
+ROLES = (ROLE_PLATFORM_ADMIN, ROLE_AGENCY_OWNER, ROLE_CLIENT_ADMIN, ROLE_STAFF, ROLE_AUDITOR)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Agency(PublicModel):
+    __tablename__ = "agency"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(41), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Branding defaults that a client business inherits unless it sets its own.
+    sender_name: Mapped[str | None] = mapped_column(String(200))
+    primary_color: Mapped[str | None] = mapped_column(String(7))
+    logo_url: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    tenants: Mapped[list["Tenant"]] = relationship(back_populates="agency")
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Tenant(PublicModel):
+    """A client business of an agency; its data lives in schema `tenant_<slug>`."""
+
+    __tablename__ = "tenant"
+    __table_args__ = (CheckConstraint(r"slug ~ '^[a-z][a-z0-9_]{1,40}$'", name="slug_format"),)
+
+    STATUS_PROVISIONING = "provisioning"
+    STATUS_ACTIVE = "active"
+    STATUS_SUSPENDED = "suspended"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id", ondelete="RESTRICT"))
+    slug: Mapped[str] = mapped_column(String(41), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    locale: Mapped[str] = mapped_column(String(10), default="en")
+    status: Mapped[str] = mapped_column(String(20), default=STATUS_PROVISIONING)
+    schema_version: Mapped[str | None] = mapped_column(String(40))
+    # Branding (the widget, portal and emails use these).
+    logo_url: Mapped[str | None] = mapped_column(String(500))
+    primary_color: Mapped[str | None] = mapped_column(String(7))
+    accent_color: Mapped[str | None] = mapped_column(String(7))
+    font_family: Mapped[str | None] = mapped_column(String(100))
+    sender_name: Mapped[str | None] = mapped_column(String(200))
+    reply_to: Mapped[str | None] = mapped_column(String(254))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    contact_phone: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    agency: Mapped[Agency] = relationship(back_populates="tenants")
+
+    @property
+    def schema(self) -> str:
+        return schema_for(self.slug)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def schema_for(slug: str) -> str:
+    """The PostgreSQL schema of a tenant; the slug is validated first."""
+    if not SLUG_RE.match(slug):
+        raise ValueError(f"invalid tenant slug {slug!r}")
+    return f"tenant_{slug}"
+
+
+class Membership(PublicModel):
+    """Who may act where: a user holds a role in an agency, in one tenant, or platform-wide."""
+
+    __tablename__ = "membership"
+    __table_args__ = (
+        UniqueConstraint("user_id", "role", "agency_id", "tenant_id", name="scope"),
+        CheckConstraint(
+            "(role = 'Platform Admin' AND agency_id IS NULL AND tenant_id IS NULL)"
+            " OR (role = 'Agency Owner' AND agency_id IS NOT NULL AND tenant_id IS NULL)"
+            " OR (role IN ('Client Admin', 'Staff') AND tenant_id IS NOT NULL)"
+            " OR (role = 'Auditor' AND (agency_id IS NOT NULL OR tenant_id IS NOT NULL))",
+            name="role_scope",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("ab_user.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(40))
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id", ondelete="CASCADE"))
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+    # For role Staff: the staff row (inside the tenant schema) this login is.
+    staff_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    agency: Mapped[Agency | None] = relationship()
+    tenant: Mapped[Tenant | None] = relationship()
+
+
+class ApiKey(PublicModel):
+    """A per-tenant API key; only a SHA-256 hash of the secret is stored."""
+
+    __tablename__ = "tenant_api_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    tenant: Mapped[Tenant] = relationship()
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class AccessToken(PublicModel):
+    """Single-use tokens sent by email: invitations and password resets."""
+
+    __tablename__ = "access_token"
+
+    KIND_INVITE = "invite"
+    KIND_RESET = "reset"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str | None] = mapped_column(String(40))
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id", ondelete="CASCADE"))
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+    staff_id: Mapped[int | None] = mapped_column(Integer)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="CASCADE"))
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PlatformMail(PublicModel):
+    """Mails about accounts (invites, resets) kept for the development outbox page."""
+
+    __tablename__ = "platform_mail"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    to_email: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    sent: Mapped[bool] = mapped_column(Boolean, default=False)

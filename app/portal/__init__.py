@@ -1,0 +1,1 @@
+"""Customer portal: view, reschedule and cancel bookings; contact details and data export."""

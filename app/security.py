@@ -1,0 +1,254 @@
+"""RBAC: the five roles, their permissions (defined here, synced at start-up), and tenant scope.
+
+FAB decides *what* a role may do (permission on a view); memberships decide
+*where* (platform, one agency, one tenant). `resolve_request_scope` runs before
+every request, after FAB has loaded the user, and routes the session to the
+tenant the user is working in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+
+from flask import abort, current_app, g, request, session as web_session
+from flask_appbuilder.security.sqla.manager import SecurityManager
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models.public import (
+    ROLE_AGENCY_OWNER,
+    ROLE_AUDITOR,
+    ROLE_CLIENT_ADMIN,
+    ROLE_PLATFORM_ADMIN,
+    ROLE_STAFF,
+    ROLES,
+    ApiKey,
+    Membership,
+    Tenant,
+)
+from app.tenancy import activate, route_session
+
+API_KEY_PREFIX = "upz_"
+READ_PERMISSIONS = {"can_list", "can_show", "can_get", "can_info", "menu_access", "can_download"}
+
+# View names are FAB class_permission_names. Each view declares its audience by
+# listing itself in one of these groups (see app/views/__init__.py).
+TENANT_VIEWS: set[str] = set()        # business data of one tenant: full CRUD for admins
+AGENCY_VIEWS: set[str] = set()        # agencies/tenants management
+PLATFORM_VIEWS: set[str] = set()      # platform admin only
+STAFF_VIEWS: set[str] = set()         # "my day", own profile: staff read/write within their filters
+STAFF_READ_VIEWS: set[str] = set()    # tenant data staff may read (services, locations)
+AUDIT_VIEWS: set[str] = set()         # reports for auditors
+SWITCH_VIEWS: set[str] = set()        # every signed-in role (tenant switcher)
+MENU_VIEWS: dict[str, str] = {}       # menu item name -> class_permission_name of its view
+MENU_CATEGORIES: dict[str, set[str]] = {}  # menu category -> class_permission_names under it
+
+
+def role_allows(role: str, view: str, permission: str) -> bool:
+    """The permission policy, in one place: may `role` use `permission` on `view`?"""
+    if role == ROLE_PLATFORM_ADMIN or view in SWITCH_VIEWS:
+        return True
+    if permission == "menu_access":
+        # A menu entry (or category) shows when its view (or any view under it) may be listed.
+        if view in MENU_VIEWS:
+            return role_allows(role, MENU_VIEWS[view], "can_list")
+        return any(role_allows(role, v, "can_list") for v in MENU_CATEGORIES.get(view, ()))
+    is_read = permission in READ_PERMISSIONS
+    if role == ROLE_AGENCY_OWNER:
+        return view in TENANT_VIEWS | AGENCY_VIEWS | STAFF_READ_VIEWS | AUDIT_VIEWS
+    if role == ROLE_CLIENT_ADMIN:
+        return view in TENANT_VIEWS | STAFF_READ_VIEWS or (view in AGENCY_VIEWS and is_read and view == "Tenants")
+    if role == ROLE_STAFF:
+        return view in STAFF_VIEWS or (view in STAFF_READ_VIEWS and is_read)
+    if role == ROLE_AUDITOR:
+        return (view in TENANT_VIEWS | STAFF_READ_VIEWS and is_read) or view in AUDIT_VIEWS
+    return False
+
+
+@dataclass
+class Scope:
+    """Where the current user may act."""
+
+    platform: bool = False
+    agency_roles: dict[int, set[str]] = field(default_factory=dict)  # agency id -> roles held there
+    tenant_roles: dict[int, set[str]] = field(default_factory=dict)  # tenant id -> roles held there
+    staff_ids: dict[int, int] = field(default_factory=dict)          # tenant id -> own staff id
+
+    @property
+    def agency_ids(self) -> set[int]:
+        return set(self.agency_roles)
+
+    def can_see_tenant(self, tenant: Tenant) -> bool:
+        return self.platform or tenant.agency_id in self.agency_ids or tenant.id in self.tenant_roles
+
+
+def user_scope(session, user_id: int) -> Scope:
+    scope = Scope()
+    for m in session.scalars(select(Membership).where(Membership.user_id == user_id)):
+        if m.role == ROLE_PLATFORM_ADMIN:
+            scope.platform = True
+        elif m.tenant_id is not None:
+            scope.tenant_roles.setdefault(m.tenant_id, set()).add(m.role)
+            if m.role == ROLE_STAFF and m.staff_id is not None:
+                scope.staff_ids[m.tenant_id] = m.staff_id
+        elif m.agency_id is not None:
+            scope.agency_roles.setdefault(m.agency_id, set()).add(m.role)
+    return scope
+
+
+def visible_tenants(session, scope: Scope) -> list[Tenant]:
+    query = select(Tenant).order_by(Tenant.name)
+    if not scope.platform:
+        query = query.where(
+            (Tenant.agency_id.in_(scope.agency_ids or {-1})) | (Tenant.id.in_(set(scope.tenant_roles) or {-1}))
+        )
+    return list(session.scalars(query))
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_api_key() -> tuple[str, str, str]:
+    """A fresh key: (full key shown once, prefix stored in clear, sha256 of the whole key)."""
+    prefix = secrets.token_hex(6)
+    full = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    return full, prefix, hash_secret(full)
+
+
+def api_key_user_name(tenant_slug: str) -> str:
+    return f"apikey@{tenant_slug}"
+
+
+class UpzentoSecurityManager(SecurityManager):
+    """FAB's manager plus per-tenant API keys and a tenant scope per request."""
+
+    def get_user_roles(self, user):
+        """Only the roles the user holds where they are working now (this tenant, its agency)."""
+        roles = super().get_user_roles(user)
+        names = g.get("effective_roles") if user is not None and user.is_authenticated else None
+        if names is None:
+            return roles
+        return [role for role in roles if role.name in names]
+
+    def validate_api_key(self, api_key_string: str):
+        if getattr(g, "_api_key_user", False):
+            return g.user
+        return None
+
+    def sync_roles(self) -> None:
+        """Create the five roles and give each exactly the permissions the policy allows."""
+        for role_name in ROLES:
+            self.add_role(role_name)
+        self.add_permissions_view_menus_for_registered_views()
+        pvms = self.get_all_permissions_views_menus()
+        for role_name in ROLES:
+            role = self.find_role(role_name)
+            wanted = [pvm for pvm in pvms if role_allows(role_name, pvm.view_menu.name, pvm.permission.name)]
+            role.permissions = wanted
+        self.add_role(current_app.config["AUTH_ROLE_PUBLIC"])
+        self.session.commit()
+
+    def add_permissions_view_menus_for_registered_views(self) -> None:
+        self.appbuilder.add_permissions(update_perms=True)
+
+    def get_all_permissions_views_menus(self):
+        return self.session.query(self.permissionview_model).all()
+
+
+def _api_key_from_request() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        token = header[7:].strip()
+        if token.startswith(API_KEY_PREFIX):
+            return token
+    return request.headers.get("X-Api-Key")
+
+
+def _authenticate_api_key(token: str) -> None:
+    parts = token.split("_")
+    if len(parts) < 3 or parts[0] + "_" != API_KEY_PREFIX:
+        abort(401)
+    key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
+    if key is None or key.revoked_at is not None or not hmac.compare_digest(key.secret_hash, hash_secret(token)):
+        abort(401)
+    tenant = key.tenant
+    if tenant.status != Tenant.STATUS_ACTIVE:
+        abort(403)
+    sm = current_app.appbuilder.sm
+    user = sm.find_user(username=api_key_user_name(tenant.slug))
+    if user is None or not user.is_active:
+        abort(401)
+    key.last_used_at = dt.datetime.now(dt.timezone.utc)
+    g.user = user
+    g._api_key_user = True
+    g.scope = Scope(tenant_roles={tenant.id: {ROLE_CLIENT_ADMIN}})
+    g.effective_roles = {ROLE_CLIENT_ADMIN}
+    activate(db.session, tenant)
+
+
+def resolve_request_scope() -> None:
+    """Before every request: authenticate API keys, then pick the tenant this user works in."""
+    route_session(db.session, None)
+    token = _api_key_from_request()
+    if token:
+        _authenticate_api_key(token)
+        return
+    user = g.get("user")
+    if user is None or not getattr(user, "is_authenticated", False):
+        return
+    scope = user_scope(db.session, user.id)
+    g.scope = scope
+    tenants = visible_tenants(db.session, scope)
+    g.visible_tenants = tenants
+    g.effective_roles = effective_roles(scope, None).union(*scope.agency_roles.values())
+    if not tenants:
+        return
+    wanted = web_session.get("tenant_slug")
+    chosen = next((t for t in tenants if t.slug == wanted), None) or tenants[0]
+    if chosen.status == Tenant.STATUS_PROVISIONING:
+        ready = [t for t in tenants if t.status != Tenant.STATUS_PROVISIONING]
+        if not ready:
+            return
+        chosen = ready[0]
+    activate(db.session, chosen)
+    g.effective_roles = effective_roles(scope, chosen)
+
+
+def effective_roles(scope: Scope, tenant) -> set[str]:
+    """Role names that apply while working in `tenant` (platform and agency roles included)."""
+    names: set[str] = set()
+    if scope.platform:
+        names.add(ROLE_PLATFORM_ADMIN)
+    if tenant is not None:
+        names |= scope.agency_roles.get(tenant.agency_id, set())
+        names |= scope.tenant_roles.get(tenant.id, set())
+    return names
+
+
+def current_staff_id() -> int | None:
+    """The staff id the logged-in user is, in the current tenant (None if not staff there)."""
+    scope: Scope | None = g.get("scope")
+    tenant = g.get("tenant")
+    if scope is None or tenant is None:
+        return None
+    return scope.staff_ids.get(tenant.id)
+
+
+def is_staff_only() -> bool:
+    """True when the user's only role in the current tenant is Staff (views narrow to own data)."""
+    scope: Scope | None = g.get("scope")
+    tenant = g.get("tenant")
+    if scope is None or tenant is None:
+        return False
+    return effective_roles(scope, tenant) == {ROLE_STAFF}
+
+
+def sync_all_roles(app) -> None:
+    """Create the five roles with their permissions (run at migrate time and at start-up)."""
+    with app.app_context():
+        app.appbuilder.sm.sync_roles()

@@ -1,0 +1,155 @@
+"""Demo data: one agency, two client businesses, their setup and demo log-ins (idempotent).
+
+The setups go through the same importer as `flask tenants import`, so the demo
+exercises the real code path.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models.public import Agency, Tenant
+
+DEMO_AGENCY = ("demo", "Demo Agency")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
+
+DEMO_USERS = [
+    # username, password, role, agency, tenant, staff key
+    ("admin", "admin-demo-1", "Platform Admin", None, None, None),
+    ("owner", "owner-demo-1", "Agency Owner", "demo", None, None),
+    ("salon", "salon-demo-1", "Client Admin", None, "bella_salon", None),
+    ("physio", "physio-demo-1", "Client Admin", None, "city_physio", None),
+    ("mia", "staff-demo-1", "Staff", None, "bella_salon", "mia"),
+    ("auditor", "auditor-demo-1", "Auditor", "demo", None, None),
+]
+
+
+def _week(location: str, start: str, end: str, days=WEEKDAYS) -> list[dict]:
+    return [{"location": location, "weekday": d, "start": start, "end": end} for d in days]
+
+
+def _lunch(days=WEEKDAYS) -> list[dict]:
+    return [{"weekday": d, "start": "12:30", "end": "13:15"} for d in days]
+
+
+def salon_setup() -> dict:
+    return {
+        "version": 1,
+        "tenant": {"slug": "bella_salon", "name": "Bella Hair Salon", "timezone": "Europe/Berlin", "currency": "EUR", "locale": "de"},
+        "locations": [
+            {
+                "key": "mitte", "name": "Bella Mitte", "timezone": "Europe/Berlin",
+                "address": "Rosenthaler Str. 40, 10178 Berlin", "phone": "+49 30 1234567",
+                "latitude": 52.5270, "longitude": 13.4020,
+                "hours": {d: [["09:00", "19:00"]] for d in (*WEEKDAYS, "sat")},
+            },
+            {
+                "key": "kreuzberg", "name": "Bella Kreuzberg", "timezone": "Europe/Berlin",
+                "address": "Oranienstr. 12, 10999 Berlin",
+                "hours": {d: [["10:00", "20:00"]] for d in WEEKDAYS},
+            },
+        ],
+        "categories": [{"key": "hair", "name": "Hair"}, {"key": "color", "name": "Colour"}],
+        "services": [
+            {"key": "cut", "name": "Haircut", "category": "hair", "duration_min": 45, "price": "39.00",
+             "slot_interval_min": 15, "buffer_after_min": 15, "min_notice_min": 60},
+            {"key": "cut_wash", "name": "Cut & wash", "category": "hair", "duration_min": 60, "price": "52.00",
+             "slot_interval_min": 30, "buffer_after_min": 15, "min_notice_min": 60},
+            {"key": "color", "name": "Full colour", "category": "color", "duration_min": 120, "price": "95.00",
+             "slot_interval_min": 30, "buffer_before_min": 10, "buffer_after_min": 20, "locations": ["mitte"]},
+        ],
+        "staff": [
+            {"key": "mia", "name": "Mia Schulz", "email": "mia@bella.example", "services": ["cut", "cut_wash", "color"],
+             "locations": ["mitte"], "hours": _week("mitte", "09:00", "17:00"), "breaks": _lunch()},
+            {"key": "jonas", "name": "Jonas Weber", "email": "jonas@bella.example", "services": ["cut", "cut_wash"],
+             "locations": ["mitte", "kreuzberg"],
+             "hours": _week("mitte", "09:00", "13:00", ("mon", "wed", "fri")) + _week("kreuzberg", "12:00", "20:00", ("tue", "thu")),
+             "breaks": [{"weekday": "tue", "start": "15:00", "end": "15:30"}]},
+            {"key": "lea", "name": "Lea Braun", "email": "lea@bella.example", "services": ["cut", "color"],
+             "locations": ["kreuzberg"], "hours": _week("kreuzberg", "10:00", "18:00"), "breaks": _lunch()},
+        ],
+    }
+
+
+def physio_setup() -> dict:
+    return {
+        "version": 1,
+        "tenant": {"slug": "city_physio", "name": "City Physio", "timezone": "Europe/London", "currency": "GBP", "locale": "en"},
+        "locations": [
+            {"key": "soho", "name": "City Physio Soho", "timezone": "Europe/London", "address": "12 Greek St, London W1D 4DL",
+             "latitude": 51.5145, "longitude": -0.1313,
+             "hours": {d: [["08:00", "20:00"]] for d in WEEKDAYS}},
+            {"key": "online", "name": "Video consultation", "timezone": "Europe/London", "virtual": True},
+        ],
+        "categories": [{"key": "treat", "name": "Treatments"}, {"key": "class", "name": "Classes"}],
+        "services": [
+            {"key": "assessment", "name": "Initial assessment", "category": "treat", "duration_min": 60, "price": "75.00",
+             "buffer_after_min": 10, "min_notice_min": 120, "locations": ["soho"]},
+            {"key": "followup", "name": "Follow-up treatment", "category": "treat", "duration_min": 30, "price": "50.00",
+             "buffer_after_min": 10, "locations": ["soho", "online"]},
+            {"key": "pilates", "name": "Rehab pilates class", "category": "class", "duration_min": 60, "price": "18.00",
+             "capacity": 6, "buffer_after_min": 15, "locations": ["soho"]},
+        ],
+        "staff": [
+            {"key": "sam", "name": "Sam Patel", "email": "sam@cityphysio.example",
+             "services": ["assessment", "followup", "pilates"], "locations": ["soho", "online"],
+             "hours": _week("soho", "08:00", "16:00", ("mon", "tue", "wed")) + _week("online", "09:00", "13:00", ("thu", "fri")),
+             "breaks": _lunch()},
+            {"key": "olivia", "name": "Olivia Reed", "email": "olivia@cityphysio.example",
+             "services": ["assessment", "followup"], "locations": ["soho"],
+             "hours": _week("soho", "12:00", "20:00"), "breaks": [{"weekday": d, "start": "16:00", "end": "16:30"} for d in WEEKDAYS]},
+        ],
+    }
+
+
+def seed_demo(app: Flask) -> list[str]:
+    """Create what is missing of the demo; returns lines worth printing."""
+    from app.models.tenant import Staff
+    from app.services.people import PeopleError, create_user_with_role
+    from app.services.setup_io import import_setup
+    from app.tenancy import route_session
+    from tenants.provisioning import create_agency
+
+    out: list[str] = []
+    with app.app_context():
+        engine = db.engine
+        if db.session.scalar(select(Agency).where(Agency.slug == DEMO_AGENCY[0])) is None:
+            create_agency(db.session, *DEMO_AGENCY)
+            db.session.commit()
+            out.append(f"created agency {DEMO_AGENCY[0]}")
+        for setup in (salon_setup(), physio_setup()):
+            if db.session.scalar(select(Tenant).where(Tenant.slug == setup["tenant"]["slug"])) is None:
+                import_setup(engine, setup, DEMO_AGENCY[0])
+                out.append(f"created tenant {setup['tenant']['slug']}")
+        db.session.commit()
+        sm = app.appbuilder.sm
+        for username, password, role, agency, tenant_slug, staff_key in DEMO_USERS:
+            if sm.find_user(username=username):
+                continue
+            staff_id = None
+            if staff_key:
+                tenant = db.session.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
+                route_session(db.session, tenant.schema)
+                staff = db.session.scalar(select(Staff).where(Staff.key == staff_key))
+                staff_id = staff.id
+                staff.user_id = None  # linked below once the user exists
+                route_session(db.session, None)
+            try:
+                user = create_user_with_role(
+                    db.session, username=username, email=f"{username}@demo.upzento.local", password=password,
+                    role=role, agency_slug=agency, tenant_slug=tenant_slug, staff_id=staff_id,
+                )
+                db.session.commit()
+            except PeopleError as exc:
+                db.session.rollback()
+                out.append(f"could not create {username}: {exc}")
+                continue
+            if staff_key:
+                route_session(db.session, tenant.schema)
+                db.session.scalar(select(Staff).where(Staff.key == staff_key)).user_id = user.id
+                db.session.commit()
+                route_session(db.session, None)
+            out.append(f"created user {username} ({role})")
+    return out

@@ -1,0 +1,39 @@
+"""Domain events: the names, and `emit()`, which writes one to the outbox.
+
+An event row is written in the same transaction as the change it describes, so
+a rolled-back booking leaves no event behind. The outbox relay (app/jobs)
+hands committed rows to RQ for notifications, webhooks and calendar sync.
+
+Events (payload always carries `appointment_id`, `tenant`, and the fields listed):
+- appointment.booked          start, end, staff, service, location, customer_id, seats, source, series_id
+- appointment.rescheduled     previous_start, previous_end, previous_staff, start, end, staff, sequence
+- appointment.cancelled       reason, by (actor), start
+- appointment.status_changed  from_status, to_status
+- appointment.no_show         start (also emitted as status_changed)
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from app.models.tenant import OutboxEvent
+
+BOOKED = "appointment.booked"
+RESCHEDULED = "appointment.rescheduled"
+CANCELLED = "appointment.cancelled"
+STATUS_CHANGED = "appointment.status_changed"
+NO_SHOW = "appointment.no_show"
+ALL = (BOOKED, RESCHEDULED, CANCELLED, STATUS_CHANGED, NO_SHOW)
+
+
+def emit(session: Session, event_type: str, aggregate_id: str, tenant_slug: str, **payload) -> OutboxEvent:
+    """Record `event_type` in the outbox of the session's tenant (flushed with the caller's work)."""
+    if event_type not in ALL:
+        raise ValueError(f"unknown event {event_type!r}")
+    event = OutboxEvent(
+        event_type=event_type,
+        aggregate_id=aggregate_id,
+        payload={"tenant": tenant_slug, "appointment_id": aggregate_id, **payload},
+    )
+    session.add(event)
+    return event

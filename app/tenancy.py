@@ -1,0 +1,138 @@
+"""Tenant resolution and schema routing.
+
+Every SQLAlchemy transaction starts with `SET LOCAL search_path`: to the
+tenant's schema (then public) when the session carries a tenant, to `public`
+alone otherwise. Tenant tables exist only in tenant schemas, so a query made
+without a tenant fails ("relation does not exist") instead of reading another
+tenant's rows. `SET LOCAL` dies with the transaction, so pooled connections
+never leak a path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator
+
+from flask import abort, g, has_request_context
+from sqlalchemy import event, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, scoped_session
+
+from app.models.public import Tenant, schema_for
+
+TENANT_INFO_KEY = "tenant_schema"
+
+
+class NoTenant(RuntimeError):
+    """Raised when tenant data is asked for and no tenant has been resolved."""
+
+
+@dataclass(frozen=True)
+class TenantRef:
+    """What request-scoped and job code needs of a tenant, without an ORM object."""
+
+    id: int
+    slug: str
+    name: str
+    timezone: str
+    currency: str
+    locale: str
+    agency_id: int
+    status: str
+
+    @property
+    def schema(self) -> str:
+        return schema_for(self.slug)
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> "TenantRef":
+        return cls(
+            id=tenant.id,
+            slug=tenant.slug,
+            name=tenant.name,
+            timezone=tenant.timezone,
+            currency=tenant.currency,
+            locale=tenant.locale,
+            agency_id=tenant.agency_id,
+            status=tenant.status,
+        )
+
+
+@event.listens_for(Session, "after_begin")
+def _route_transaction(session: Session, transaction, connection) -> None:
+    schema = session.info.get(TENANT_INFO_KEY)
+    _set_search_path(connection, schema)
+
+
+def _set_search_path(connection, schema: str | None) -> None:
+    if schema:
+        # The schema name was validated by schema_for(); quote it anyway.
+        connection.exec_driver_sql(f'SET LOCAL search_path TO "{schema}", public')
+    else:
+        connection.exec_driver_sql("SET LOCAL search_path TO public")
+
+
+def route_session(session: Session, schema: str | None) -> None:
+    """Route `session` to `schema` (or to public only), now and for later transactions."""
+    if isinstance(session, scoped_session):
+        session = session()
+    if schema is None:
+        session.info.pop(TENANT_INFO_KEY, None)
+    else:
+        session.info[TENANT_INFO_KEY] = schema
+    if session.in_transaction():
+        # The path is set when a transaction begins; re-apply it to the open one.
+        _set_search_path(session.connection(), schema)
+
+
+def find_tenant(session: Session, slug: str) -> Tenant | None:
+    """Look a tenant up by slug in the public schema."""
+    return session.scalar(select(Tenant).where(Tenant.slug == slug))
+
+
+def activate(session: Session, tenant: Tenant | TenantRef) -> TenantRef:
+    """Make `tenant` the current tenant of this request (or job) and route the session."""
+    ref = tenant if isinstance(tenant, TenantRef) else TenantRef.of(tenant)
+    route_session(session, ref.schema)
+    if has_request_context():
+        g.tenant = ref
+    return ref
+
+
+def current_tenant(required: bool = True) -> TenantRef | None:
+    """The tenant resolved for this request; aborts 404 when required and absent."""
+    ref = g.get("tenant") if has_request_context() else None
+    if ref is None and required:
+        abort(404)
+    return ref
+
+
+@contextlib.contextmanager
+def tenant_session(engine: Engine, slug: str, *, public_session: Session | None = None) -> Iterator[tuple[Session, TenantRef]]:
+    """A fresh session routed to one tenant, for jobs, CLI commands and tests.
+
+    Commits when the block ends without error, rolls back otherwise.
+    """
+    with Session(engine, expire_on_commit=False) as lookup:
+        tenant = find_tenant(lookup, slug)
+        if tenant is None:
+            raise NoTenant(f"unknown tenant {slug!r}")
+        ref = TenantRef.of(tenant)
+    session = Session(engine, expire_on_commit=False, info={TENANT_INFO_KEY: ref.schema})
+    try:
+        yield session, ref
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def schema_exists(session: Session, schema: str) -> bool:
+    return bool(
+        session.execute(
+            text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :s"), {"s": schema}
+        ).scalar()
+    )

@@ -1,0 +1,28 @@
+"""Admin panel: FAB views, each declaring its audience for the role policy in app/security.py."""
+
+from __future__ import annotations
+
+from flask_appbuilder import AppBuilder
+
+from app import security
+
+
+def register_views(appbuilder: AppBuilder) -> None:
+    from app.views import admin_tenancy, business, booking_admin
+
+    for module in (admin_tenancy, business, booking_admin):
+        for view, name, category, audience, kwargs in module.VIEWS:
+            appbuilder.add_view(view, name, category=category, **kwargs)
+            permission_name = view.class_permission_name or view.__name__
+            audience.add(permission_name)
+            security.MENU_VIEWS[name] = permission_name
+            security.MENU_CATEGORIES.setdefault(category, set()).add(permission_name)
+        for view, audience in getattr(module, "NO_MENU", ()):
+            appbuilder.add_view_no_menu(view)
+            audience.add(view.class_permission_name or view.__name__)
+        for api, audience in getattr(module, "APIS", ()):
+            appbuilder.add_api(api)
+            audience.add(api.class_permission_name or api.__name__)
+
+
+__all__ = ["register_views", "security"]

@@ -1,0 +1,166 @@
+"""Agencies, client businesses, people and API keys; the tenant switcher."""
+
+from __future__ import annotations
+
+from flask import abort, flash, g, redirect, request, session as web_session, url_for
+from flask_appbuilder import BaseView, ModelView, expose, has_access
+from flask_appbuilder.actions import action
+from flask_appbuilder.models.sqla.filters import FilterEqualFunction, FilterInFunction
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from wtforms.validators import DataRequired, Regexp
+
+from app import security
+from app.extensions import db
+from app.models.public import Agency, ApiKey, Membership, Tenant
+
+
+def _visible_tenant_ids() -> list[int]:
+    return [t.id for t in g.get("visible_tenants", [])] or [-1]
+
+
+def _current_tenant_id() -> int:
+    tenant = g.get("tenant")
+    return tenant.id if tenant else -1
+
+
+class AgencyView(ModelView):
+    datamodel = SQLAInterface(Agency)
+    class_permission_name = "Agencies"
+    list_columns = ["name", "slug", "created_at"]
+    add_columns = edit_columns = ["name", "slug", "sender_name", "primary_color", "logo_url"]
+    show_columns = ["name", "slug", "sender_name", "primary_color", "logo_url", "created_at"]
+    search_columns = ["name", "slug"]
+    validators_columns = {"slug": [DataRequired(), Regexp(r"^[a-z][a-z0-9_-]{1,40}$")]}
+
+
+class TenantView(ModelView):
+    """Client businesses of the agencies the user may see; creating one provisions its schema."""
+
+    datamodel = SQLAInterface(Tenant)
+    class_permission_name = "Tenants"
+    list_columns = ["name", "slug", "agency", "status", "timezone", "currency", "locale"]
+    show_columns = [
+        "name", "slug", "agency", "status", "timezone", "currency", "locale", "schema_version", "logo_url",
+        "primary_color", "accent_color", "font_family", "sender_name", "reply_to", "contact_email", "contact_phone",
+    ]
+    add_columns = ["agency", "name", "slug", "timezone", "currency", "locale"]
+    edit_columns = [
+        "name", "timezone", "currency", "locale", "logo_url", "primary_color", "accent_color", "font_family",
+        "sender_name", "reply_to", "contact_email", "contact_phone",
+    ]
+    search_columns = ["name", "slug", "status", "agency"]
+    base_filters = [["id", FilterInFunction, _visible_tenant_ids]]
+    validators_columns = {"slug": [DataRequired(), Regexp(r"^[a-z][a-z0-9_]{1,40}$")]}
+
+    def pre_add(self, item):
+        from tenants.provisioning import ProvisioningError, TenantSpec, validate_spec
+
+        scope = g.get("scope")
+        if scope is None or not (scope.platform or item.agency_id in scope.agency_ids or (item.agency and item.agency.id in scope.agency_ids)):
+            abort(403)
+        try:
+            validate_spec(TenantSpec(item.slug, item.name, item.timezone, item.currency, item.locale))
+        except ProvisioningError as exc:
+            raise ValueError(str(exc))
+        item.status = Tenant.STATUS_PROVISIONING
+
+    def post_add(self, item):
+        from tenants.provisioning import migrate_tenant
+
+        migrate_tenant(db.engine, item.slug)
+        flash(f"Client business {item.name} is ready (schema tenant_{item.slug}).", "success")
+
+    @action("suspend", "Suspend", "Suspend the selected businesses?", "fa-pause")
+    def suspend(self, items):
+        for item in items if isinstance(items, list) else [items]:
+            item.status = Tenant.STATUS_SUSPENDED
+        db.session.commit()
+        return redirect(self.get_redirect())
+
+    @action("reactivate", "Activate", "Activate the selected businesses?", "fa-play")
+    def reactivate(self, items):
+        for item in items if isinstance(items, list) else [items]:
+            item.status = Tenant.STATUS_ACTIVE
+        db.session.commit()
+        return redirect(self.get_redirect())
+
+
+class ApiKeyView(ModelView):
+    """API keys of the current tenant; the secret is shown once, at creation."""
+
+    datamodel = SQLAInterface(ApiKey)
+    class_permission_name = "ApiKeys"
+    base_permissions = ["can_list", "can_show", "can_add", "can_delete"]
+    list_columns = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    show_columns = list_columns
+    add_columns = ["name"]
+    base_filters = [["tenant_id", FilterEqualFunction, _current_tenant_id]]
+
+    @expose("/add", methods=["GET", "POST"])
+    @has_access
+    def add(self):
+        from app.services.people import PeopleError, create_api_key
+
+        if request.method == "POST":
+            tenant = db.session.get(Tenant, _current_tenant_id())
+            if tenant is None:
+                abort(404)
+            try:
+                key, secret = create_api_key(db.session, tenant, request.form.get("name", ""), g.user.id)
+                db.session.commit()
+            except PeopleError as exc:
+                db.session.rollback()
+                flash(str(exc), "danger")
+                return redirect(self.get_redirect())
+            flash(f"API key created. Copy it now, it is not shown again: {secret}", "warning")
+            return redirect(url_for(f"{self.endpoint}.list"))
+        return super().add()
+
+    @action("revoke", "Revoke", "Revoke the selected keys?", "fa-ban")
+    def revoke(self, items):
+        from app.services.people import revoke_api_key
+
+        for item in items if isinstance(items, list) else [items]:
+            revoke_api_key(db.session, item)
+        db.session.commit()
+        return redirect(self.get_redirect())
+
+
+class MembershipView(ModelView):
+    datamodel = SQLAInterface(Membership)
+    class_permission_name = "Memberships"
+    base_permissions = ["can_list", "can_show", "can_delete"]
+    list_columns = ["role", "agency", "tenant", "staff_id", "created_at"]
+    base_filters = [["tenant_id", FilterInFunction, _visible_tenant_ids]]
+
+
+class TenantSwitchView(BaseView):
+    """Switch the client business the admin works in (for users with several)."""
+
+    route_base = "/switch"
+    class_permission_name = "TenantSwitch"
+    default_view = "choose"
+
+    @expose("/")
+    @has_access
+    def choose(self):
+        return self.render_template(
+            "switch_tenant.html", tenants=g.get("visible_tenants", []), current=g.get("tenant")
+        )
+
+    @expose("/<slug>")
+    @has_access
+    def switch(self, slug):
+        if not any(t.slug == slug for t in g.get("visible_tenants", [])):
+            abort(404)
+        web_session["tenant_slug"] = slug
+        return redirect(request.args.get("next") or self.appbuilder.get_url_for_index)
+
+
+VIEWS = [
+    (AgencyView, "Agencies", "Platform", security.PLATFORM_VIEWS, {"icon": "fa-building"}),
+    (TenantView, "Client businesses", "Agency", security.AGENCY_VIEWS, {"icon": "fa-sitemap"}),
+    (MembershipView, "Memberships", "Agency", security.AGENCY_VIEWS, {"icon": "fa-id-badge"}),
+    (ApiKeyView, "API keys", "Settings", security.TENANT_VIEWS, {"icon": "fa-key"}),
+]
+NO_MENU = [(TenantSwitchView, security.SWITCH_VIEWS)]

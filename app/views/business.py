@@ -1,0 +1,275 @@
+"""CRUD for a tenant's business data: locations, services, categories, staff and their rules, customers.
+
+Every view here reads and writes through the request's tenant-routed session, so
+rows of other tenants are not even visible to the query; an id from another
+tenant is simply not found (404).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import g
+from flask_appbuilder import ModelView
+from flask_appbuilder.models.sqla.filters import FilterEqualFunction
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from wtforms import StringField, ValidationError
+from wtforms.validators import DataRequired, Regexp
+
+from app import security
+from app.models import tenant as m
+from app.services.setup_io import hhmm_to_min, min_to_hhmm
+
+KEY_VALIDATOR = Regexp(r"^[a-z0-9][a-z0-9_-]{0,62}$", message="lower-case letters, digits, - and _ (max 63)")
+WEEKDAY_CHOICES = [(i, d.capitalize()) for i, d in enumerate(("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"))]
+
+
+def _check_zone(form, field):
+    from tenants.provisioning import ProvisioningError, check_timezone
+
+    try:
+        check_timezone(field.data or "")
+    except ProvisioningError as exc:
+        raise ValidationError(str(exc))
+
+
+class HHMMField(StringField):
+    """A wall-clock time typed as HH:MM (24:00 allowed as an end), stored as minutes."""
+
+    def _value(self):
+        if isinstance(self.data, int):
+            return min_to_hhmm(self.data)
+        return self.data or ""
+
+    def process_formdata(self, valuelist):
+        if not valuelist:
+            return
+        raw = (valuelist[0] or "").strip()
+        try:
+            hours, minutes = raw.split(":")
+            value = int(hours) * 60 + int(minutes)
+            if not (0 <= int(minutes) < 60 and 0 <= value <= 1440):
+                raise ValueError
+        except ValueError:
+            self.data = None
+            raise ValueError("use HH:MM between 00:00 and 24:00")
+        self.data = value
+
+
+def _span_validator(form, field):
+    start = form.start_min.data
+    if isinstance(start, int) and isinstance(field.data, int) and field.data <= start:
+        raise ValidationError("end must be after start")
+
+
+class IntervalsField(StringField):
+    """Date-override hours typed as "09:00-12:00, 13:00-17:00"; empty means a day off."""
+
+    def _value(self):
+        if isinstance(self.data, list):
+            return m.intervals_to_text(self.data)
+        return self.data or ""
+
+    def process_formdata(self, valuelist):
+        raw = (valuelist[0] if valuelist else "").strip()
+        spans = []
+        for part in filter(None, (p.strip() for p in raw.split(","))):
+            try:
+                start, end = part.split("-")
+                spans.append([hhmm_to_min(start.strip()), hhmm_to_min(end.strip())])
+            except ValueError:
+                self.data = []
+                raise ValueError(f"{part!r}: use HH:MM-HH:MM")
+            if not (0 <= spans[-1][0] < spans[-1][1] <= 1440):
+                raise ValueError(f"{part!r}: end must be after start, within 00:00-24:00")
+        self.data = spans
+
+
+class TenantModelView(ModelView):
+    """Base for tenant views (routing is done per request in app.security)."""
+
+    page_size = 25
+
+
+def weekday_label(value: int) -> str:
+    return WEEKDAY_CHOICES[value][1] if value is not None else ""
+
+
+class LocationHoursView(TenantModelView):
+    datamodel = SQLAInterface(m.LocationHours)
+    class_permission_name = "LocationHours"
+    list_columns = ["location", "weekday_name", "start", "end"]
+    add_columns = edit_columns = ["location", "weekday", "start_min", "end_min"]
+    label_columns = {"weekday_name": "Weekday", "start_min": "Opens", "end_min": "Closes", "start": "Opens", "end": "Closes"}
+    add_form_extra_fields = edit_form_extra_fields = {
+        "start_min": HHMMField("Opens", validators=[DataRequired()]),
+        "end_min": HHMMField("Closes", validators=[DataRequired(), _span_validator]),
+    }
+
+
+class LocationView(TenantModelView):
+    datamodel = SQLAInterface(m.Location)
+    class_permission_name = "Locations"
+    list_columns = ["name", "key", "timezone", "address", "virtual", "active"]
+    show_columns = ["name", "key", "timezone", "address", "phone", "latitude", "longitude", "virtual", "active", "hours", "closures"]
+    add_columns = edit_columns = ["name", "key", "timezone", "address", "phone", "latitude", "longitude", "virtual", "active"]
+    search_columns = ["name", "key", "address", "timezone", "active"]
+    validators_columns = {"key": [DataRequired(), KEY_VALIDATOR], "timezone": [DataRequired(), _check_zone]}
+    related_views = [LocationHoursView]
+
+
+class LocationClosureView(TenantModelView):
+    datamodel = SQLAInterface(m.LocationClosure)
+    class_permission_name = "LocationClosures"
+    list_columns = ["location", "date", "reason"]
+    add_columns = edit_columns = ["location", "date", "reason"]
+    search_columns = ["location", "date"]
+
+
+class CategoryView(TenantModelView):
+    datamodel = SQLAInterface(m.Category)
+    class_permission_name = "Categories"
+    list_columns = ["name", "key", "position"]
+    add_columns = edit_columns = ["name", "key", "position"]
+    search_columns = ["name", "key"]
+    validators_columns = {"key": [DataRequired(), KEY_VALIDATOR]}
+
+
+class ServiceView(TenantModelView):
+    datamodel = SQLAInterface(m.Service)
+    class_permission_name = "Services"
+    list_columns = ["name", "key", "category", "duration_min", "price", "capacity", "meeting", "active"]
+    show_columns = [
+        "name", "key", "description", "category", "duration_min", "price", "buffer_before_min", "buffer_after_min",
+        "slot_interval_min", "min_notice_min", "max_advance_days", "capacity", "meeting", "all_locations", "locations",
+        "cancel_window_min", "reschedule_window_min", "allow_recurring", "active",
+    ]
+    add_columns = edit_columns = show_columns
+    search_columns = ["name", "key", "category", "meeting", "active", "capacity"]
+    label_columns = {
+        "duration_min": "Duration (min)", "buffer_before_min": "Buffer before (min)", "buffer_after_min": "Buffer after (min)",
+        "slot_interval_min": "Slot interval (min, empty = duration)", "min_notice_min": "Minimum notice (min)",
+        "max_advance_days": "Bookable up to (days ahead)", "cancel_window_min": "No online cancel later than (min before)",
+        "reschedule_window_min": "No online reschedule later than (min before)", "all_locations": "Offered at every location",
+    }
+    validators_columns = {"key": [DataRequired(), KEY_VALIDATOR]}
+
+
+class StaffHoursView(TenantModelView):
+    datamodel = SQLAInterface(m.StaffHours)
+    class_permission_name = "StaffHours"
+    list_columns = ["staff", "location", "weekday_name", "start", "end"]
+    add_columns = edit_columns = ["staff", "location", "weekday", "start_min", "end_min"]
+    search_columns = ["staff", "location", "weekday"]
+    label_columns = {"start_min": "From", "end_min": "Until", "start": "From", "end": "Until", "weekday_name": "Weekday"}
+    add_form_extra_fields = edit_form_extra_fields = {
+        "start_min": HHMMField("From", validators=[DataRequired()]),
+        "end_min": HHMMField("Until", validators=[DataRequired(), _span_validator]),
+    }
+
+
+class StaffBreakView(TenantModelView):
+    datamodel = SQLAInterface(m.StaffBreak)
+    class_permission_name = "StaffBreaks"
+    list_columns = ["staff", "location", "weekday_name", "start", "end"]
+    add_columns = edit_columns = ["staff", "location", "weekday", "start_min", "end_min"]
+    search_columns = ["staff", "location", "weekday"]
+    label_columns = {"start_min": "From", "end_min": "Until", "start": "From", "end": "Until", "weekday_name": "Weekday"}
+    add_form_extra_fields = edit_form_extra_fields = {
+        "start_min": HHMMField("From", validators=[DataRequired()]),
+        "end_min": HHMMField("Until", validators=[DataRequired(), _span_validator]),
+    }
+
+
+class TimeOffView(TenantModelView):
+    datamodel = SQLAInterface(m.TimeOff)
+    class_permission_name = "TimeOff"
+    list_columns = ["staff", "start_at", "end_at", "reason"]
+    add_columns = edit_columns = ["staff", "start_at", "end_at", "reason"]
+    search_columns = ["staff", "start_at", "reason"]
+
+
+class StaffOverrideView(TenantModelView):
+    datamodel = SQLAInterface(m.StaffOverride)
+    class_permission_name = "StaffOverrides"
+    list_columns = ["staff", "location", "date", "intervals_text"]
+    add_columns = edit_columns = ["staff", "location", "date", "intervals"]
+    label_columns = {"intervals": "Hours (e.g. 09:00-12:00, 13:00-17:00; empty = day off)", "intervals_text": "Hours"}
+    add_form_extra_fields = edit_form_extra_fields = {
+        "intervals": IntervalsField("Hours (e.g. 09:00-12:00, 13:00-17:00; empty = day off)")
+    }
+    search_columns = ["staff", "location", "date"]
+
+
+class StaffView(TenantModelView):
+    datamodel = SQLAInterface(m.Staff)
+    class_permission_name = "Staff"
+    list_columns = ["name", "key", "email", "phone", "active"]
+    show_columns = ["name", "key", "email", "phone", "bio", "photo_url", "active", "services", "locations"]
+    add_columns = edit_columns = show_columns
+    search_columns = ["name", "key", "email", "active", "services", "locations"]
+    validators_columns = {"key": [DataRequired(), KEY_VALIDATOR]}
+    related_views = [StaffHoursView, StaffBreakView, StaffOverrideView, TimeOffView]
+
+
+class CustomerView(TenantModelView):
+    datamodel = SQLAInterface(m.Customer)
+    class_permission_name = "Customers"
+    list_columns = ["name", "email", "phone", "locale", "sms_opt_out", "created_at"]
+    show_columns = ["name", "email", "phone", "locale", "timezone", "sms_opt_out", "marketing_opt_in", "created_at"]
+    add_columns = edit_columns = ["name", "email", "phone", "locale", "timezone", "sms_opt_out", "marketing_opt_in"]
+    search_columns = ["name", "email", "phone"]
+
+
+# ---------------------------------------------------------------- staff's own data
+
+
+class MyTimeOffView(TenantModelView):
+    """A staff member's own time off; the filter narrows every query to their staff id."""
+
+    datamodel = SQLAInterface(m.TimeOff)
+    class_permission_name = "MyTimeOff"
+    route_base = "/mytimeoff"
+    list_columns = ["start_at", "end_at", "reason"]
+    add_columns = edit_columns = ["start_at", "end_at", "reason"]
+    base_filters = [["staff_id", FilterEqualFunction, lambda: security.current_staff_id() or -1]]
+
+    def pre_add(self, item):
+        item.staff_id = security.current_staff_id()
+
+
+class MyHoursView(TenantModelView):
+    datamodel = SQLAInterface(m.StaffHours)
+    class_permission_name = "MyHours"
+    route_base = "/myhours"
+    list_columns = ["location", "weekday_name", "start", "end"]
+    base_permissions = ["can_list", "can_show"]
+    base_filters = [["staff_id", FilterEqualFunction, lambda: security.current_staff_id() or -1]]
+
+
+class ServiceReadView(TenantModelView):
+    """Read-only service list for staff."""
+
+    datamodel = SQLAInterface(m.Service)
+    class_permission_name = "ServiceCatalog"
+    route_base = "/servicecatalog"
+    list_columns = ["name", "category", "duration_min", "price", "capacity"]
+    base_permissions = ["can_list", "can_show"]
+
+
+VIEWS = [
+    (LocationView, "Locations", "Business", security.TENANT_VIEWS, {"icon": "fa-map-marker"}),
+    (LocationClosureView, "Closures", "Business", security.TENANT_VIEWS, {"icon": "fa-ban"}),
+    (CategoryView, "Categories", "Business", security.TENANT_VIEWS, {"icon": "fa-tags"}),
+    (ServiceView, "Services", "Business", security.TENANT_VIEWS, {"icon": "fa-briefcase"}),
+    (StaffView, "Staff", "Team", security.TENANT_VIEWS, {"icon": "fa-users"}),
+    (StaffHoursView, "Working hours", "Team", security.TENANT_VIEWS, {"icon": "fa-clock-o"}),
+    (StaffBreakView, "Breaks", "Team", security.TENANT_VIEWS, {"icon": "fa-coffee"}),
+    (StaffOverrideView, "Date overrides", "Team", security.TENANT_VIEWS, {"icon": "fa-calendar-o"}),
+    (TimeOffView, "Time off", "Team", security.TENANT_VIEWS, {"icon": "fa-plane"}),
+    (CustomerView, "Customers", "Bookings", security.TENANT_VIEWS, {"icon": "fa-address-book"}),
+    (MyTimeOffView, "My time off", "Me", security.STAFF_VIEWS, {"icon": "fa-plane"}),
+    (MyHoursView, "My hours", "Me", security.STAFF_VIEWS, {"icon": "fa-clock-o"}),
+    (ServiceReadView, "Service catalogue", "Me", security.STAFF_READ_VIEWS, {"icon": "fa-list"}),
+]
+NO_MENU = [(LocationHoursView, security.TENANT_VIEWS)]

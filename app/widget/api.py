@@ -1,0 +1,351 @@
+"""Public booking API: no login, tenant by slug, JSON in and out.
+
+GET  /api/v1/public/<tenant>/services | /locations | /staff
+GET  /api/v1/public/<tenant>/availability?service=&location=&staff=&from=&to=&timezone=
+POST /api/v1/public/<tenant>/bookings                (Idempotency-Key header honoured)
+GET  /api/v1/public/<tenant>/bookings/<token>
+POST /api/v1/public/<tenant>/bookings/<token>/reschedule   {start}
+POST /api/v1/public/<tenant>/bookings/<token>/cancel       {reason?}
+
+Errors: {"error": {"code", "message", "field"}} (app/errors.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from urllib.parse import quote_plus
+
+from flask import Blueprint, current_app, g, jsonify, request
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from app.errors import ApiError, NotFound, ValidationError
+from app.extensions import db
+from app.models import tenant as m
+from app.models.public import Tenant
+from app.services import booking
+from app.services.availability import parse_query, slots_json
+from app.tenancy import activate, find_tenant
+
+bp = Blueprint("public_api", __name__, url_prefix="/api/v1/public/<tenant_slug>")
+UTC = dt.timezone.utc
+
+
+def utcnow() -> dt.datetime:
+    """The clock of the public API; tests may pin it with config PUBLIC_API_NOW (ISO instant)."""
+    pinned = current_app.config.get("PUBLIC_API_NOW")
+    if pinned:
+        return dt.datetime.fromisoformat(pinned.replace("Z", "+00:00"))
+    return dt.datetime.now(UTC)
+
+
+@bp.url_value_preprocessor
+def _resolve_tenant(endpoint, values):
+    slug = values.pop("tenant_slug", None)
+    tenant = find_tenant(db.session, slug or "")
+    if tenant is None or tenant.status == Tenant.STATUS_PROVISIONING:
+        raise NotFound(f"unknown business {slug!r}", "tenant")
+    if tenant.status != Tenant.STATUS_ACTIVE:
+        raise ApiError("tenant_suspended", "this business does not take bookings at the moment", None, status=403)
+    g.tenant_row = tenant
+    activate(db.session, tenant)
+
+
+@bp.after_request
+def _cors(response):
+    # The widget iframe runs on our own origin; the API is also usable cross-origin
+    # from a business's own site (read-only data and bookings, no cookies).
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type, Idempotency-Key"
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    return response
+
+
+def map_links(location: m.Location) -> dict:
+    if location.latitude is not None and location.longitude is not None:
+        q = f"{location.latitude},{location.longitude}"
+    elif location.address:
+        q = location.address
+    else:
+        return {"map_url": None, "directions_url": None}
+    return {
+        "map_url": f"https://www.openstreetmap.org/search?query={quote_plus(q)}",
+        "directions_url": f"https://www.google.com/maps/dir/?api=1&destination={quote_plus(q)}",
+    }
+
+
+def location_json(loc: m.Location) -> dict:
+    return {
+        "key": loc.key,
+        "name": loc.name,
+        "timezone": loc.timezone,
+        "virtual": loc.virtual,
+        "address": loc.address,
+        "phone": loc.phone,
+        "latitude": loc.latitude,
+        "longitude": loc.longitude,
+        **map_links(loc),
+    }
+
+
+@bp.get("/locations")
+def locations():
+    rows = db.session.scalars(select(m.Location).where(m.Location.active.is_(True)).order_by(m.Location.name))
+    return jsonify({"locations": [location_json(l) for l in rows]})
+
+
+@bp.get("/services")
+def services():
+    all_locations = [l.key for l in db.session.scalars(select(m.Location).where(m.Location.active.is_(True)))]
+    staff_rows = list(
+        db.session.scalars(select(m.Staff).where(m.Staff.active.is_(True)).options(selectinload(m.Staff.services)))
+    )
+    out = []
+    for svc in db.session.scalars(
+        select(m.Service).where(m.Service.active.is_(True)).order_by(m.Service.position, m.Service.name)
+    ):
+        out.append(
+            {
+                "key": svc.key,
+                "name": svc.name,
+                "description": svc.description,
+                "category": {"key": svc.category.key, "name": svc.category.name} if svc.category else None,
+                "duration_min": svc.duration_min,
+                "price": f"{svc.price:.2f}" if svc.price is not None else None,
+                "currency": g.tenant.currency,
+                "capacity": svc.capacity,
+                "meeting": svc.meeting,
+                "allow_recurring": svc.allow_recurring,
+                "locations": sorted(all_locations) if svc.all_locations else [l.key for l in svc.locations if l.active],
+                "staff": sorted(s.key for s in staff_rows if svc in s.services),
+            }
+        )
+    return jsonify({"services": out})
+
+
+@bp.get("/staff")
+def staff():
+    rows = db.session.scalars(
+        select(m.Staff)
+        .where(m.Staff.active.is_(True))
+        .options(selectinload(m.Staff.services), selectinload(m.Staff.locations))
+        .order_by(m.Staff.name)
+    )
+    return jsonify(
+        {
+            "staff": [
+                {
+                    "key": s.key,
+                    "name": s.name,
+                    "bio": s.bio,
+                    "photo_url": s.photo_url,
+                    "services": [x.key for x in s.services if x.active],
+                    "locations": [x.key for x in s.locations if x.active],
+                }
+                for s in rows
+            ]
+        }
+    )
+
+
+@bp.get("/availability")
+def availability():
+    query = parse_query(request.args, current_app.config["AVAILABILITY_MAX_RANGE_DAYS"])
+    body = slots_json(db.session, query, utcnow())
+    db.session.rollback()
+    return jsonify(body)
+
+
+# --------------------------------------------------------------------------- bookings
+
+
+def _json_body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ValidationError("the request body must be a JSON object", None, code="invalid_json")
+    return data
+
+
+def _instant(value, field: str) -> dt.datetime:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{field} is required (ISO 8601 instant)", field, code="required")
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"{field} must be an ISO 8601 instant, got {value!r}", field)
+    if parsed.tzinfo is None:
+        raise ValidationError(f"{field} needs an offset or Z", field)
+    return parsed.astimezone(UTC)
+
+
+def _str(data: dict, key: str, field: str, required: bool = False, max_len: int = 500) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        if required:
+            raise ValidationError(f"{field} is required", field, code="required")
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be a string", field)
+    if len(value) > max_len:
+        raise ValidationError(f"{field} is too long ({max_len} characters at most)", field)
+    return value.strip()
+
+
+def parse_booking(data: dict) -> booking.BookingRequest:
+    allowed = {"service", "location", "staff", "start", "timezone", "customer", "seats", "answers", "recurrence", "notes"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValidationError(f"unknown field {unknown[0]!r}", unknown[0], code="unknown_field")
+    service = _str(data, "service", "service", required=True, max_len=63)
+    start = _instant(data.get("start"), "start")
+    tz = _str(data, "timezone", "timezone", max_len=64)
+    customer = data.get("customer")
+    if not isinstance(customer, dict):
+        raise ValidationError("customer is required: {name, email, phone?}", "customer", code="required")
+    extra = sorted(set(customer) - {"name", "email", "phone"})
+    if extra:
+        raise ValidationError(f"unknown field customer.{extra[0]}", f"customer.{extra[0]}", code="unknown_field")
+    seats = data.get("seats", 1)
+    if not isinstance(seats, int) or isinstance(seats, bool):
+        raise ValidationError("seats must be a whole number", "seats")
+    answers = data.get("answers") or {}
+    if not isinstance(answers, dict):
+        raise ValidationError("answers must be an object", "answers")
+    recurrence = None
+    if data.get("recurrence") is not None:
+        rec = data["recurrence"]
+        if not isinstance(rec, dict) or not isinstance(rec.get("rrule"), str):
+            raise ValidationError("recurrence must be {rrule, mode?}", "recurrence")
+        recurrence = booking.Recurrence(rrule=rec["rrule"], mode=rec.get("mode", "all_or_nothing"))
+    return booking.BookingRequest(
+        service=service,
+        start=start,
+        customer=booking.CustomerInput(
+            name=_str(customer, "name", "customer.name", required=True, max_len=200) or "",
+            email=_str(customer, "email", "customer.email", required=True, max_len=254) or "",
+            phone=_str(customer, "phone", "customer.phone", max_len=40),
+            timezone=tz,
+        ),
+        location=_str(data, "location", "location", max_len=63),
+        staff=_str(data, "staff", "staff", max_len=63),
+        seats=seats,
+        timezone=tz,
+        answers=answers,
+        notes=_str(data, "notes", "notes", max_len=2000),
+        source="widget" if request.headers.get("X-Upzento-Widget") else "api",
+        recurrence=recurrence,
+    )
+
+
+def appointment_json(appt: m.Appointment) -> dict:
+    return {
+        "id": str(appt.id),
+        "service": appt.service.key,
+        "service_name": appt.service.name,
+        "staff": appt.staff.key,
+        "staff_name": appt.staff.name,
+        "location": appt.location.key if appt.location else None,
+        "location_name": appt.location.name if appt.location else None,
+        "start": booking.iso(appt.start_at),
+        "end": booking.iso(appt.end_at),
+        "timezone": appt.timezone,
+        "status": appt.status,
+        "seats": appt.seats,
+        "price": f"{appt.price:.2f}" if appt.price is not None else None,
+        "currency": appt.currency,
+        "series_id": str(appt.series_id) if appt.series_id else None,
+        "customer": {"name": appt.customer.name, "email": appt.customer.email, "phone": appt.customer.phone}
+        if appt.customer
+        else None,
+    }
+
+
+def _idempotent(handler):
+    """Same Idempotency-Key + same body → the stored answer; another body → 422."""
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        return handler()
+    if len(key) > 200:
+        raise ValidationError("Idempotency-Key is too long (200 characters at most)", "Idempotency-Key")
+    digest = hashlib.sha256(request.get_data()).hexdigest()
+    scoped = f"{request.path}:{key}"
+    # Serialize requests carrying the same key; the second waits and then replays.
+    db.session.execute(
+        select(func.pg_advisory_xact_lock(7263, func.hashtext(f"{g.tenant.schema}:{scoped}")))
+    )
+    stored = db.session.get(m.IdempotencyKey, scoped)
+    if stored is not None:
+        if stored.request_hash != digest:
+            raise ValidationError(
+                "this Idempotency-Key was used with a different request body", "Idempotency-Key", code="idempotency_mismatch"
+            )
+        db.session.rollback()
+        return jsonify(stored.response), stored.status_code
+    body, status = handler(commit=False)
+    db.session.add(m.IdempotencyKey(key=scoped, request_hash=digest, status_code=status, response=body))
+    db.session.commit()
+    return jsonify(body), status
+
+
+@bp.post("/bookings")
+def create_booking():
+    data = _json_body()
+    req = parse_booking(data)
+
+    def handler(commit: bool = True):
+        result = booking.book(db.session, g.tenant, "customer", req, utcnow())
+        body = {
+            "appointment": appointment_json(result.appointments[0]),
+            "manage_token": result.manage_token,
+        }
+        if req.recurrence is not None:
+            body["appointments"] = [appointment_json(a) for a in result.appointments]
+            body["conflicts"] = result.conflicts
+        if commit:
+            db.session.commit()
+            return jsonify(body), 201
+        return body, 201
+
+    try:
+        return _idempotent(handler)
+    except booking.DBAPIError as exc:
+        db.session.rollback()
+        code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+        if code in ("23P01", "40P01"):
+            raise booking.SlotUnavailable() from exc
+        raise
+
+
+@bp.get("/bookings/<token>")
+def show_booking(token: str):
+    appt = booking.find_by_token(db.session, token)
+    items = booking.series_of(db.session, appt)
+    return jsonify({"appointment": appointment_json(appt), "appointments": [appointment_json(a) for a in items]})
+
+
+@bp.post("/bookings/<token>/reschedule")
+def reschedule_booking(token: str):
+    data = _json_body()
+    new_start = _instant(data.get("start"), "start")
+    appt = booking.find_by_token(db.session, token)
+    booking.reschedule(db.session, g.tenant, "customer", appt, new_start, utcnow())
+    db.session.commit()
+    return jsonify({"appointment": appointment_json(appt)})
+
+
+@bp.post("/bookings/<token>/cancel")
+def cancel_booking(token: str):
+    data = request.get_json(silent=True) or {}
+    if not isinstance(data, dict):
+        raise ValidationError("the request body must be a JSON object", None, code="invalid_json")
+    reason = _str(data, "reason", "reason", max_len=2000)
+    appt = booking.find_by_token(db.session, token)
+    targets = booking.series_of(db.session, appt) if data.get("series") else [appt]
+    now = utcnow()
+    for item in targets:
+        if item.start_at > now or item is appt:
+            booking.cancel(db.session, g.tenant, "customer", item, now, reason=reason)
+    db.session.commit()
+    return jsonify({"appointment": appointment_json(appt), "cancelled": [str(a.id) for a in targets if a.status == "cancelled"]})

@@ -1,0 +1,98 @@
+"""Configuration: defaults here, every value overridable by an environment variable.
+
+The README's configuration table lists the same names; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = _env(name)
+    return int(value) if value is not None else default
+
+
+class Config:
+    """Values read once at import; tests pass overrides to create_app()."""
+
+    # --- core -----------------------------------------------------------
+    SECRET_KEY = _env("SECRET_KEY", "dev-only-change-me")
+    DATA_DIR = Path(_env("DATA_DIR", str(BASE_DIR / "instance")))
+    # None means "start the embedded server" (run.py) or fail (create_app).
+    SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL")
+    REDIS_URL = _env("REDIS_URL")
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    SQLALCHEMY_ENGINE_OPTIONS = {
+        "pool_pre_ping": True,
+        "pool_size": _int("DB_POOL_SIZE", 10),
+        "max_overflow": _int("DB_MAX_OVERFLOW", 20),
+    }
+    HOST = _env("HOST", "127.0.0.1")
+    PORT = _int("PORT", 5000)
+    # Public base URL used in emails, manage links and the embed snippet.
+    PUBLIC_URL = _env("PUBLIC_URL")
+    WEB_WORKERS = _int("WEB_WORKERS", 2)
+    WEB_THREADS = _int("WEB_THREADS", 4)
+
+    # --- Flask-AppBuilder -------------------------------------------------
+    APP_NAME = "Upzento Appointments"
+    FAB_SECURITY_MANAGER_CLASS = "app.security.UpzentoSecurityManager"
+    # Tables and permissions are created by `flask tenants migrate`, never as a
+    # side effect of importing the app (a fresh database would fail otherwise).
+    FAB_CREATE_DB = False
+    FAB_UPDATE_PERMS = False
+    FAB_ADD_SECURITY_VIEWS = True
+    FAB_API_SWAGGER_UI = True
+    FAB_OPENAPI_SERVERS = None
+    AUTH_TYPE = 1  # AUTH_DB
+    AUTH_ROLE_ADMIN = "Platform Admin"
+    AUTH_ROLE_PUBLIC = "Public"
+    AUTH_USER_REGISTRATION = False
+    WTF_CSRF_ENABLED = _bool("WTF_CSRF_ENABLED", True)
+    WTF_CSRF_TIME_LIMIT = None
+    BABEL_DEFAULT_LOCALE = "en"
+    LANGUAGES = {
+        "en": {"flag": "gb", "name": "English"},
+        "de": {"flag": "de", "name": "Deutsch"},
+        "fr": {"flag": "fr", "name": "Français"},
+        "es": {"flag": "es", "name": "Español"},
+    }
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    PERMANENT_SESSION_LIFETIME = 60 * 60 * 12
+
+    # --- booking ----------------------------------------------------------
+    AVAILABILITY_MAX_RANGE_DAYS = 62
+    IDEMPOTENCY_TTL_HOURS = 24
+
+    # --- mail / SMS (external calls always go through a configurable URL) --
+    SMTP_HOST = _env("SMTP_HOST")
+    SMTP_PORT = _int("SMTP_PORT", 25)
+    SMTP_USER = _env("SMTP_USER")
+    SMTP_PASSWORD = _env("SMTP_PASSWORD")
+    SMTP_TLS = _bool("SMTP_TLS", False)
+    MAIL_FROM = _env("MAIL_FROM", "bookings@upzento.local")
+    SMS_API_BASE_URL = _env("SMS_API_BASE_URL")
+    SMS_ACCOUNT_SID = _env("SMS_ACCOUNT_SID")
+    SMS_AUTH_TOKEN = _env("SMS_AUTH_TOKEN")
+    SMS_FROM = _env("SMS_FROM")
+
+    # --- jobs ---------------------------------------------------------------
+    RQ_QUEUES = ("default", "notifications", "integrations")
+    OUTBOX_BATCH = _int("OUTBOX_BATCH", 200)

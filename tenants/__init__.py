@@ -1,0 +1,1 @@
+"""Tenant provisioning and per-schema migrations (public schema + one schema per client)."""
