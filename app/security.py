@@ -193,6 +193,9 @@ def _authenticate_api_key(token: str) -> None:
 
 def resolve_request_scope() -> None:
     """Before every request: authenticate API keys, then pick the tenant this user works in."""
+    if g.get("tenant") is not None:
+        # Public endpoints name their tenant in the URL (resolved by their blueprint).
+        return
     route_session(db.session, None)
     token = _api_key_from_request()
     if token:

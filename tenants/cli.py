@@ -12,7 +12,7 @@ import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -213,6 +213,7 @@ def _tenant_session(slug: str):
 
 
 @click.command("slots")
+@with_appcontext
 @click.argument("tenant")
 @click.option("--service", required=True)
 @click.option("--location")
@@ -241,6 +242,7 @@ def slots_command(tenant, service, location, staff, date_from, date_to, timezone
 
 
 @click.command("explain")
+@with_appcontext
 @click.argument("tenant")
 @click.option("--service", required=True)
 @click.option("--staff", required=True)
@@ -294,6 +296,7 @@ def user_create(username, email, password, role, agency_slug, tenant_slug, first
 
 
 @click.command("seed")
+@with_appcontext
 def seed_command():
     """Create the demo agency, two client businesses and demo log-ins (idempotent)."""
     from app.seed import seed_demo

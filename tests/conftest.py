@@ -1,0 +1,170 @@
+"""Shared fixtures: a real PostgreSQL and Redis (yours via DATABASE_URL/REDIS_URL, or embedded),
+one migrated database per test session, the app, and factories.
+
+Each test that needs business data makes its own tenant with a unique slug, so
+tests never see each other's rows and need no cleanup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SCENARIOS = sorted((SHARED / "scenarios").glob("*.json")) if (SHARED / "scenarios").exists() else []
+
+
+def _replace_db(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{dbname}"))
+
+
+@pytest.fixture(scope="session")
+def services():
+    """(database_url, redis_url) of a fresh database: env-provided servers, else embedded ones."""
+    started = []
+    base_db = os.environ.get("DATABASE_URL")
+    redis_url = os.environ.get("REDIS_URL")
+    tmp = Path(tempfile.mkdtemp(prefix="upzento-test-", dir="/var/tmp" if Path("/var/tmp").exists() else None))
+    if not base_db or not redis_url:
+        from app.embedded import EmbeddedPostgres, EmbeddedRedis
+
+        if not base_db:
+            pg = EmbeddedPostgres(tmp, dbname="postgres")
+            base_db = pg.start()
+            started.append(pg)
+        if not redis_url:
+            rd = EmbeddedRedis(tmp)
+            redis_url = rd.start()
+            started.append(rd)
+    if base_db.startswith("postgresql://"):
+        base_db = "postgresql+psycopg://" + base_db[len("postgresql://"):]
+    name = f"upzento_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base_db, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = _replace_db(base_db, name)
+    try:
+        yield url, redis_url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+        for server in reversed(started):
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def app(services):
+    database_url, redis_url = services
+    os.environ["REDIS_URL"] = redis_url
+    from app import create_app
+    from app.security import sync_all_roles
+    from tenants.provisioning import create_agency, migrate_all
+
+    application = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": redis_url,
+            "TESTING": True,
+            "WTF_CSRF_ENABLED": False,
+            "SECRET_KEY": "test-secret",
+            "SERVER_NAME": None,
+        }
+    )
+    with application.app_context():
+        from app.extensions import db
+
+        migrate_all(db.engine)
+        sync_all_roles(application)
+        create_agency(db.session, "test-agency", "Test Agency")
+        db.session.commit()
+    yield application
+    with application.app_context():
+        from app.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture()
+def engine(app):
+    from app.extensions import db
+
+    with app.app_context():
+        yield db.engine
+
+
+def unique_slug(prefix: str = "t") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture()
+def make_tenant(app):
+    """make_tenant(setup=None, slug=None) -> slug: imports a setup file (the scenario format) as a new tenant."""
+    from app.extensions import db
+    from app.services.setup_io import import_setup
+
+    def factory(setup: dict | None = None, slug: str | None = None, agency: str = "test-agency") -> str:
+        doc = json.loads(json.dumps(setup or minimal_setup()))
+        doc["tenant"]["slug"] = slug or unique_slug(doc["tenant"]["slug"][:20].replace("-", "_"))
+        with app.app_context():
+            import_setup(db.engine, doc, agency)
+        return doc["tenant"]["slug"]
+
+    return factory
+
+
+def minimal_setup() -> dict:
+    """One location, one 30-min service, one staff member working Mon-Fri 09:00-17:00 (Berlin)."""
+    return {
+        "version": 1,
+        "tenant": {"slug": "mini", "name": "Mini", "timezone": "Europe/Berlin", "currency": "EUR"},
+        "locations": [{"key": "main", "name": "Main", "timezone": "Europe/Berlin"}],
+        "services": [{"key": "visit", "name": "Visit", "duration_min": 30}],
+        "staff": [
+            {
+                "key": "ann",
+                "name": "Ann",
+                "services": ["visit"],
+                "locations": ["main"],
+                "hours": [{"location": "main", "weekday": d, "start": "09:00", "end": "17:00"} for d in ("mon", "tue", "wed", "thu", "fri")],
+            }
+        ],
+    }
+
+
+def load_scenario(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture()
+def pinned_now(app):
+    """Pin the public API's clock: pinned_now("2027-01-01T00:00:00Z")."""
+    previous = app.config.get("PUBLIC_API_NOW")
+
+    def pin(value: str | None):
+        app.config["PUBLIC_API_NOW"] = value
+
+    yield pin
+    app.config["PUBLIC_API_NOW"] = previous
+
+
+def next_weekday(weekday: int, weeks_ahead: int = 1, base: dt.date | None = None) -> dt.date:
+    base = base or dt.date.today()
+    days = (weekday - base.weekday()) % 7 or 7
+    return base + dt.timedelta(days=days + 7 * (weeks_ahead - 1))
