@@ -1,0 +1,873 @@
+"""Notification templates: validation, rendering, platform defaults and precedence.
+
+Templates are Jinja2 sources written by tenant and agency admins, so they run in a
+locked-down sandbox (see "Safety" below) with ``StrictUndefined``: a typo is an
+error at save time (``validate_template``), not a blank in a customer's inbox.
+
+Variables
+---------
+Every name below is always present in a render context. ``location`` and
+``previous`` may be ``None`` (online appointment; not a reschedule), so templates
+must guard them with ``{% if location %}``. Any other value may be ``None`` when
+unknown; ``None`` prints as an empty string.
+
+- ``customer``: ``name``, ``email``, ``phone``
+- ``service``: ``name``, ``duration_min`` (int), ``price`` (formatted with currency)
+- ``staff``: ``name``, ``email``
+- ``location``: ``name``, ``address``, ``phone``, ``map_url``, ``directions_url``
+- ``appointment``: ``start_local``, ``end_local`` (date and time in the recipient's
+  time zone: the customer's for customer messages), ``date``, ``time``,
+  ``timezone`` (localized zone name), ``status``, ``seats`` (int),
+  ``manage_url``, ``meeting_url``, ``ics_url``, ``cancel_reason``
+- ``business``: ``name``, ``phone``, ``email``
+- ``previous``: ``start_local`` (the old time of a rescheduled appointment)
+
+``format_when`` and ``format_price`` produce the formatted values.
+
+Whitespace: ``trim_blocks`` and ``lstrip_blocks`` are on, so a ``{% if %}`` tag on its
+own line leaves no blank line behind.
+
+Safety
+------
+Beyond Jinja's sandbox (no ``_private`` attributes, immutable values):
+
+- no globals (``range``, ``dict``, ...) and only the filters in ``ALLOWED_FILTERS``
+  (``safe`` is not among them: customer values must stay escaped in HTML);
+- only the statements ``{% if %}``/``{% elif %}``/``{% else %}`` (no set, for,
+  macro, include), so output size grows at most linearly with the source;
+- on strings only the methods in ``SAFE_STR_METHODS``; ``*``, ``**`` and ``%`` are
+  checked; any string a filter, method or operator builds is capped at
+  ``MAX_STRING`` characters, so a template cannot exhaust a worker's memory.
+
+The same checks run in ``render``: a template stored before a rule existed
+cannot bypass it.
+
+Precedence (``resolve_template``)
+---------------------------------
+The customer's language beats customisation: for the requested language
+(``de-AT`` tries ``de-AT`` then ``de``), then for ``en``, take the first of
+tenant override, agency override, platform default. A tenant that customised only
+its English confirmation therefore still sends the platform's German text to a
+German customer rather than its own English one.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_time, get_timezone_name
+from babel.numbers import format_currency
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.exceptions import SecurityError, TemplateError as JinjaTemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+EVENTS = (
+    "booking_confirmed",
+    "booking_confirmed_staff",
+    "rescheduled",
+    "cancelled",
+    "reminder",
+    "follow_up",
+    "no_show",
+)
+CHANNELS = ("email", "sms")
+LANGUAGES = ("en", "de", "fr", "es")
+FALLBACK_LANGUAGE = "en"
+
+VARIABLES: dict[str, frozenset[str]] = {
+    "customer": frozenset({"name", "email", "phone"}),
+    "service": frozenset({"name", "duration_min", "price"}),
+    "staff": frozenset({"name", "email"}),
+    "location": frozenset({"name", "address", "phone", "map_url", "directions_url"}),
+    "appointment": frozenset({
+        "start_local", "end_local", "date", "time", "timezone", "status", "seats",
+        "manage_url", "meeting_url", "ics_url", "cancel_reason",
+    }),
+    "business": frozenset({"name", "phone", "email"}),
+    "previous": frozenset({"start_local"}),
+}
+OPTIONAL_OBJECTS = frozenset({"location", "previous"})
+
+ALLOWED_FILTERS = frozenset({
+    "capitalize", "d", "default", "e", "escape", "first", "float", "int", "join",
+    "last", "length", "lower", "replace", "round", "string", "striptags", "title",
+    "trim", "truncate", "upper", "urlencode", "wordcount",
+})
+SAFE_STR_METHODS = frozenset({
+    "capitalize", "endswith", "lower", "lstrip", "replace", "rstrip", "split",
+    "startswith", "strip", "title", "upper",
+})
+_ALLOWED_NODES = (
+    nodes.Template, nodes.Output, nodes.TemplateData, nodes.If, nodes.Name, nodes.Const,
+    nodes.Getattr, nodes.Getitem, nodes.Slice, nodes.CondExpr, nodes.Filter, nodes.Test,
+    nodes.Compare, nodes.Operand, nodes.And, nodes.Or, nodes.Not, nodes.Neg, nodes.Pos,
+    nodes.Concat, nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod,
+    nodes.Pow, nodes.Call, nodes.Keyword, nodes.Tuple, nodes.List,
+)
+
+MAX_STRING = 100_000
+MAX_SOURCE = {"subject": 1_000, "body_text": 50_000, "body_html": 100_000}
+SMS_MAX_CHARS = 1_600  # Twilio rejects longer bodies (error 21617)
+
+
+# --------------------------------------------------------------------------- types
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """One event × channel × language template; SMS templates leave subject and html empty."""
+
+    channel: str
+    body_text: str
+    subject: str = ""
+    body_html: str = ""
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    subject: str
+    text: str
+    html: str | None
+
+
+@dataclass(frozen=True)
+class TemplateError:
+    """A validation finding, meant for the admin form: ``field`` names the input."""
+
+    field: str
+    message: str
+    line: int | None = None
+
+
+class TemplateRenderError(Exception):
+    """A template failed at send time; retrying will not help."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ResolvedTemplate:
+    template: MessageTemplate
+    source: str  # "tenant" | "agency" | "platform"
+    language: str
+
+
+TemplateKey = tuple[str, str, str]  # (event, channel, language)
+
+
+# --------------------------------------------------------------------- environment
+
+class _UnsafeTemplate(Exception):
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+
+def _cap(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_STRING:
+        raise SecurityError(f"expression builds a string longer than {MAX_STRING} characters")
+    return value
+
+
+def _capped_filter(func):
+    # functools.wraps copies __dict__, which carries Jinja's pass_context markers.
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return _cap(func(*args, **kwargs))
+
+    return wrapper
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        # Context objects are plain dicts read by key; attribute access is only for
+        # a few string methods. Everything else (dict.items, int.to_bytes...) is off.
+        return isinstance(obj, str) and attr in SAFE_STR_METHODS
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's signature)
+        return _cap(super().call(__context, __obj, *args, **kwargs))
+
+    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "%" and isinstance(left, str):
+            raise SecurityError("string formatting with % is not allowed")
+        if operator == "**" and isinstance(left, int) and isinstance(right, int):
+            # A chain of powers grows the digits exponentially with a linear source.
+            if abs(right) > 64 or left.bit_length() * abs(right) > 4096:
+                raise SecurityError("number too large")
+        if operator == "*":
+            for text, count in ((left, right), (right, left)):
+                if isinstance(text, str) and isinstance(count, int) and len(text) * count > MAX_STRING:
+                    raise SecurityError(f"expression builds a string longer than {MAX_STRING} characters")
+        return super().call_binop(context, operator, left, right)
+
+
+def _finalize(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _make_env(autoescape: bool) -> _Sandbox:
+    env = _Sandbox(
+        undefined=StrictUndefined,
+        autoescape=autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        finalize=_finalize,
+    )
+    env.globals.clear()
+    env.filters = {name: _capped_filter(f) for name, f in env.filters.items() if name in ALLOWED_FILTERS}
+    return env
+
+
+_TEXT_ENV = _make_env(autoescape=False)
+_HTML_ENV = _make_env(autoescape=True)
+
+
+def _static_problems(source: str, env: _Sandbox) -> list[tuple[str, int | None]]:
+    """Problems found without rendering; raises TemplateSyntaxError for bad syntax."""
+    ast = env.parse(source)
+    problems: list[tuple[str, int | None]] = []
+    for node in ast.find_all(nodes.Node):
+        if not isinstance(node, _ALLOWED_NODES):
+            what = type(node).__name__.lower()
+            problems.append((f"'{what}' is not allowed in notification templates; "
+                             "use only {{ ... }} and {% if %}", node.lineno))
+    for name in sorted(meta.find_undeclared_variables(ast) - VARIABLES.keys()):
+        problems.append((f"unknown variable '{name}'; available: {', '.join(sorted(VARIABLES))}", None))
+
+    # No statement can rebind a name (only {% if %} is allowed), so a root name
+    # here is always the context object.
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        attr = node.attr if isinstance(node, nodes.Getattr) else (
+            node.arg.value if isinstance(node.arg, nodes.Const) else None)
+        if not isinstance(attr, str):
+            continue
+        if attr.startswith("_"):
+            problems.append((f"access to '{attr}' is not allowed", node.lineno))
+            continue
+        target = node.node
+        if isinstance(target, nodes.Name) and target.name in VARIABLES:
+            allowed = VARIABLES[target.name]
+            if attr not in allowed:
+                problems.append((f"unknown variable '{target.name}.{attr}'; "
+                                 f"{target.name} has: {', '.join(sorted(allowed))}", node.lineno))
+    return problems
+
+
+def _syntax_message(exc: TemplateSyntaxError) -> str:
+    # The environments only hold ALLOWED_FILTERS, so Jinja reports a forbidden
+    # filter as unknown; say which ones exist.
+    if exc.message and exc.message.startswith("No filter named"):
+        return f"{exc.message} Allowed filters: {', '.join(sorted(ALLOWED_FILTERS))}."
+    return exc.message or "syntax error"
+
+
+@functools.lru_cache(maxsize=512)
+def _compile(source: str, autoescape: bool):
+    env = _HTML_ENV if autoescape else _TEXT_ENV
+    problems = _static_problems(source, env)
+    if problems:
+        message, line = problems[0]
+        raise _UnsafeTemplate(message, line)
+    return env.from_string(source)
+
+
+def _render_field(field: str, source: str, context: Mapping[str, Any], autoescape: bool) -> str:
+    try:
+        return _compile(source, autoescape).render(context)
+    except TemplateSyntaxError as exc:
+        raise TemplateRenderError(field, f"line {exc.lineno}: {_syntax_message(exc)}") from exc
+    except _UnsafeTemplate as exc:
+        raise TemplateRenderError(field, str(exc)) from exc
+    except JinjaTemplateError as exc:  # UndefinedError, SecurityError
+        raise TemplateRenderError(field, str(exc)) from exc
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise TemplateRenderError(field, f"{type(exc).__name__}: {exc}") from exc
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+# CLDR formats put narrow and no-break spaces into times ("1:30\u202fPM") and French
+# punctuation; outside GSM-7 a single such character makes the whole SMS UCS-2,
+# which fits 70 characters per segment instead of 160.
+_SMS_PLAIN = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u2019": "'",
+                            "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"})
+
+
+def render(template: MessageTemplate, context: Mapping[str, Any]) -> RenderedMessage:
+    """Render all parts; HTML autoescapes values, text and SMS do not. Raises TemplateRenderError."""
+    # A header may not hold a line break, and a customer name could bring one.
+    subject = _WHITESPACE.sub(" ", _render_field("subject", template.subject, context, False)).strip()
+    text = _render_field("body_text", template.body_text, context, False)
+    html = _render_field("body_html", template.body_html, context, True) if template.body_html else None
+    if template.channel == "sms":
+        text = text.strip().translate(_SMS_PLAIN)
+    return RenderedMessage(subject=subject, text=text, html=html)
+
+
+# ---------------------------------------------------------------------- validation
+
+def validate_template(subject: str, body_text: str, body_html: str, channel: str,
+                      event: str | None = None) -> list[TemplateError]:
+    """Every problem an admin must fix before saving; an empty list means the template is usable.
+
+    With ``event="rescheduled"`` the template may use ``previous`` without a guard.
+    """
+    if channel not in CHANNELS:
+        return [TemplateError("channel", f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")]
+    subject, body_text, body_html = subject or "", body_text or "", body_html or ""
+    errors: list[TemplateError] = []
+    if channel == "email" and not subject.strip():
+        errors.append(TemplateError("subject", "an email needs a subject"))
+    if not body_text.strip():
+        errors.append(TemplateError("body_text", "the text body is empty"))
+    if channel == "sms":
+        if subject.strip():
+            errors.append(TemplateError("subject", "an SMS has no subject; leave it empty"))
+        if body_html.strip():
+            errors.append(TemplateError("body_html", "an SMS has no HTML part; leave it empty"))
+
+    fields = {"subject": subject, "body_text": body_text, "body_html": body_html}
+    usable: dict[str, str] = {}
+    for field, source in fields.items():
+        if not source:
+            continue
+        if len(source) > MAX_SOURCE[field]:
+            errors.append(TemplateError(field, f"too long ({len(source)} characters; at most {MAX_SOURCE[field]})"))
+            continue
+        env = _HTML_ENV if field == "body_html" else _TEXT_ENV
+        try:
+            problems = _static_problems(source, env)
+            if not problems:
+                env.from_string(source)  # unknown tests only surface when compiling
+        except TemplateSyntaxError as exc:
+            errors.append(TemplateError(field, f"line {exc.lineno}: {_syntax_message(exc)}", exc.lineno))
+            continue
+        if problems:
+            errors.extend(TemplateError(field, message, line) for message, line in problems)
+        else:
+            usable[field] = source
+
+    # Static checks cannot see what only fails on real data (a method on None,
+    # an unguarded optional object), so render against a full and a sparse sample.
+    optional = sorted(OPTIONAL_OBJECTS - ({"previous"} if event == "rescheduled" else set()))
+    full = sample_context("en")
+    sparse = {**full, **{name: None for name in optional}}
+    empty = " or ".join(optional)
+    guards = " or ".join(f"{{% if {name} %}}...{{% endif %}}" for name in optional)
+    for field, source in usable.items():
+        autoescape = field == "body_html"
+        for ctx, when in ((full, ""), (sparse, f" when {empty} is empty")):
+            try:
+                out = _render_field(field, source, ctx, autoescape)
+            except TemplateRenderError as exc:
+                hint = f" (wrap it in {guards})" if when else ""
+                errors.append(TemplateError(field, f"fails to render{when}: {exc.message}{hint}"))
+                break
+            if channel == "sms" and field == "body_text" and len(out.strip()) > SMS_MAX_CHARS:
+                errors.append(TemplateError(field, f"the SMS renders to {len(out.strip())} characters; "
+                                                   f"at most {SMS_MAX_CHARS} can be sent"))
+                break
+    return errors
+
+
+# ------------------------------------------------------------------- formatting
+
+def _locale(language: str) -> Locale:
+    try:
+        return Locale.parse(language.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        try:
+            return Locale.parse(language.replace("-", "_").split("_")[0])
+        except (UnknownLocaleError, ValueError):
+            return Locale.parse(FALLBACK_LANGUAGE)
+
+
+def format_local(instant: datetime, tz_name: str, language: str) -> str:
+    """``instant`` as date and short time in ``tz_name``, in the words of ``language``."""
+    if instant.tzinfo is None:
+        raise ValueError("instant must be timezone-aware")
+    locale = _locale(language)
+    local = instant.astimezone(ZoneInfo(tz_name))
+    date = format_date(local, "full", locale=locale)
+    time = format_time(local, "short", locale=locale)
+    # Babel's own datetime patterns quote literals ("{1} 'at' {0}"); it strips the quotes the same way.
+    return locale.datetime_formats["full"].replace("'", "").format(time, date)
+
+
+def format_when(start: datetime, end: datetime, tz_name: str, language: str) -> dict[str, str]:
+    """The appointment time fields of a render context for one recipient's zone and language."""
+    locale = _locale(language)
+    zone = ZoneInfo(tz_name)
+    local = start.astimezone(zone)
+    return {
+        "start_local": format_local(start, tz_name, language),
+        "end_local": format_local(end, tz_name, language),
+        "date": format_date(local, "full", locale=locale),
+        "time": format_time(local, "short", locale=locale),
+        "timezone": get_timezone_name(local, width="long", locale=locale),
+    }
+
+
+def format_price(amount: Decimal | int | float | None, currency: str, language: str) -> str | None:
+    """A price with its currency in the customer's language ("45,00 €"); ``None`` stays ``None``."""
+    if amount is None:
+        return None
+    return format_currency(amount, currency, locale=_locale(language))
+
+
+# ----------------------------------------------------------------- sample context
+
+# language: (customer, email, time zone, currency, phone, staff, location, address)
+_SAMPLE_PEOPLE = {
+    "en": ("Emma Wilson", "emma.wilson@example.com", "Europe/London", "GBP", "+44 20 7946 0958",
+           "Oliver Bennett", "Riverside Studio", "12 Riverside Walk, London SE1 9PP"),
+    "de": ("Lena Fischer", "lena.fischer@example.com", "Europe/Berlin", "EUR", "+49 30 901820",
+           "Jonas Weber", "Studio Mitte", "Torstraße 140, 10119 Berlin"),
+    "fr": ("Camille Martin", "camille.martin@example.com", "Europe/Paris", "EUR", "+33 1 42 68 53 00",
+           "Julien Moreau", "Atelier République", "12 rue de la République, 69002 Lyon"),
+    "es": ("Lucía García", "lucia.garcia@example.com", "Europe/Madrid", "EUR", "+34 912 345 678",
+           "Pablo Ruiz", "Estudio Centro", "Calle de Alcalá 45, 28014 Madrid"),
+}
+_SAMPLE_SERVICE = {"en": "Haircut & styling", "de": "Haarschnitt & Styling",
+                   "fr": "Coupe & coiffage", "es": "Corte y peinado"}
+_SAMPLE_START = datetime(2026, 3, 17, 13, 30, tzinfo=timezone.utc)
+
+
+def sample_context(language: str) -> dict[str, Any]:
+    """A realistic render context for previews and validation (fixed dates, no clock read)."""
+    lang = language if language in _SAMPLE_PEOPLE else FALLBACK_LANGUAGE
+    customer, email, tz_name, currency, phone, staff, loc_name, address = _SAMPLE_PEOPLE[lang]
+    start = _SAMPLE_START
+    end = start + timedelta(minutes=45)
+    previous_start = start - timedelta(days=2, hours=1)
+    base = "https://book.example.com/riverside"
+    return {
+        "customer": {"name": customer, "email": email, "phone": phone},
+        "service": {"name": _SAMPLE_SERVICE[lang], "duration_min": 45,
+                    "price": format_price(Decimal("45.00"), currency, lang)},
+        "staff": {"name": staff, "email": "team@example.com"},
+        "location": {
+            "name": loc_name,
+            "address": address,
+            "phone": phone,
+            "map_url": "https://maps.example.com/?q=riverside",
+            "directions_url": "https://maps.example.com/dir/?q=riverside",
+        },
+        "appointment": {
+            **format_when(start, end, tz_name, lang),
+            "status": "confirmed",
+            "seats": 1,
+            "manage_url": f"{base}/manage/8f3c2a",
+            "meeting_url": None,
+            "ics_url": f"{base}/manage/8f3c2a/invite.ics",
+            "cancel_reason": None,
+        },
+        "business": {"name": loc_name, "phone": phone, "email": "hello@example.com"},
+        "previous": {"start_local": format_local(previous_start, tz_name, lang)},
+    }
+
+
+# ------------------------------------------------------------------- precedence
+
+def _language_candidates(language: str) -> list[str]:
+    tag = (language or FALLBACK_LANGUAGE).replace("_", "-")
+    out = [tag]
+    primary = tag.split("-")[0].lower()
+    if primary not in out:
+        out.append(primary)
+    if FALLBACK_LANGUAGE not in out:
+        out.append(FALLBACK_LANGUAGE)
+    return out
+
+
+def resolve_template(
+    event: str,
+    channel: str,
+    language: str,
+    tenant_override: Mapping[TemplateKey, MessageTemplate] | None = None,
+    agency_override: Mapping[TemplateKey, MessageTemplate] | None = None,
+) -> ResolvedTemplate:
+    """The template to send (see "Precedence" in the module docstring)."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown event {event!r}")
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}")
+    levels = (("tenant", tenant_override or {}), ("agency", agency_override or {}),
+              ("platform", DEFAULT_TEMPLATES))
+    for lang in _language_candidates(language):
+        for source, table in levels:
+            found = table.get((event, channel, lang))
+            if found is not None:
+                return ResolvedTemplate(found, source, lang)
+    raise LookupError(f"no template for {event}/{channel}")  # unreachable while defaults are complete
+
+
+# -------------------------------------------------------------- platform defaults
+#
+# Each default is a self-contained Jinja source (admins copy it into the editor),
+# assembled here from per-language phrases so the four languages stay in step.
+# Phrases are plain text: the HTML builder escapes nothing, so they hold no "<" or "&".
+
+_LABELS = {
+    "en": dict(colon=": ", hello="Hello {{ customer.name }},", hello_staff="Hello {{ staff.name }},",
+               when="When", service="Service", with_="With", where="Where", online="Online meeting",
+               seats="Seats", price="Price", customer="Customer", email="Email", phone="Phone",
+               directions="Directions", manage="Manage your booking", calendar="Add to calendar",
+               previous="Previously", reason="Reason", signoff="Kind regards,", minutes="min"),
+    "de": dict(colon=": ", hello="Hallo {{ customer.name }},", hello_staff="Hallo {{ staff.name }},",
+               when="Wann", service="Leistung", with_="Bei", where="Wo", online="Online-Meeting",
+               seats="Plätze", price="Preis", customer="Kunde", email="E-Mail", phone="Telefon",
+               directions="Wegbeschreibung", manage="Buchung verwalten", calendar="Zum Kalender hinzufügen",
+               previous="Bisher", reason="Grund", signoff="Viele Grüße", minutes="Min."),
+    "fr": dict(colon="\u00a0: ", hello="Bonjour {{ customer.name }},", hello_staff="Bonjour {{ staff.name }},",
+               when="Quand", service="Prestation", with_="Avec", where="Où", online="Réunion en ligne",
+               seats="Places", price="Prix", customer="Client", email="E-mail", phone="Téléphone",
+               directions="Itinéraire", manage="Gérer votre réservation", calendar="Ajouter au calendrier",
+               previous="Auparavant", reason="Motif", signoff="Cordialement,", minutes="min"),
+    "es": dict(colon=": ", hello="Hola, {{ customer.name }}:", hello_staff="Hola, {{ staff.name }}:",
+               when="Cuándo", service="Servicio", with_="Con", where="Dónde", online="Reunión en línea",
+               seats="Plazas", price="Precio", customer="Cliente", email="Correo electrónico",
+               phone="Teléfono", directions="Cómo llegar", manage="Gestionar su reserva",
+               calendar="Añadir al calendario", previous="Antes", reason="Motivo",
+               signoff="Un saludo,", minutes="min"),
+}
+
+# (subject, paragraphs before the details, paragraphs after, sms)
+_PHRASES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]]] = {
+    "en": {
+        "booking_confirmed": (
+            "Booking confirmed: {{ service.name }} on {{ appointment.date }}",
+            ("Thank you for your booking. Your appointment is confirmed.",),
+            ("Need to change something? You can reschedule or cancel online.",),
+            "{{ business.name }}: your {{ service.name }} is confirmed for {{ appointment.date }}, "
+            "{{ appointment.time }}. Manage: {{ appointment.manage_url }}",
+        ),
+        "booking_confirmed_staff": (
+            "New booking: {{ service.name }} with {{ customer.name }} on {{ appointment.date }}",
+            ("You have a new booking.",),
+            (),
+            "New booking: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, {{ appointment.time }}",
+        ),
+        "rescheduled": (
+            "Appointment moved: {{ service.name }} on {{ appointment.date }}",
+            ("Your appointment has been rescheduled. Here are the new details:",),
+            (),
+            "{{ business.name }}: your {{ service.name }} has moved to {{ appointment.date }}, "
+            "{{ appointment.time }}. Manage: {{ appointment.manage_url }}",
+        ),
+        "cancelled": (
+            "Appointment cancelled: {{ service.name }} on {{ appointment.date }}",
+            ("Your appointment for {{ service.name }} on {{ appointment.start_local }} has been cancelled.",),
+            ("We would be happy to see you another time.",),
+            "{{ business.name }}: your {{ service.name }} on {{ appointment.date }}, "
+            "{{ appointment.time }} has been cancelled.",
+        ),
+        "reminder": (
+            "Reminder: {{ service.name }} on {{ appointment.date }} at {{ appointment.time }}",
+            ("This is a friendly reminder of your upcoming appointment.",),
+            ("Need to change something? You can reschedule or cancel online.",),
+            "Reminder: {{ service.name }} at {{ business.name }} on {{ appointment.date }}, "
+            "{{ appointment.time }}. Manage: {{ appointment.manage_url }}",
+        ),
+        "follow_up": (
+            "Thank you for your visit, {{ customer.name }}",
+            ("Thank you for visiting {{ business.name }} for your {{ service.name }}. "
+             "We hope you enjoyed it and look forward to seeing you again.",),
+            ("If you have any questions, simply reply to this email.",),
+            "Thank you for visiting {{ business.name }}! We hope to see you again soon.",
+        ),
+        "no_show": (
+            "We missed you: {{ service.name }} on {{ appointment.date }}",
+            ("We were expecting you for your {{ service.name }} on {{ appointment.start_local }}, "
+             "but unfortunately you could not make it.",),
+            ("If you would like a new appointment, please get in touch with us.",),
+            "{{ business.name }}: we missed you at your {{ service.name }} on {{ appointment.date }}. "
+            "Contact us to book again{% if business.phone %}: {{ business.phone }}{% endif %}.",
+        ),
+    },
+    "de": {
+        "booking_confirmed": (
+            "Buchung bestätigt: {{ service.name }} am {{ appointment.date }}",
+            ("vielen Dank für Ihre Buchung. Ihr Termin ist bestätigt.",),
+            ("Möchten Sie etwas ändern? Sie können den Termin online verschieben oder absagen.",),
+            "{{ business.name }}: {{ service.name }} am {{ appointment.date }}, "
+            "{{ appointment.time }} ist bestätigt. Verwalten: {{ appointment.manage_url }}",
+        ),
+        "booking_confirmed_staff": (
+            "Neue Buchung: {{ service.name }} mit {{ customer.name }} am {{ appointment.date }}",
+            ("Sie haben eine neue Buchung erhalten.",),
+            (),
+            "Neue Buchung: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, {{ appointment.time }}",
+        ),
+        "rescheduled": (
+            "Termin verschoben: {{ service.name }} am {{ appointment.date }}",
+            ("Ihr Termin wurde verschoben. Hier sind die neuen Details:",),
+            (),
+            "{{ business.name }}: Neuer Termin für {{ service.name }}: {{ appointment.date }}, "
+            "{{ appointment.time }}. Verwalten: {{ appointment.manage_url }}",
+        ),
+        "cancelled": (
+            "Termin storniert: {{ service.name }} am {{ appointment.date }}",
+            ("Ihr Termin ({{ service.name }}) am {{ appointment.start_local }} wurde storniert.",),
+            ("Wir freuen uns, Sie ein anderes Mal bei uns begrüßen zu dürfen.",),
+            "{{ business.name }}: Ihr Termin ({{ service.name }}) am {{ appointment.date }}, "
+            "{{ appointment.time }} wurde storniert.",
+        ),
+        "reminder": (
+            "Erinnerung: {{ service.name }} am {{ appointment.date }} um {{ appointment.time }}",
+            ("wir möchten Sie an Ihren bevorstehenden Termin erinnern.",),
+            ("Möchten Sie etwas ändern? Sie können den Termin online verschieben oder absagen.",),
+            "Erinnerung: {{ service.name }} bei {{ business.name }} am {{ appointment.date }}, "
+            "{{ appointment.time }}. Verwalten: {{ appointment.manage_url }}",
+        ),
+        "follow_up": (
+            "Vielen Dank für Ihren Besuch, {{ customer.name }}",
+            ("vielen Dank für Ihren Besuch bei {{ business.name }} ({{ service.name }}). "
+             "Wir hoffen, es hat Ihnen gefallen, und freuen uns auf ein Wiedersehen.",),
+            ("Bei Fragen antworten Sie einfach auf diese E-Mail.",),
+            "Danke für Ihren Besuch bei {{ business.name }}! Wir freuen uns auf ein Wiedersehen.",
+        ),
+        "no_show": (
+            "Wir haben Sie vermisst: {{ service.name }} am {{ appointment.date }}",
+            ("wir hatten Sie am {{ appointment.start_local }} zu Ihrem Termin ({{ service.name }}) "
+             "erwartet, leider konnten Sie nicht kommen.",),
+            ("Wenn Sie einen neuen Termin vereinbaren möchten, melden Sie sich gerne bei uns.",),
+            "{{ business.name }}: Wir haben Sie am {{ appointment.date }} vermisst ({{ service.name }}). "
+            "Für einen neuen Termin melden Sie sich gerne{% if business.phone %}: {{ business.phone }}{% endif %}.",
+        ),
+    },
+    "fr": {
+        "booking_confirmed": (
+            "Réservation confirmée\u00a0: {{ service.name }} le {{ appointment.date }}",
+            ("Merci pour votre réservation. Votre rendez-vous est confirmé.",),
+            ("Un changement\u00a0? Vous pouvez déplacer ou annuler votre rendez-vous en ligne.",),
+            "{{ business.name }}\u00a0: rendez-vous confirmé ({{ service.name }}) le {{ appointment.date }}, "
+            "{{ appointment.time }}. Gérer\u00a0: {{ appointment.manage_url }}",
+        ),
+        "booking_confirmed_staff": (
+            "Nouvelle réservation\u00a0: {{ service.name }} avec {{ customer.name }} le {{ appointment.date }}",
+            ("Vous avez une nouvelle réservation.",),
+            (),
+            "Nouvelle réservation\u00a0: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, "
+            "{{ appointment.time }}",
+        ),
+        "rescheduled": (
+            "Rendez-vous déplacé\u00a0: {{ service.name }} le {{ appointment.date }}",
+            ("Votre rendez-vous a été déplacé. Voici les nouveaux détails\u00a0:",),
+            (),
+            "{{ business.name }}\u00a0: rendez-vous déplacé ({{ service.name }}) au "
+            "{{ appointment.date }}, {{ appointment.time }}. Gérer\u00a0: {{ appointment.manage_url }}",
+        ),
+        "cancelled": (
+            "Rendez-vous annulé\u00a0: {{ service.name }} le {{ appointment.date }}",
+            ("Votre rendez-vous ({{ service.name }}) du {{ appointment.start_local }} a été annulé.",),
+            ("Nous serons ravis de vous accueillir une prochaine fois.",),
+            "{{ business.name }}\u00a0: votre rendez-vous ({{ service.name }}) du {{ appointment.date }}, "
+            "{{ appointment.time }} a été annulé.",
+        ),
+        "reminder": (
+            "Rappel\u00a0: {{ service.name }} le {{ appointment.date }} à {{ appointment.time }}",
+            ("Nous vous rappelons votre prochain rendez-vous.",),
+            ("Un changement\u00a0? Vous pouvez déplacer ou annuler votre rendez-vous en ligne.",),
+            "Rappel\u00a0: {{ service.name }} chez {{ business.name }} le {{ appointment.date }}, "
+            "{{ appointment.time }}. Gérer\u00a0: {{ appointment.manage_url }}",
+        ),
+        "follow_up": (
+            "Merci de votre visite, {{ customer.name }}",
+            ("Merci d'avoir choisi {{ business.name }} pour votre prestation ({{ service.name }}). "
+             "Nous espérons que tout vous a plu et serons ravis de vous revoir.",),
+            ("Pour toute question, répondez simplement à cet e-mail.",),
+            "Merci de votre visite chez {{ business.name }}\u00a0! Au plaisir de vous revoir.",
+        ),
+        "no_show": (
+            "Vous nous avez manqué\u00a0: {{ service.name }} le {{ appointment.date }}",
+            ("Nous vous attendions le {{ appointment.start_local }} pour votre rendez-vous "
+             "({{ service.name }}), mais nous ne vous avons malheureusement pas vu.",),
+            ("Si vous souhaitez prendre un nouveau rendez-vous, n'hésitez pas à nous contacter.",),
+            "{{ business.name }}\u00a0: nous vous attendions le {{ appointment.date }} ({{ service.name }}). "
+            "Contactez-nous pour un nouveau rendez-vous{% if business.phone %}\u00a0: {{ business.phone }}{% endif %}.",
+        ),
+    },
+    "es": {
+        "booking_confirmed": (
+            "Reserva confirmada: {{ service.name }} el {{ appointment.date }}",
+            ("Gracias por su reserva. Su cita está confirmada.",),
+            ("¿Necesita cambiar algo? Puede cambiar o cancelar su cita en línea.",),
+            "{{ business.name }}: cita confirmada ({{ service.name }}) el {{ appointment.date }}, "
+            "{{ appointment.time }}. Gestionar: {{ appointment.manage_url }}",
+        ),
+        "booking_confirmed_staff": (
+            "Nueva reserva: {{ service.name }} con {{ customer.name }} el {{ appointment.date }}",
+            ("Tiene una nueva reserva.",),
+            (),
+            "Nueva reserva: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, {{ appointment.time }}",
+        ),
+        "rescheduled": (
+            "Cita cambiada: {{ service.name }} el {{ appointment.date }}",
+            ("Su cita ha cambiado de fecha. Estos son los nuevos detalles:",),
+            (),
+            "{{ business.name }}: cita cambiada ({{ service.name }}) al {{ appointment.date }}, "
+            "{{ appointment.time }}. Gestionar: {{ appointment.manage_url }}",
+        ),
+        "cancelled": (
+            "Cita cancelada: {{ service.name }} el {{ appointment.date }}",
+            ("Su cita ({{ service.name }}) del {{ appointment.start_local }} ha sido cancelada.",),
+            ("Estaremos encantados de atenderle en otra ocasión.",),
+            "{{ business.name }}: su cita ({{ service.name }}) del {{ appointment.date }}, "
+            "{{ appointment.time }} ha sido cancelada.",
+        ),
+        "reminder": (
+            "Recordatorio: {{ service.name }} el {{ appointment.date }} a las {{ appointment.time }}",
+            ("Le recordamos su próxima cita.",),
+            ("¿Necesita cambiar algo? Puede cambiar o cancelar su cita en línea.",),
+            "Recordatorio: {{ service.name }} en {{ business.name }} el {{ appointment.date }}, "
+            "{{ appointment.time }}. Gestionar: {{ appointment.manage_url }}",
+        ),
+        "follow_up": (
+            "Gracias por su visita, {{ customer.name }}",
+            ("Gracias por visitar {{ business.name }} ({{ service.name }}). "
+             "Esperamos que haya disfrutado y nos encantará volver a verle.",),
+            ("Si tiene alguna pregunta, responda simplemente a este correo.",),
+            "¡Gracias por visitar {{ business.name }}! Esperamos volver a verle pronto.",
+        ),
+        "no_show": (
+            "Le echamos de menos: {{ service.name }} el {{ appointment.date }}",
+            ("Le esperábamos el {{ appointment.start_local }} para su cita ({{ service.name }}), "
+             "pero lamentablemente no pudo asistir.",),
+            ("Si desea reservar una nueva cita, no dude en ponerse en contacto con nosotros.",),
+            "{{ business.name }}: le echamos de menos el {{ appointment.date }} ({{ service.name }}). "
+            "Contacte con nosotros para una nueva cita{% if business.phone %}: {{ business.phone }}{% endif %}.",
+        ),
+    },
+}
+
+# SMS wording avoids letters outside GSM-7 where it can (no "ô", "á"): one such
+# letter bills the message as UCS-2 at 70 characters per segment.
+
+# Which blocks each email carries.
+_WITH_DETAILS = {"booking_confirmed", "booking_confirmed_staff", "rescheduled", "reminder"}
+_WITH_MANAGE_LINKS = {"booking_confirmed", "rescheduled", "reminder"}
+
+_TD_LABEL = 'style="padding:4px 16px 4px 0;color:#6e6e73;vertical-align:top"'
+_TD_VALUE = 'style="padding:4px 0"'
+_LINK = 'style="color:#0a66c2"'
+_BUTTON = ('style="display:inline-block;padding:10px 18px;background:#0a66c2;color:#ffffff;'
+           'text-decoration:none;border-radius:6px"')
+
+
+def _detail_rows(event: str, L: dict[str, str]) -> list[tuple[str, str, str, str | None]]:
+    """(label, text value, html value, guarding condition) of the details block."""
+    rows: list[tuple[str, str, str, str | None]] = []
+    if event == "rescheduled":
+        rows.append((L["previous"], "{{ previous.start_local }}", "<s>{{ previous.start_local }}</s>", "previous"))
+    rows.append((L["when"], "{{ appointment.start_local }} ({{ appointment.timezone }})",
+                 "<strong>{{ appointment.start_local }}</strong> ({{ appointment.timezone }})", None))
+    duration = "{{ service.name }} ({{ service.duration_min }} " + L["minutes"] + ")"
+    rows.append((L["service"], duration, duration, None))
+    if event == "booking_confirmed_staff":
+        rows.append((L["customer"], "{{ customer.name }}", "{{ customer.name }}", None))
+        rows.append((L["email"], "{{ customer.email }}",
+                     f'<a href="mailto:{{{{ customer.email }}}}" {_LINK}>{{{{ customer.email }}}}</a>', "customer.email"))
+        rows.append((L["phone"], "{{ customer.phone }}", "{{ customer.phone }}", "customer.phone"))
+    else:
+        rows.append((L["with_"], "{{ staff.name }}", "{{ staff.name }}", None))
+    rows.append((L["seats"], "{{ appointment.seats }}", "{{ appointment.seats }}",
+                 "appointment.seats and appointment.seats > 1"))
+    if event != "booking_confirmed_staff":
+        rows.append((L["price"], "{{ service.price }}", "{{ service.price }}", "service.price"))
+    rows.append((L["where"], "{{ location.name }}, {{ location.address }}",
+                 "{{ location.name }}<br>{{ location.address }}"
+                 "{% if location.directions_url %}<br>"
+                 f'<a href="{{{{ location.directions_url }}}}" {_LINK}>{L["directions"]}</a>'
+                 "{% endif %}", "location"))
+    rows.append((L["online"], "{{ appointment.meeting_url }}",
+                 f'<a href="{{{{ appointment.meeting_url }}}}" {_LINK}>{{{{ appointment.meeting_url }}}}</a>',
+                 "appointment.meeting_url"))
+    return rows
+
+
+def _guarded(condition: str | None, body: str) -> str:
+    if condition is None:
+        return body
+    return f"{{% if {condition} %}}\n{body}{{% endif %}}\n"
+
+
+def _build_email(lang: str, event: str) -> MessageTemplate:
+    L = _LABELS[lang]
+    subject, before, after, _sms = _PHRASES[lang][event]
+    colon = L["colon"]
+    staff = event == "booking_confirmed_staff"
+    hello = L["hello_staff"] if staff else L["hello"]
+
+    text: list[str] = [hello, ""]
+    html: list[str] = [
+        f'<!DOCTYPE html>\n<html lang="{lang}">\n<head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width"></head>\n'
+        '<body style="margin:0;padding:24px;background:#f5f5f7;font-family:Arial,Helvetica,sans-serif;'
+        'color:#1d1d1f;line-height:1.5">\n'
+        '<div style="max-width:560px;margin:0 auto;background:#ffffff;border-radius:8px;padding:24px">\n',
+        f"<p>{hello}</p>\n",
+    ]
+    for para in before:
+        text += [para, ""]
+        html.append(f"<p>{para}</p>\n")
+
+    if event == "cancelled":
+        text.append(_guarded("appointment.cancel_reason",
+                             f"{L['reason']}{colon}{{{{ appointment.cancel_reason }}}}\n\n").rstrip("\n"))
+        html.append(_guarded("appointment.cancel_reason",
+                             f"<p>{L['reason']}{colon}{{{{ appointment.cancel_reason }}}}</p>\n"))
+
+    if event in _WITH_DETAILS:
+        html.append('<table role="presentation" style="border-collapse:collapse;margin:16px 0">\n')
+        for label, text_value, html_value, condition in _detail_rows(event, L):
+            text.append(_guarded(condition, f"{label}{colon}{text_value}\n").rstrip("\n"))
+            html.append(_guarded(condition, f"<tr><td {_TD_LABEL}>{label}</td><td {_TD_VALUE}>{html_value}</td></tr>\n"))
+        html.append("</table>\n")
+        text.append("")
+
+    if event in _WITH_MANAGE_LINKS:
+        text += [f"{L['manage']}{colon}{{{{ appointment.manage_url }}}}"]
+        text.append(_guarded("appointment.ics_url", f"{L['calendar']}{colon}{{{{ appointment.ics_url }}}}\n").rstrip("\n"))
+        text.append("")
+        html.append(f'<p><a href="{{{{ appointment.manage_url }}}}" {_BUTTON}>{L["manage"]}</a></p>\n')
+        html.append(_guarded("appointment.ics_url",
+                             f'<p><a href="{{{{ appointment.ics_url }}}}" {_LINK}>{L["calendar"]}</a></p>\n'))
+
+    for para in after:
+        text += [para, ""]
+        html.append(f"<p>{para}</p>\n")
+
+    contact = ("{{ business.name }}{% if business.phone %} · {{ business.phone }}{% endif %}"
+               "{% if business.email %} · {{ business.email }}{% endif %}")
+    text += [L["signoff"], "{{ business.name }}", "", "--", contact, ""]
+    html.append(f"<p>{L['signoff']}<br>{{{{ business.name }}}}</p>\n")
+    html.append(f'<p style="margin-top:24px;font-size:12px;color:#6e6e73">{contact}</p>\n')
+    html.append("</div>\n</body>\n</html>\n")
+
+    # _guarded blocks end in a newline that trim_blocks eats; joining with "\n" puts it back.
+    return MessageTemplate(channel="email", subject=subject, body_text="\n".join(text), body_html="".join(html))
+
+
+def _build_defaults() -> dict[TemplateKey, MessageTemplate]:
+    out: dict[TemplateKey, MessageTemplate] = {}
+    for lang in LANGUAGES:
+        for event in EVENTS:
+            out[(event, "email", lang)] = _build_email(lang, event)
+            out[(event, "sms", lang)] = MessageTemplate(channel="sms", body_text=_PHRASES[lang][event][3])
+    return out
+
+
+DEFAULT_TEMPLATES: dict[TemplateKey, MessageTemplate] = _build_defaults()

@@ -1,0 +1,1 @@
+"""Loopback fakes of external services (SMTP, Twilio, and an HTTP base for more)."""
