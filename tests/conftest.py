@@ -61,6 +61,9 @@ def services():
         admin.dispose()
         for server in reversed(started):
             server.stop()
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
