@@ -1,0 +1,161 @@
+"""Start Upzento Appointments: `python run.py`.
+
+With DATABASE_URL and REDIS_URL set, it uses those servers. Without them it
+starts an embedded PostgreSQL and a private redis-server whose data lives
+under DATA_DIR (default ./instance). Then it migrates every schema, seeds the
+demo agency once, starts an RQ worker (with the scheduler) and serves the app
+with gunicorn. Ctrl-C (SIGINT) or SIGTERM stops everything it started.
+
+`flask --app run.py ...` uses the same services: those of a running
+`python run.py` (from DATA_DIR/runtime.json), else embedded ones it starts for
+the length of the command.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from config import Config
+
+DATA_DIR = Path(os.environ.get("DATA_DIR") or Config.DATA_DIR).resolve()
+RUNTIME_FILE = DATA_DIR / "runtime.json"
+_started: list = []
+
+
+def _runtime_urls() -> dict | None:
+    """URLs published by a running `python run.py`, if its process is still alive."""
+    try:
+        info = json.loads(RUNTIME_FILE.read_text())
+        os.kill(info["pid"], 0)
+        return info
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def ensure_services(own: bool = False) -> None:
+    """Fill DATABASE_URL/REDIS_URL, starting embedded servers for whatever is missing."""
+    need_db = not os.environ.get("DATABASE_URL")
+    need_redis = not os.environ.get("REDIS_URL")
+    if not (need_db or need_redis):
+        return
+    if not own:
+        info = _runtime_urls()
+        if info:
+            os.environ.setdefault("DATABASE_URL", info["database_url"])
+            os.environ.setdefault("REDIS_URL", info["redis_url"])
+            return
+    from app.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    if need_db:
+        pg = EmbeddedPostgres(DATA_DIR)
+        os.environ["DATABASE_URL"] = pg.start()
+        _started.append(pg)
+    if need_redis:
+        redis_server = EmbeddedRedis(DATA_DIR)
+        os.environ["REDIS_URL"] = redis_server.start()
+        _started.append(redis_server)
+    atexit.register(stop_services)
+
+
+def stop_services() -> None:
+    while _started:
+        _started.pop().stop()
+
+
+def create_app():
+    """Factory for `flask --app run.py`."""
+    ensure_services()
+    from app import create_app as factory
+
+    return factory(
+        {"SQLALCHEMY_DATABASE_URI": os.environ["DATABASE_URL"], "REDIS_URL": os.environ["REDIS_URL"]}
+    )
+
+
+def prepare(app) -> list[str]:
+    """Migrate every schema, sync roles, seed the demo (all idempotent)."""
+    from app.extensions import db
+    from app.seed import seed_demo
+    from app.security import sync_all_roles
+    from tenants.provisioning import migrate_all
+
+    with app.app_context():
+        migrate_all(db.engine)
+    sync_all_roles(app)
+    return seed_demo(app)
+
+
+def main() -> int:
+    from app.embedded import ManagedProcess
+
+    ensure_services(own=True)
+    app = create_app()
+    for line in prepare(app):
+        print(f"  {line}")
+    with app.app_context():
+        from app.extensions import db
+
+        db.engine.dispose()  # the children open their own connections
+
+    host, port = Config.HOST, Config.PORT
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)}
+    (DATA_DIR / "log").mkdir(parents=True, exist_ok=True)
+    worker = ManagedProcess(
+        "rq worker",
+        [sys.executable, "-m", "rq.cli", "worker", "--with-scheduler", "--url", os.environ["REDIS_URL"],
+         "notifications", "integrations", "default"],
+        env=env,
+        stop_signals=(signal.SIGTERM, signal.SIGTERM),
+    )
+    web = ManagedProcess(
+        "gunicorn",
+        [sys.executable, "-m", "gunicorn", "--workers", str(Config.WEB_WORKERS), "--threads", str(Config.WEB_THREADS),
+         "--bind", f"{host}:{port}", "--access-logfile", str(DATA_DIR / "log" / "access.log"),
+         "app.wsgi:application"],
+        env=env,
+    )
+    children = [worker.start(), web.start()]
+    RUNTIME_FILE.write_text(
+        json.dumps({"pid": os.getpid(), "database_url": os.environ["DATABASE_URL"], "redis_url": os.environ["REDIS_URL"]})
+    )
+    base = f"http://{host}:{port}"
+    print(
+        f"\nUpzento Appointments is running.\n"
+        f"  Admin:   {base}/login/   (admin / admin-demo-1, owner / owner-demo-1, salon / salon-demo-1, mia / staff-demo-1)\n"
+        f"  API:     {base}/api/v1/public/bella_salon/services   OpenAPI: {base}/api/v1/_openapi\n"
+        f"  Widget:  {base}/widget/bella_salon/   Portal: {base}/portal/bella_salon/\n"
+        f"  Health:  {base}/health\n"
+        f"Data in {DATA_DIR}. Press Ctrl-C to stop.\n",
+        flush=True,
+    )
+
+    stop = threading.Event()
+
+    def _on_signal(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    while not stop.wait(1.0):
+        dead = [c for c in children if not c.is_running()]
+        if dead:
+            print(f"{dead[0].name} exited with {dead[0].poll()}; stopping.", file=sys.stderr)
+            break
+    print("Stopping...", flush=True)
+    for child in reversed(children):
+        child.stop()
+    RUNTIME_FILE.unlink(missing_ok=True)
+    stop_services()
+    print("Stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
