@@ -22,6 +22,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
             "other entry points need DATABASE_URL (and REDIS_URL)."
         )
     logging.basicConfig(level=app.config.get("LOG_LEVEL", logging.INFO))
+    # FAB logs every permission it creates and warns about UUID columns it cannot filter.
+    logging.getLogger("flask_appbuilder").setLevel(logging.WARNING)
+    logging.getLogger("flask_appbuilder.models.filters").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     from app.extensions import appbuilder, babel, db
 
