@@ -18,9 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from sqlalchemy import create_engine, text
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-SCENARIOS = sorted((SHARED / "scenarios").glob("*.json")) if (SHARED / "scenarios").exists() else []
+from support import minimal_setup, unique_slug
 
 
 def _replace_db(url: str, dbname: str) -> str:
@@ -112,10 +110,6 @@ def engine(app):
         yield db.engine
 
 
-def unique_slug(prefix: str = "t") -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
-
-
 @pytest.fixture()
 def make_tenant(app):
     """make_tenant(setup=None, slug=None) -> slug: imports a setup file (the scenario format) as a new tenant."""
@@ -132,29 +126,6 @@ def make_tenant(app):
     return factory
 
 
-def minimal_setup() -> dict:
-    """One location, one 30-min service, one staff member working Mon-Fri 09:00-17:00 (Berlin)."""
-    return {
-        "version": 1,
-        "tenant": {"slug": "mini", "name": "Mini", "timezone": "Europe/Berlin", "currency": "EUR"},
-        "locations": [{"key": "main", "name": "Main", "timezone": "Europe/Berlin"}],
-        "services": [{"key": "visit", "name": "Visit", "duration_min": 30}],
-        "staff": [
-            {
-                "key": "ann",
-                "name": "Ann",
-                "services": ["visit"],
-                "locations": ["main"],
-                "hours": [{"location": "main", "weekday": d, "start": "09:00", "end": "17:00"} for d in ("mon", "tue", "wed", "thu", "fri")],
-            }
-        ],
-    }
-
-
-def load_scenario(path: Path) -> dict:
-    return json.loads(path.read_text())
-
-
 @pytest.fixture()
 def pinned_now(app):
     """Pin the public API's clock: pinned_now("2027-01-01T00:00:00Z")."""
@@ -165,9 +136,3 @@ def pinned_now(app):
 
     yield pin
     app.config["PUBLIC_API_NOW"] = previous
-
-
-def next_weekday(weekday: int, weeks_ahead: int = 1, base: dt.date | None = None) -> dt.date:
-    base = base or dt.date.today()
-    days = (weekday - base.weekday()) % 7 or 7
-    return base + dt.timedelta(days=days + 7 * (weeks_ahead - 1))

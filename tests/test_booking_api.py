@@ -6,7 +6,7 @@ import copy
 import datetime as dt
 
 import pytest
-from conftest import minimal_setup
+from support import minimal_setup
 from sqlalchemy import text
 
 NOW = "2027-01-01T00:00:00Z"

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import minimal_setup
+from support import minimal_setup
 from sqlalchemy import text
 from werkzeug.serving import make_server
 

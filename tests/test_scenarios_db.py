@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SCENARIOS, load_scenario
+from support import SCENARIOS, load_scenario
 
 pytestmark = pytest.mark.skipif(not SCENARIOS, reason="../shared/scenarios not present")
 

@@ -255,6 +255,14 @@ def import_setup(engine: Engine, doc: dict, agency_slug: str | None = None) -> I
     return ImportReport(spec.slug, created, counts)
 
 
+def _replace(session: Session, owner, attr: str, rows: list) -> None:
+    """Replace a child collection; the old rows go first so unique keys (date, ...) can be reused."""
+    if getattr(owner, attr):
+        setattr(owner, attr, [])
+        session.flush()
+    setattr(owner, attr, rows)
+
+
 def _upsert(session: Session, model, key: str):
     row = session.scalar(select(model).where(model.key == key))
     if row is None:
@@ -275,12 +283,12 @@ def _apply(session: Session, tenant: TenantRef, doc: dict) -> dict[str, int]:
         loc.latitude = item.get("latitude")
         loc.longitude = item.get("longitude")
         loc.active = True
-        loc.hours = [
+        _replace(session, loc, "hours", [
             m.LocationHours(weekday=DAY[day], start_min=hhmm_to_min(s), end_min=hhmm_to_min(e))
             for day, spans in (item.get("hours") or {}).items()
             for s, e in spans
-        ]
-        loc.closures = [m.LocationClosure(date=dt.date.fromisoformat(d)) for d in sorted(set(item.get("closures", [])))]
+        ])
+        _replace(session, loc, "closures", [m.LocationClosure(date=dt.date.fromisoformat(d)) for d in sorted(set(item.get("closures", [])))])
         locations[item["key"]] = loc
     session.flush()
     all_locations = {l.key: l for l in session.scalars(select(m.Location))}
@@ -323,7 +331,7 @@ def _apply(session: Session, tenant: TenantRef, doc: dict) -> dict[str, int]:
         person.active = item.get("active", True)
         person.services = [all_services[k] for k in item.get("services", [])]
         person.locations = [all_locations[k] for k in item.get("locations", [])]
-        person.hours = [
+        _replace(session, person, "hours", [
             m.StaffHours(
                 location=all_locations[h["location"]],
                 weekday=DAY[h["weekday"]],
@@ -331,8 +339,8 @@ def _apply(session: Session, tenant: TenantRef, doc: dict) -> dict[str, int]:
                 end_min=hhmm_to_min(h["end"]),
             )
             for h in item.get("hours", [])
-        ]
-        person.breaks = [
+        ])
+        _replace(session, person, "breaks", [
             m.StaffBreak(
                 location=all_locations[b["location"]] if b.get("location") else None,
                 weekday=DAY[b["weekday"]],
@@ -340,19 +348,19 @@ def _apply(session: Session, tenant: TenantRef, doc: dict) -> dict[str, int]:
                 end_min=hhmm_to_min(b["end"]),
             )
             for b in item.get("breaks", [])
-        ]
-        person.overrides = [
+        ])
+        _replace(session, person, "overrides", [
             m.StaffOverride(
                 location=all_locations[o["location"]],
                 date=dt.date.fromisoformat(o["date"]),
                 intervals=[[hhmm_to_min(s), hhmm_to_min(e)] for s, e in o["intervals"]],
             )
             for o in item.get("overrides", [])
-        ]
-        person.time_off = [
+        ])
+        _replace(session, person, "time_off", [
             m.TimeOff(start_at=_instant(t["start"]), end_at=_instant(t["end"]), reason=t.get("reason"))
             for t in item.get("time_off", [])
-        ]
+        ])
         staff_rows[item["key"]] = (person, item.get("busy", []))
     session.flush()
     for person, busy in staff_rows.values():

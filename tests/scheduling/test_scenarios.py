@@ -1,0 +1,43 @@
+"""The shared worked cases (shared/scenarios/*.json) reproduced exactly."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from app.scheduling.engine import find_slots, slot_to_json
+from app.scheduling.model import SlotQuery
+from app.scheduling.setup_file import setup_from_file
+
+SCENARIOS = Path(__file__).resolve().parents[2].parent / "shared" / "scenarios"
+
+
+def _cases() -> list:
+    if not SCENARIOS.is_dir():
+        return [pytest.param(None, None, id="absent", marks=pytest.mark.skip(reason=f"no scenarios folder at {SCENARIOS}"))]
+    cases = []
+    for path in sorted(SCENARIOS.glob("*.json")):
+        doc = json.loads(path.read_text())
+        for i, query in enumerate(doc["queries"]):
+            cases.append(pytest.param(doc, query, id=f"{path.stem}-q{i + 1}"))
+    return cases
+
+
+@pytest.mark.parametrize(("doc", "query"), _cases())
+def test_scenario_query_matches_expected_slots(doc, query):
+    setup, now = setup_from_file(doc["setup"])
+    q = SlotQuery(
+        service=query["service"],
+        date_from=date.fromisoformat(query["from"]),
+        date_to=date.fromisoformat(query["to"]),
+        timezone=query["timezone"],
+        now=now,
+        location=query.get("location"),
+        staff=query.get("staff"),
+    )
+    group = setup.services[q.service].capacity > 1
+    got = [slot_to_json(s, group) for s in find_slots(setup, q)]
+    assert got == query["expect"]

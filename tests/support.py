@@ -1,0 +1,45 @@
+"""Plain helpers for tests (import as `from support import ...`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SCENARIOS = sorted((SHARED / "scenarios").glob("*.json")) if (SHARED / "scenarios").exists() else []
+
+
+def unique_slug(prefix: str = "t") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def minimal_setup() -> dict:
+    """One location, one 30-min service, one staff member working Mon-Fri 09:00-17:00 (Berlin)."""
+    return {
+        "version": 1,
+        "tenant": {"slug": "mini", "name": "Mini", "timezone": "Europe/Berlin", "currency": "EUR"},
+        "locations": [{"key": "main", "name": "Main", "timezone": "Europe/Berlin"}],
+        "services": [{"key": "visit", "name": "Visit", "duration_min": 30}],
+        "staff": [
+            {
+                "key": "ann",
+                "name": "Ann",
+                "services": ["visit"],
+                "locations": ["main"],
+                "hours": [{"location": "main", "weekday": d, "start": "09:00", "end": "17:00"} for d in ("mon", "tue", "wed", "thu", "fri")],
+            }
+        ],
+    }
+
+
+def load_scenario(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def next_weekday(weekday: int, weeks_ahead: int = 1, base: dt.date | None = None) -> dt.date:
+    base = base or dt.date.today()
+    days = (weekday - base.weekday()) % 7 or 7
+    return base + dt.timedelta(days=days + 7 * (weeks_ahead - 1))
