@@ -20,13 +20,12 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
+from datetime import date, datetime, timedelta
 from math import ceil as _ceil
 from math import floor as _floor
-from datetime import date, datetime, timedelta
 from typing import Iterable, Sequence
 
 from app.scheduling.model import (
-    Booking,
     Interval,
     LocationRules,
     ServiceRules,
@@ -295,6 +294,8 @@ def _instant_pieces(
 def find_slots(setup: Setup, query: SlotQuery) -> list[Slot]:
     """Every bookable start of the query's range, with its staff (spec §7)."""
     service = _check_query(setup, query)
+    if query.now.tzinfo is None:
+        raise ValueError("query.now must be timezone-aware")
     if not service.active or query.date_to < query.date_from:
         return []
 
