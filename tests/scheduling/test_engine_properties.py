@@ -62,18 +62,21 @@ def _between(lo_q: int, hi_q: int, min_len: int, max_len: int):
     )
 
 
-day_span = _between(24, 48, 4, 40)  # starts 06:00-12:00, 1-10 hours
-night_span = _between(0, 12, 4, 20)
-open_span = _between(16, 36, 24, 64)  # a location's opening hours: from 04:00-09:00, 6-16 hours  # around the small hours, where DST changes happen
+day_span = _between(24, 48, 16, 40)  # starts 06:00-12:00, 4-10 hours
+night_span = _between(0, 12, 4, 20)  # around the small hours, where DST changes happen
+open_span = _between(16, 36, 32, 64)  # opening hours: from 04:00-09:00, 8-16 hours
 # Mostly working-day spans; some short, some anywhere, some empty or backwards.
 span = st.one_of(day_span, day_span, night_span, _between(0, 95, 1, 16), st.tuples(quarter, quarter))
 mostly = st.sampled_from([True] * 9 + [False])  # first element first: usually True
 
 
 @st.composite
-def cases(draw):
+def cases(draw, group=False):
     anchor = draw(st.sampled_from(ANCHORS))
     near = st.integers(-2, 2).map(lambda k: anchor + timedelta(days=k))
+    frm = draw(near)
+    to = frm + timedelta(days=draw(st.integers(0, 2)))
+    in_range = st.integers(0, (to - frm).days).map(lambda k: frm + timedelta(days=k))
 
     loc_keys = ["l1", "l2"][: draw(st.integers(1, 2))]
     locations = {}
@@ -92,7 +95,7 @@ def cases(draw):
             closures=frozenset(draw(st.lists(near, max_size=1))),
         )
 
-    capacity = draw(st.sampled_from([1, 1, 2, 3]))
+    capacity = draw(st.sampled_from([2, 3, 4] if group else [1, 1, 2, 3]))
     main = ServiceRules(
         "s",
         duration_min=draw(st.sampled_from([15, 30, 45, 60, 90])),
@@ -151,15 +154,17 @@ def cases(draw):
 
     bookings = []
     for i in range(draw(st.integers(0, 6))):
-        svc = services[draw(st.sampled_from(["s", "s", "o"]))]
-        who = draw(st.sampled_from(sorted(staff)))
+        svc = services[draw(st.sampled_from(["s", "s", "s", "o"] if group else ["s", "s", "o"]))]
+        seats = draw(st.integers(1, 3))
+        offering = sorted(k for k, p in staff.items() if svc.key in p.services and p.active)
+        who = draw(st.sampled_from(offering if group and offering else sorted(staff)))
         person = staff[who]
-        if person.hours and draw(st.booleans()):
+        d = draw(in_range)
+        that_day = [h for h in person.hours if h.weekday == d.weekday()]
+        if that_day and (group or draw(st.booleans())):
             # On a window's grid, so that group sessions and exact collisions come up.
-            h = draw(st.sampled_from(person.hours))
-            d = draw(near)
-            d += timedelta(days=(h.weekday - d.weekday()) % 7)
-            minute = min(1440, h.start + step * draw(st.integers(0, 3)))
+            h = draw(st.sampled_from(that_day))
+            minute = min(1440, h.start + step * draw(st.integers(0, 2)))
             start = naive.instant(naive.local_instant(locations[h.location].timezone, d, minute))
         else:
             start = _midnight_utc(anchor) + timedelta(minutes=15 * draw(st.integers(-4 * 24, 4 * 48)))
@@ -171,7 +176,7 @@ def cases(draw):
                 end=start + timedelta(minutes=svc.duration_min),
                 buffer_before_min=svc.buffer_before_min,
                 buffer_after_min=draw(st.sampled_from([svc.buffer_after_min, 0, 45])),
-                seats=draw(st.integers(1, 3)),
+                seats=seats,
                 location=draw(st.sampled_from(sorted(person.locations))),
                 live=draw(mostly),
                 ref=f"r{i}",
@@ -179,16 +184,14 @@ def cases(draw):
         )
     setup = Setup(locations, services, staff, tuple(bookings))
 
-    frm = draw(near)
-    to = frm + timedelta(days=draw(st.integers(0, 2)))
     query = SlotQuery(
         service="s",
         date_from=frm,
         date_to=to,
         timezone=draw(st.sampled_from(ZONES)),
         now=_midnight_utc(anchor) + timedelta(minutes=draw(st.integers(-4 * 24 * 60, 24 * 60))),
-        location=draw(st.sampled_from([None, None]) | st.sampled_from(loc_keys)),
-        staff=draw(st.sampled_from([None, None]) | st.sampled_from(sorted(staff))),
+        location=draw(st.sampled_from([None, None, None, *loc_keys])),
+        staff=draw(st.sampled_from([None, None, None, None, *sorted(staff)])),
         exclude_refs=frozenset(draw(st.lists(st.sampled_from([f"r{i}" for i in range(6)]), max_size=2))),
     )
     probes = draw(st.lists(st.integers(0, 3 * 24 * 12), max_size=15))
@@ -221,6 +224,13 @@ def _range(query: SlotQuery) -> tuple[datetime, datetime]:
 @SETTINGS
 @given(cases())
 def test_engine_equals_the_minute_by_minute_reference(case):
+    setup, query, _ = case
+    assert find_slots(setup, query) == naive.naive_find_slots(setup, query)
+
+
+@SETTINGS
+@given(cases(group=True))
+def test_group_sessions_equal_the_reference(case):
     setup, query, _ = case
     assert find_slots(setup, query) == naive.naive_find_slots(setup, query)
 
