@@ -205,6 +205,15 @@ def _check_query(setup: Setup, query: SlotQuery) -> ServiceRules:
     return service
 
 
+def duration_and_step(service: ServiceRules) -> tuple[int, int]:
+    """The service's duration and grid step in seconds, refusing values that would never end."""
+    dur = 60 * service.duration_min
+    step = 60 * (service.slot_interval_min or service.duration_min)
+    if dur <= 0 or step <= 0:
+        raise ValueError(f"service {service.key!r}: duration and slot interval must be positive")
+    return dur, step
+
+
 def _to_seconds(pairs: Iterable[Interval]) -> list[tuple[int, int]]:
     return [(floor_seconds(iv.start), ceil_seconds(iv.end)) for iv in pairs]
 
@@ -299,8 +308,7 @@ def find_slots(setup: Setup, query: SlotQuery) -> list[Slot]:
     if not service.active or query.date_to < query.date_from:
         return []
 
-    dur = 60 * service.duration_min
-    step = 60 * (service.slot_interval_min or service.duration_min)
+    dur, step = duration_and_step(service)
     bb = 60 * service.buffer_before_min
     span_after = dur + 60 * service.buffer_after_min  # a blocker starting before s + span_after hits s
     capacity = service.capacity

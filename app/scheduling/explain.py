@@ -3,7 +3,7 @@
 `explain` answers for a single (service, staff, start) by the same rules as
 `find_slots`; a start that `find_slots` returns for a staff member explains as
 bookable, and every other start of the range explains with at least one reason.
-The admin calendar shows the reasons, and booking re-checks a start with it.
+It serves a calendar's "why not?" and booking's re-check of a chosen start.
 
 Reason codes (stable; the API and the UI key translations on them):
 
@@ -22,6 +22,11 @@ Reason codes (stable; the API and the UI key translations on them):
 - ``full``          a group session starts here and has no seat left (§6).
 
 A bookable start has ``reasons == ()``. Reasons come in the order above.
+``not_offered`` comes alone. Of ``outside_hours``, ``off_grid`` and ``break`` at
+most one appears: it describes the window that comes closest to holding the
+start (locations by key, then days). ``Explanation.location`` is that window's
+location (None outside hours). ``seats_left`` is for group services only: the
+seats left when the start is bookable, 0 for a full session, else None.
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Mapping
 
-from app.scheduling.engine import StaffCalendar, eligible_locations, serves_at
-from app.scheduling.model import Booking, Setup, UnknownKey
+from app.scheduling.engine import StaffCalendar, duration_and_step, eligible_locations, serves_at
+from app.scheduling.model import Booking, ServiceRules, Setup, StaffRules, UnknownKey
 from app.scheduling.wallclock import LocalClock, floor_seconds, from_seconds
 
 _ONE_DAY = timedelta(days=1)
@@ -92,8 +97,7 @@ def explain(
     reasons: list[Reason] = []
     exact = start.microsecond == 0
     s = floor_seconds(start)
-    dur = 60 * svc.duration_min
-    step = 60 * (svc.slot_interval_min or svc.duration_min)
+    step = duration_and_step(svc)[1]
     end = start + timedelta(minutes=svc.duration_min)
     padded0 = start - timedelta(minutes=svc.buffer_before_min)
     padded1 = end + timedelta(minutes=svc.buffer_after_min)
@@ -235,7 +239,7 @@ def _booking_reason(code: str, message: str, b: Booking) -> Reason:
     return Reason(code, message, detail)
 
 
-def _not_offered(setup: Setup, svc, person, location: str | None) -> Reason:
+def _not_offered(setup: Setup, svc: ServiceRules, person: StaffRules, location: str | None) -> Reason:
     if not person.active:
         why = "The staff member is inactive."
     elif not svc.active:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -55,6 +54,8 @@ SETTINGS = settings(
 )
 
 quarter = st.integers(0, 96).map(lambda q: q * 15)  # minutes 00:00..24:00
+
+
 def _between(lo_q: int, hi_q: int, min_len: int, max_len: int):
     """(start, end) minutes with start in [lo_q, hi_q] quarters and a length in quarters."""
     return st.integers(lo_q, hi_q).flatmap(
@@ -214,10 +215,9 @@ def _overlaps(a0, a1, b0, b1) -> bool:
 
 
 def _range(query: SlotQuery) -> tuple[datetime, datetime]:
-    tz = ZoneInfo(query.timezone)
+    """The query's [from 00:00, to + 1 day 00:00) in its zone, by the reference's conversion."""
     lo = naive.instant(naive.local_instant(query.timezone, query.date_from, 0))
     hi = naive.instant(naive.local_instant(query.timezone, query.date_to + timedelta(days=1), 0))
-    assert tz is not None
     return lo, hi
 
 
