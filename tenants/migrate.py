@@ -30,11 +30,11 @@ def _config(kind: str) -> Config:
 
 
 def head_revision(kind: str) -> str:
-    """The newest revision of the public or tenant migration tree."""
-    return ScriptDirectory.from_config(_config(kind)).get_current_head()
+    """The newest revision(s) of the public or tenant tree ("a+b" while feature branches are unmerged)."""
+    return "+".join(sorted(ScriptDirectory.from_config(_config(kind)).get_heads()))
 
 
-def _upgrade(connection: Connection, kind: str, schema: str, target: str = "head") -> None:
+def _upgrade(connection: Connection, kind: str, schema: str, target: str = "heads") -> None:
     cfg = _config(kind)
     cfg.attributes["connection"] = connection
     cfg.attributes["schema"] = schema

@@ -8,10 +8,8 @@ from app import security
 
 
 def register_views(appbuilder: AppBuilder) -> None:
-    from app.views import admin_tenancy, business, booking_admin
-
-    for module in (admin_tenancy, business, booking_admin):
-        for view, name, category, audience, kwargs in module.VIEWS:
+    for module in _view_modules():
+        for view, name, category, audience, kwargs in getattr(module, "VIEWS", ()):
             appbuilder.add_view(view, name, category=category, **kwargs)
             permission_name = view.class_permission_name or view.__name__
             audience.add(permission_name)
@@ -23,6 +21,20 @@ def register_views(appbuilder: AppBuilder) -> None:
         for api, audience in getattr(module, "APIS", ()):
             appbuilder.add_api(api)
             audience.add(api.class_permission_name or api.__name__)
+
+
+def _view_modules():
+    """Every module of this package (and of the feature packages) that declares VIEWS/NO_MENU/APIS."""
+    import importlib
+    import pkgutil
+
+    import app.views as package
+
+    names = sorted(f"app.views.{m.name}" for m in pkgutil.iter_modules(package.__path__))
+    for name in names:
+        module = importlib.import_module(name)
+        if any(hasattr(module, attr) for attr in ("VIEWS", "NO_MENU", "APIS")):
+            yield module
 
 
 __all__ = ["register_views", "security"]
