@@ -27,9 +27,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     logging.getLogger("flask_appbuilder.models.filters").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
-    from app.extensions import appbuilder, babel, db
+    from app.extensions import appbuilder, babel, csrf, db
 
     db.init_app(app)
+    # CSRF is checked for the admin's browser forms (below); JSON APIs, the widget and
+    # the portal authenticate differently and check what they need themselves.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    csrf.init_app(app)
+    app.before_request(_protect_admin_forms)
     babel.init_app(app, locale_selector=_select_locale)
 
     from app import errors, tenancy  # noqa: F401  (registers the search_path hook)
@@ -71,7 +76,24 @@ def _register_optional_blueprints(app: Flask) -> None:
             if exc.name != module_name:
                 raise
             continue
-        app.register_blueprint(module.bp)
+        if hasattr(module, "bp"):
+            app.register_blueprint(module.bp)
+
+
+CSRF_FREE_PREFIXES = ("/api/", "/widget/", "/portal/", "/hooks/", "/health")
+
+
+def _protect_admin_forms() -> None:
+    from flask import current_app, request
+
+    from app.extensions import csrf
+
+    if (
+        request.method in ("POST", "PUT", "PATCH", "DELETE")
+        and current_app.config.get("WTF_CSRF_ENABLED", True)
+        and not request.path.startswith(CSRF_FREE_PREFIXES)
+    ):
+        csrf.protect()
 
 
 def _select_locale() -> str | None:

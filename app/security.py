@@ -52,6 +52,9 @@ def role_allows(role: str, view: str, permission: str) -> bool:
     """The permission policy, in one place: may `role` use `permission` on `view`?"""
     if role == ROLE_PLATFORM_ADMIN or view in SWITCH_VIEWS:
         return True
+    if permission == "can_override":
+        # Booking outside hours/notice is an explicit privilege, not part of "client admin".
+        return role == ROLE_AGENCY_OWNER and view in TENANT_VIEWS
     if permission == "menu_access":
         # A menu entry (or category) shows when its view (or any view under it) may be listed.
         if view in MENU_VIEWS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import flash, g, redirect
+from flask import flash, g, redirect, url_for
 from flask_appbuilder import ModelView
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction
@@ -63,6 +63,11 @@ class AppointmentView(ModelView):
     @action("complete", "Completed", "Mark the selected appointments as completed?", "fa-check")
     def complete(self, items):
         return self._apply(items, lambda a, now: booking.set_status(db.session, g.tenant, _actor(), a, m.STATUS_COMPLETED), "completed")
+
+
+    @action("reschedule", "Reschedule", None, "fa-clock-o", multiple=False)
+    def reschedule(self, item):
+        return redirect(url_for("BookingDeskView.reschedule", appointment_id=str(item.id)))
 
 
 class MyDayView(ModelView):
