@@ -230,3 +230,25 @@ def test_recurrence_rule_outside_the_subset_is_422(client, make_tenant, pinned_n
     assert response.status_code == 422, response.get_json()
     assert response.get_json()["error"]["field"] == "recurrence.rrule"
     assert _count(app, slug) == 0
+
+
+def test_series_reschedules_as_one_or_not_at_all(client, make_tenant, pinned_now, app):
+    slug = _series_tenant(make_tenant, pinned_now, app)
+    body = client.post(f"/api/v1/public/{slug}/bookings", json=_booking(
+        start="2027-01-11T08:00:00Z", recurrence={"rrule": "FREQ=WEEKLY;COUNT=3"})).get_json()
+    token = body["manage_token"]
+    # Block 10:00 on the third Monday: moving the series to 10:00 must change nothing.
+    client.post(f"/api/v1/public/{slug}/bookings", json=_booking(start="2027-01-25T09:00:00Z",
+                customer={"name": "B", "email": "b@example.com"}))
+    refused = client.post(f"/api/v1/public/{slug}/bookings/{token}/reschedule", json={"start": "2027-01-11T09:00:00Z", "series": True})
+    assert refused.status_code == 409
+    assert [c["start"] for c in refused.get_json()["error"]["conflicts"]] == ["2027-01-25T09:00:00Z"]
+    shown = client.get(f"/api/v1/public/{slug}/bookings/{token}").get_json()
+    assert [a["start"] for a in shown["appointments"]] == ["2027-01-11T08:00:00Z", "2027-01-18T08:00:00Z", "2027-01-25T08:00:00Z"]
+    moved = client.post(f"/api/v1/public/{slug}/bookings/{token}/reschedule", json={"start": "2027-01-11T10:00:00Z", "series": True})
+    assert moved.status_code == 200, moved.get_json()
+    assert [a["start"] for a in moved.get_json()["appointments"]] == [
+        "2027-01-11T10:00:00Z", "2027-01-18T10:00:00Z", "2027-01-25T10:00:00Z"]
+    cancelled = client.post(f"/api/v1/public/{slug}/bookings/{token}/cancel", json={"series": True})
+    assert len(cancelled.get_json()["cancelled"]) == 3
+    assert _count(app, slug) == 1  # only the other customer's booking is left

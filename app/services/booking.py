@@ -590,6 +590,42 @@ def reschedule(
     return appointment
 
 
+def reschedule_series(
+    session: Session,
+    tenant: TenantRef,
+    actor: str,
+    anchor: m.Appointment,
+    new_start: dt.datetime,
+    now: dt.datetime,
+    *,
+    enforce_policy: bool = True,
+) -> list[m.Appointment]:
+    """Move this occurrence and every later live one by the same wall-clock shift; all or nothing."""
+    if new_start.tzinfo is None:
+        raise ValidationError("start must carry a time zone offset or Z", "start")
+    zone = ZoneInfo(anchor.timezone or tenant.timezone)
+    shift = new_start.astimezone(zone).replace(tzinfo=None) - anchor.start_at.astimezone(zone).replace(tzinfo=None)
+    items = [a for a in series_of(session, anchor) if a.start_at >= anchor.start_at and a.status != m.STATUS_CANCELLED]
+    # Move the far end first when shifting later (and the near end when earlier), so no
+    # occurrence lands on a sibling that has not moved yet.
+    items.sort(key=lambda a: a.start_at, reverse=shift > dt.timedelta(0))
+    conflicts = []
+    with session.begin_nested() as savepoint:
+        for item in items:
+            target = (item.start_at.astimezone(zone).replace(tzinfo=None) + shift).replace(tzinfo=zone).astimezone(UTC)
+            try:
+                with session.begin_nested():
+                    reschedule(session, tenant, actor, item, target, now, enforce_policy=enforce_policy)
+            except SlotUnavailable as exc:
+                conflicts.append({"start": iso(target), "code": exc.code, "message": exc.message})
+        if conflicts:
+            savepoint.rollback()
+    if conflicts:
+        session.expire_all()
+        raise SlotUnavailable(f"{len(conflicts)} occurrence(s) cannot move; nothing was changed", conflicts=conflicts)
+    return sorted(items, key=lambda a: a.start_at)
+
+
 def cancel(
     session: Session,
     tenant: TenantRef,

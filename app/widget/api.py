@@ -6,18 +6,26 @@ POST /api/v1/public/<tenant>/bookings                (Idempotency-Key header hon
 GET  /api/v1/public/<tenant>/bookings/<token>
 POST /api/v1/public/<tenant>/bookings/<token>/reschedule   {start}
 POST /api/v1/public/<tenant>/bookings/<token>/cancel       {reason?}
+GET  /api/v1/public/<tenant>/bookings/<token>/ics          (text/calendar)
+GET  /api/v1/public/<tenant>/form?service=                 booking-form fields and current consent texts
+GET  /api/v1/public/<tenant>/widgets/<widget id>           a widget's public settings
+
+A booking's `answers` are checked against the booking form (app/services/forms.py);
+`consents` ({"terms": version, "privacy": version}) must name the current texts,
+and a consent record (who, when, version, IP) is written with the booking.
 
 Errors: {"error": {"code", "message", "field"}} (app/errors.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 from urllib.parse import quote_plus
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -25,7 +33,7 @@ from app.errors import ApiError, NotFound, ValidationError
 from app.extensions import db
 from app.models import tenant as m
 from app.models.public import Tenant
-from app.services import booking
+from app.services import booking, forms
 from app.services.availability import parse_query, slots_json
 from app.tenancy import activate, find_tenant
 
@@ -194,7 +202,8 @@ def _str(data: dict, key: str, field: str, required: bool = False, max_len: int 
 
 
 def parse_booking(data: dict) -> booking.BookingRequest:
-    allowed = {"service", "location", "staff", "start", "timezone", "customer", "seats", "answers", "recurrence", "notes"}
+    allowed = {"service", "location", "staff", "start", "timezone", "customer", "seats", "answers", "recurrence", "notes",
+               "consents", "widget"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ValidationError(f"unknown field {unknown[0]!r}", unknown[0], code="unknown_field")
@@ -289,13 +298,27 @@ def _idempotent(handler):
     return jsonify(body), status
 
 
+def _form_checked(data: dict, req: booking.BookingRequest):
+    """Answers cleaned against the booking form (minus the widget's hidden fields) and the consent texts agreed to."""
+    hidden: set[str] = set()
+    if data.get("widget") is not None:
+        widget = forms.find_widget(db.session, str(data["widget"]))
+        if widget is None:
+            raise NotFound(f"unknown widget {data['widget']!r}", "widget")
+        hidden = set(widget.hidden_fields or [])
+    answers = forms.clean_answers(db.session, req.service, req.answers, hidden, booking.zone_country(g.tenant.timezone))
+    texts = forms.check_consents(db.session, data.get("consents"))
+    return dataclasses.replace(req, answers=answers), texts
+
+
 @bp.post("/bookings")
 def create_booking():
     data = _json_body()
-    req = parse_booking(data)
+    req, consent_texts = _form_checked(data, parse_booking(data))
 
     def handler(commit: bool = True):
         result = booking.book(db.session, g.tenant, "customer", req, utcnow())
+        forms.record_consents(db.session, consent_texts, result.appointments[0], request.remote_addr)
         body = {
             "appointment": appointment_json(result.appointments[0]),
             "manage_token": result.manage_token,
@@ -330,9 +353,12 @@ def reschedule_booking(token: str):
     data = _json_body()
     new_start = _instant(data.get("start"), "start")
     appt = booking.find_by_token(db.session, token)
-    booking.reschedule(db.session, g.tenant, "customer", appt, new_start, utcnow())
+    if data.get("series"):
+        moved = booking.reschedule_series(db.session, g.tenant, "customer", appt, new_start, utcnow())
+    else:
+        moved = [booking.reschedule(db.session, g.tenant, "customer", appt, new_start, utcnow())]
     db.session.commit()
-    return jsonify({"appointment": appointment_json(appt)})
+    return jsonify({"appointment": appointment_json(appt), "appointments": [appointment_json(a) for a in moved]})
 
 
 @bp.post("/bookings/<token>/cancel")
@@ -349,3 +375,55 @@ def cancel_booking(token: str):
             booking.cancel(db.session, g.tenant, "customer", item, now, reason=reason)
     db.session.commit()
     return jsonify({"appointment": appointment_json(appt), "cancelled": [str(a.id) for a in targets if a.status == "cancelled"]})
+
+
+@bp.get("/bookings/<token>/ics")
+def booking_ics(token: str):
+    from app.services.portal import appointment_ics
+
+    appt = booking.find_by_token(db.session, token)
+    organizer = g.tenant_row.contact_email or current_app.config["MAIL_FROM"]
+    body = appointment_ics(g.tenant, organizer, appt, None)
+    return Response(body, mimetype="text/calendar", headers={"Content-Disposition": 'attachment; filename="appointment.ics"'})
+
+
+@bp.get("/form")
+def booking_form():
+    service = request.args.get("service") or None
+    if service and not db.session.scalar(select(m.Service.id).where(m.Service.key == service)):
+        raise NotFound(f"unknown service {service!r}", "service")
+    return jsonify(
+        {
+            "fields": [forms.field_json(f) for f in forms.fields_for(db.session, service)],
+            "consents": [{"kind": t.kind, "version": t.version, "body": t.body} for t in forms.current_consents(db.session).values()],
+        }
+    )
+
+
+def widget_json(widget) -> dict:
+    return {
+        "id": widget.public_id,
+        "name": widget.name,
+        "mode": widget.mode,
+        "primary_color": widget.primary_color,
+        "accent_color": widget.accent_color,
+        "logo_url": widget.logo_url,
+        "font_family": widget.font_family,
+        "radius_px": widget.radius_px,
+        "language": widget.language,
+        "button_label": widget.button_label,
+        "default_service": widget.default_service,
+        "default_location": widget.default_location,
+        "show_location_step": widget.show_location_step,
+        "show_staff_step": widget.show_staff_step,
+        "show_phone": widget.show_phone,
+        "hidden_fields": list(widget.hidden_fields or []),
+    }
+
+
+@bp.get("/widgets/<public_id>")
+def widget_config(public_id: str):
+    widget = forms.find_widget(db.session, public_id)
+    if widget is None:
+        raise NotFound(f"unknown widget {public_id!r}", "widget")
+    return jsonify({"widget": widget_json(widget)})
