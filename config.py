@@ -59,6 +59,9 @@ class Config:
     FAB_UPDATE_PERMS = False
     FAB_ADD_SECURITY_VIEWS = True
     FAB_API_SWAGGER_UI = True
+    # Per-tenant API keys (app.security): FAB hands `Bearer upz_...` to our validate_api_key.
+    FAB_API_KEY_ENABLED = True
+    FAB_API_KEY_PREFIXES = ["upz_"]
     FAB_OPENAPI_SERVERS = None
     AUTH_TYPE = 1  # AUTH_DB
     AUTH_ROLE_ADMIN = "Platform Admin"

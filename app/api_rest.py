@@ -1,0 +1,303 @@
+"""REST API for a tenant's business data (FAB ModelRestApi under /api/v1/<resource>/).
+
+Authentication is a per-tenant API key (`Authorization: Bearer upz_...`, resolved
+in app.security before FAB's code runs) or the admin session. Either way the
+request session is routed to exactly one tenant schema, so another tenant's rows
+are not reachable; an id from elsewhere is a 404. Errors use the project shape
+`{"error": {"code", "message", "field"}}`. The OpenAPI document is FAB's, at
+/api/v1/_openapi.
+"""
+
+from __future__ import annotations
+
+from flask import jsonify, make_response
+from flask_appbuilder.api import ModelRestApi
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from marshmallow import ValidationError as FieldInvalid
+from sqlalchemy.exc import IntegrityError
+
+from app import security
+from app.extensions import db
+from app.models import tenant as m
+
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class PayloadInvalid(Exception):
+    """A rule across fields failed (end before start ...): nothing is written."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _check_key(value) -> None:
+    import re
+
+    if not isinstance(value, str) or not re.match(KEY_PATTERN, value):
+        raise FieldInvalid("lower-case letters, digits, - and _ (max 63), starting with a letter or digit")
+
+
+def _check_zone(value) -> None:
+    from tenants.provisioning import ProvisioningError, check_timezone
+
+    try:
+        check_timezone(value or "")
+    except ProvisioningError as exc:
+        raise FieldInvalid(str(exc))
+
+
+def _check_weekday(value) -> None:
+    if not isinstance(value, int) or not 0 <= value <= 6:
+        raise FieldInvalid("weekday is 0 (Monday) to 6 (Sunday)")
+
+
+def _check_minute(value) -> None:
+    if not isinstance(value, int) or not 0 <= value <= 1440:
+        raise FieldInvalid("minutes after midnight, 0 to 1440")
+
+
+def _error(status: int, code: str, message, field: str | None = None, **extra):
+    body = {"code": code, "message": message, "field": field}
+    body.update(extra)
+    response = make_response(jsonify({"error": body}), status)
+    return response
+
+
+def _flatten(messages) -> tuple[str | None, str]:
+    """First field and message of a marshmallow error dict (or a plain message)."""
+    if isinstance(messages, dict) and messages:
+        field, detail = next(iter(messages.items()))
+        while isinstance(detail, dict) and detail:
+            detail = next(iter(detail.values()))
+        text = detail[0] if isinstance(detail, list) and detail else str(detail)
+        return str(field), f"{field}: {text}"
+    return None, str(messages)
+
+
+def _constraint_error(exc: IntegrityError):
+    """A database rule caught what the checks did not (a duplicate key, a dangling reference)."""
+    diag = getattr(exc.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None) or ""
+    if name.startswith("uq_"):
+        field = name.split("_")[-1]
+        return _error(422, "duplicate", f"{field}: already used in this business", field)
+    if name.startswith("fk_"):
+        return _error(422, "invalid", "a referenced item does not exist in this business", None)
+    return _error(422, "invalid", f"the data breaks the rule {name or 'of the database'}", None)
+
+
+class TenantRestApi(ModelRestApi):
+    """Base: project error shape, session or API-key login, cross-field checks before any write."""
+
+    allow_browser_login = True
+    page_size = 50
+    max_page_size = 500
+
+    def check_item(self, item) -> None:
+        """Raise PayloadInvalid when fields that are fine alone do not fit together."""
+
+    def pre_add(self, item):
+        self.check_item(item)
+
+    def pre_update(self, item):
+        self.check_item(item)
+
+    def post_headless(self):
+        return self._guarded(super().post_headless)
+
+    def put_headless(self, pk):
+        return self._guarded(lambda: super(TenantRestApi, self).put_headless(pk))
+
+    def _guarded(self, call):
+        try:
+            return call()
+        except PayloadInvalid as exc:
+            # The item may already sit in the session through its relationships.
+            db.session.rollback()
+            return _error(422, "invalid", exc.message, exc.field)
+        except IntegrityError as exc:
+            db.session.rollback()
+            return _constraint_error(exc)
+
+    def response_400(self, message=None):
+        field, text = _flatten(message or "bad request")
+        return _error(400, "invalid", text, field)
+
+    def response_422(self, message=None):
+        field, text = _flatten(message or "could not process the entity")
+        if isinstance(message, str) and message.startswith("Database exception"):
+            # Constraint names say which rule failed; the SQL itself stays private.
+            text = "the data breaks a rule of the database (unique key, span or reference)"
+        return _error(422, "invalid", text, field, **({"fields": message} if isinstance(message, dict) else {}))
+
+    def response_401(self):
+        return _error(401, "unauthorized", "sign in or send a valid API key")
+
+    def response_403(self):
+        return _error(403, "not_allowed", "this role may not do that here")
+
+    def response_404(self):
+        return _error(404, "not_found", "no such item in this business")
+
+    def response_500(self, message=None):
+        return _error(500, "internal", "internal error")
+
+
+class SpanCheck:
+    """Weekly wall-clock rows: end after start, inside the day."""
+
+    def check_item(self, item) -> None:
+        if item.start_min is not None and item.end_min is not None and item.end_min <= item.start_min:
+            raise PayloadInvalid("end_min", "end must be after start")
+
+
+class LocationApi(TenantRestApi):
+    datamodel = SQLAInterface(m.Location)
+    resource_name = "locations"
+    class_permission_name = "LocationsApi"
+    list_columns = ["id", "key", "name", "timezone", "address", "phone", "latitude", "longitude", "virtual", "active"]
+    show_columns = list_columns
+    add_columns = edit_columns = list_columns[1:]
+    search_columns = ["key", "name", "timezone", "active"]
+    validators_columns = {"key": _check_key, "timezone": _check_zone}
+
+
+class CategoryApi(TenantRestApi):
+    datamodel = SQLAInterface(m.Category)
+    resource_name = "categories"
+    class_permission_name = "CategoriesApi"
+    list_columns = ["id", "key", "name", "position"]
+    show_columns = list_columns
+    add_columns = edit_columns = list_columns[1:]
+    search_columns = ["key", "name"]
+    validators_columns = {"key": _check_key}
+
+
+class ServiceApi(TenantRestApi):
+    datamodel = SQLAInterface(m.Service)
+    resource_name = "services"
+    class_permission_name = "ServicesApi"
+    list_columns = [
+        "id", "key", "name", "description", "category.id", "duration_min", "price", "buffer_before_min",
+        "buffer_after_min", "slot_interval_min", "min_notice_min", "max_advance_days", "capacity", "meeting",
+        "all_locations", "cancel_window_min", "reschedule_window_min", "allow_recurring", "active",
+    ]
+    show_columns = list_columns + ["locations.id"]
+    add_columns = edit_columns = [
+        "key", "name", "description", "category", "duration_min", "price", "buffer_before_min", "buffer_after_min",
+        "slot_interval_min", "min_notice_min", "max_advance_days", "capacity", "meeting", "all_locations", "locations",
+        "cancel_window_min", "reschedule_window_min", "allow_recurring", "active",
+    ]
+    search_columns = ["key", "name", "category", "active", "meeting"]
+    validators_columns = {"key": _check_key}
+
+    def check_item(self, item) -> None:
+        if item.duration_min is not None and not 5 <= item.duration_min <= 1440:
+            raise PayloadInvalid("duration_min", "duration is 5 to 1440 minutes")
+        if item.capacity is not None and item.capacity < 1:
+            raise PayloadInvalid("capacity", "capacity is at least 1")
+        if item.meeting is not None and item.meeting not in ("none", "zoom", "teams", "google_meet"):
+            raise PayloadInvalid("meeting", "meeting is none, zoom, teams or google_meet")
+
+
+class StaffApi(TenantRestApi):
+    datamodel = SQLAInterface(m.Staff)
+    resource_name = "staff"
+    class_permission_name = "StaffApi"
+    list_columns = ["id", "key", "name", "email", "phone", "bio", "photo_url", "active"]
+    show_columns = list_columns + ["services.id", "locations.id"]
+    add_columns = edit_columns = list_columns[1:] + ["services", "locations"]
+    search_columns = ["key", "name", "email", "active"]
+    validators_columns = {"key": _check_key}
+
+
+class StaffHoursApi(SpanCheck, TenantRestApi):
+    datamodel = SQLAInterface(m.StaffHours)
+    resource_name = "staff_hours"
+    class_permission_name = "StaffHoursApi"
+    list_columns = ["id", "staff.id", "location.id", "weekday", "start_min", "end_min"]
+    show_columns = list_columns
+    add_columns = edit_columns = ["staff", "location", "weekday", "start_min", "end_min"]
+    search_columns = ["staff", "location", "weekday"]
+    validators_columns = {"weekday": _check_weekday, "start_min": _check_minute, "end_min": _check_minute}
+
+
+class StaffBreakApi(SpanCheck, TenantRestApi):
+    datamodel = SQLAInterface(m.StaffBreak)
+    resource_name = "staff_breaks"
+    class_permission_name = "StaffBreaksApi"
+    list_columns = ["id", "staff.id", "location.id", "weekday", "start_min", "end_min"]
+    show_columns = list_columns
+    add_columns = edit_columns = ["staff", "location", "weekday", "start_min", "end_min"]
+    search_columns = ["staff", "location", "weekday"]
+    validators_columns = {"weekday": _check_weekday, "start_min": _check_minute, "end_min": _check_minute}
+
+
+class TimeOffApi(TenantRestApi):
+    datamodel = SQLAInterface(m.TimeOff)
+    resource_name = "time_off"
+    class_permission_name = "TimeOffApi"
+    list_columns = ["id", "staff.id", "start_at", "end_at", "reason"]
+    show_columns = list_columns
+    add_columns = edit_columns = ["staff", "start_at", "end_at", "reason"]
+    search_columns = ["staff", "start_at", "reason"]
+
+    def check_item(self, item) -> None:
+        for name in ("start_at", "end_at"):
+            value = getattr(item, name)
+            if value is not None and value.tzinfo is None:
+                raise PayloadInvalid(name, "an instant needs an offset or Z")
+        if item.start_at is not None and item.end_at is not None and item.end_at <= item.start_at:
+            raise PayloadInvalid("end_at", "end must be after start")
+
+
+class CustomerApi(TenantRestApi):
+    datamodel = SQLAInterface(m.Customer)
+    resource_name = "customers"
+    class_permission_name = "CustomersApi"
+    list_columns = ["id", "name", "email", "phone", "locale", "timezone", "sms_opt_out", "marketing_opt_in", "created_at"]
+    show_columns = list_columns
+    add_columns = edit_columns = ["name", "email", "phone", "locale", "timezone", "sms_opt_out", "marketing_opt_in"]
+    search_columns = ["name", "email", "phone"]
+
+    def check_item(self, item) -> None:
+        if item.timezone:
+            try:
+                _check_zone(item.timezone)
+            except FieldInvalid as exc:
+                raise PayloadInvalid("timezone", str(exc.messages[0]))
+
+
+class AppointmentApi(TenantRestApi):
+    """Read-only: bookings change only through the booking service (public API, admin actions)."""
+
+    datamodel = SQLAInterface(m.Appointment)
+    resource_name = "appointments"
+    class_permission_name = "AppointmentsApi"
+    base_permissions = ["can_get", "can_info"]
+    list_columns = [
+        "id", "start_at", "end_at", "service.id", "staff.id", "location.id", "customer.id", "status", "seats",
+        "source", "price", "currency", "notes",
+    ]
+    show_columns = list_columns
+    search_columns = ["start_at", "service", "staff", "location", "customer", "status", "source"]
+    base_order = ("start_at", "desc")
+
+
+API_CLASSES = [
+    LocationApi, CategoryApi, ServiceApi, StaffApi, StaffHoursApi, StaffBreakApi, TimeOffApi, CustomerApi, AppointmentApi,
+]
+
+
+# A plain blueprint beside FAB's APIs: an index that names the resources.
+from flask import Blueprint  # noqa: E402
+
+bp = Blueprint("rest_index", __name__)
+
+
+@bp.get("/api/v1/")
+def index():
+    """The REST resources and where the OpenAPI document is."""
+    return jsonify({"resources": sorted(f"/api/v1/{c.resource_name}/" for c in API_CLASSES), "openapi": "/api/v1/_openapi"})
