@@ -1,0 +1,149 @@
+"""Outbox relay: committed domain events → RQ jobs.
+
+Rows are taken with `FOR UPDATE SKIP LOCKED` (two relays never take the same
+row) and marked relayed in the same transaction, after the enqueue succeeded.
+If Redis is down the enqueue raises, the row keeps `relayed_at IS NULL` (with
+the error noted) and goes out on a later pass. A crash between the enqueue and
+the commit relays the row again; the event job is idempotent (delivery rows are
+unique), so the worst case is a wasted job, never a second message.
+
+`python -m app.jobs.relay` runs the relay loop: it LISTENs on the channel the
+outbox trigger NOTIFYs on commit, relays that tenant at once, and sweeps every
+tenant every few seconds (events that waited for Redis, missed notifications).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import select as select_module
+import signal
+import time
+
+from redis.exceptions import RedisError
+from rq import Retry
+from sqlalchemy import select, text, update
+from sqlalchemy.engine import Engine
+
+from app.models.public import Tenant, schema_for
+from app.models.tenant import OutboxEvent
+from app.notifications.retry import backoff_schedule
+from app.tenancy import tenant_session
+
+log = logging.getLogger(__name__)
+CHANNEL = "upzento_outbox"
+EVENT_JOB = "app.jobs.notify.handle_event"
+
+
+def active_tenants(engine: Engine) -> list[str]:
+    """Slugs of tenants whose schema is ready."""
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as session:
+        return list(session.scalars(select(Tenant.slug).where(Tenant.status == Tenant.STATUS_ACTIVE)))
+
+
+def relay_tenant(engine: Engine, slug: str, limit: int = 200, connection=None) -> int:
+    """Enqueue up to `limit` pending events of one tenant; returns how many went to RQ."""
+    from app.jobs.queues import queue
+
+    sent = 0
+    with tenant_session(engine, slug) as (session, _ref):
+        rows = session.scalars(
+            select(OutboxEvent).where(OutboxEvent.relayed_at.is_(None)).order_by(OutboxEvent.id)
+            .limit(limit).with_for_update(skip_locked=True)
+        ).all()
+        if not rows:
+            return 0
+        try:
+            q = queue("notifications") if connection is None else _queue(connection)
+            with q.connection.pipeline() as pipe:
+                for row in rows:
+                    q.enqueue_call(EVENT_JOB, args=(slug, row.id), job_id=f"evt-{slug}-{row.id}",
+                                   retry=Retry(max=5, interval=backoff_schedule(5, base=2, cap=300)),
+                                   result_ttl=600, failure_ttl=7 * 86400, pipeline=pipe)
+                pipe.execute()
+        except (RedisError, OSError) as exc:
+            for row in rows:
+                row.attempts += 1
+                row.last_error = f"enqueue failed: {exc}"[:2000]
+            log.warning("outbox relay for %s: Redis unavailable (%s); %d event(s) wait", slug, exc, len(rows))
+            return 0
+        now = dt.datetime.now(dt.timezone.utc)
+        session.execute(update(OutboxEvent).where(OutboxEvent.id.in_([r.id for r in rows]))
+                        .values(relayed_at=now, last_error=None))
+        sent = len(rows)
+    return sent
+
+
+def _queue(connection):
+    from rq import Queue
+
+    return Queue("notifications", connection=connection)
+
+
+def relay_all(engine: Engine, limit: int = 200) -> int:
+    """One pass over every active tenant (each drained while full batches come back)."""
+    total = 0
+    for slug in active_tenants(engine):
+        while True:
+            n = relay_tenant(engine, slug, limit)
+            total += n
+            if n < limit:
+                break
+    return total
+
+
+def relay_job() -> int:
+    """RQ/cron entry point: one relay pass."""
+    from app.jobs.runtime import engine
+
+    return relay_all(engine())
+
+
+def _slug_of(schema: str) -> str | None:
+    prefix = schema_for("x")[:-1]
+    return schema[len(prefix):] if schema.startswith(prefix) else None
+
+
+def run(engine: Engine, sweep_every: float = 2.0, limit: int = 200) -> None:
+    """Relay until SIGTERM/SIGINT: at once on NOTIFY, and a full sweep every `sweep_every` seconds."""
+    stopping: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    last_sweep = 0.0
+    while not stopping:
+        try:
+            with engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.execute(text(f"LISTEN {CHANNEL}"))
+                raw = conn.connection.driver_connection
+                while not stopping:
+                    if time.monotonic() - last_sweep >= sweep_every:
+                        relay_all(engine, limit)
+                        last_sweep = time.monotonic()
+                    ready, _, _ = select_module.select([raw.fileno()], [], [], 0.5)
+                    if not ready:
+                        continue
+                    schemas = {n.payload for n in raw.notifies(timeout=0, stop_after=10_000)}
+                    for schema in schemas:
+                        slug = _slug_of(schema)
+                        if slug:
+                            while relay_tenant(engine, slug, limit) == limit:
+                                pass
+        except Exception:  # keep relaying through database restarts
+            log.exception("outbox relay loop failed; retrying in 1 s")
+            time.sleep(1)
+
+
+def main() -> None:
+    """`python -m app.jobs.relay`"""
+    from app.jobs.runtime import engine
+
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+    run(engine(), sweep_every=float(os.environ.get("OUTBOX_SWEEP_SECONDS", "2")))
+
+
+if __name__ == "__main__":
+    main()

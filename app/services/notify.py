@@ -1,0 +1,325 @@
+"""Which messages a domain event produces, for whom, and what they say.
+
+Planning (`plan_event`, `plan_reminders`) turns an event or a due reminder into
+delivery rows; `insert_deliveries` stores them with `ON CONFLICT DO NOTHING`, so
+the same event relayed twice or a reminder found by two scans yields one row.
+Composing (`compose`) renders one row from the appointment as it is now, in the
+recipient's language and time zone (the customer's for customer messages).
+Nothing here sends or commits; app/jobs/notify.py does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping
+from urllib.parse import quote_plus
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app.models import tenant as m
+from app.models.notifications import (
+    DEFAULT_FOLLOW_UP_DELAY_MIN,
+    DEFAULT_REMINDER_OFFSETS,
+    AgencyTemplate,
+    NotificationDelivery,
+    ServiceNotificationSettings,
+    TenantTemplate,
+)
+from app.models.public import Agency, Tenant
+from app.notifications import ics, templating
+from app.services import events
+from app.tenancy import TenantRef
+
+UTC = dt.timezone.utc
+LIVE_FOR_REMINDERS = (m.STATUS_PENDING, m.STATUS_CONFIRMED)
+# Kinds whose message says "your appointment is on": pointless once it is cancelled.
+NEEDS_LIVE = ("booking_confirmed", "booking_confirmed_staff", "rescheduled", "reminder")
+ICS_KINDS = {"booking_confirmed": "REQUEST", "booking_confirmed_staff": "REQUEST",
+             "rescheduled": "REQUEST", "cancelled": "CANCEL"}
+MANAGE_SALT = "upzento-manage-link"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What planning needs of the app config (jobs read it once per process)."""
+
+    sms_enabled: bool
+    public_url: str
+    secret_key: str
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Settings":
+        return cls(
+            sms_enabled=bool(config.get("SMS_API_BASE_URL") and config.get("SMS_ACCOUNT_SID")),
+            public_url=(config.get("PUBLIC_URL") or f"http://{config.get('HOST', '127.0.0.1')}:{config.get('PORT', 5000)}").rstrip("/"),
+            secret_key=config["SECRET_KEY"],
+        )
+
+
+@dataclass(frozen=True)
+class Composed:
+    subject: str
+    text: str
+    html: str | None
+    ics: bytes | None
+    ics_method: str | None
+
+
+# ------------------------------------------------------------------ manage links
+
+def manage_token(secret_key: str, tenant_slug: str, appointment_id: str) -> str:
+    """A signed, stable reference to one appointment for links in messages."""
+    return URLSafeSerializer(secret_key, salt=MANAGE_SALT).dumps([tenant_slug, str(appointment_id)])
+
+
+def read_manage_token(secret_key: str, token: str) -> tuple[str, str] | None:
+    """(tenant slug, appointment id) of a manage-link token, or None when forged."""
+    try:
+        slug, appointment_id = URLSafeSerializer(secret_key, salt=MANAGE_SALT).loads(token)
+        return str(slug), str(appointment_id)
+    except (BadSignature, ValueError, TypeError):
+        return None
+
+
+def manage_url(settings: Settings, tenant_slug: str, appointment_id) -> str:
+    return f"{settings.public_url}/portal/{tenant_slug}/manage/{manage_token(settings.secret_key, tenant_slug, appointment_id)}"
+
+
+# ---------------------------------------------------------------------- planning
+
+def _customer_targets(customer: m.Customer | None, settings: Settings, channels=("email", "sms")) -> list[tuple[str, str]]:
+    if customer is None:
+        return []
+    out = []
+    if "email" in channels and customer.email:
+        out.append(("email", customer.email.strip().lower()))
+    if "sms" in channels and settings.sms_enabled and customer.phone and not customer.sms_opt_out:
+        # Stored phones are E.164 already (booking validates them).
+        out.append(("sms", customer.phone))
+    return out
+
+
+def _row(appt: m.Appointment, kind: str, channel: str, recipient: str, role: str, *, offset: int = 0,
+         revision: int = 0, event_id: int | None = None, not_before: dt.datetime, due_at=None,
+         language: str | None = None) -> dict:
+    return dict(appointment_id=appt.id, kind=kind, offset_min=offset, revision=revision, channel=channel,
+                recipient=recipient, recipient_role=role, language=language, status="queued", attempts=0,
+                event_id=event_id, not_before=not_before, due_at=due_at, updated_at=not_before)
+
+
+def settings_for(session: Session, service_id: int) -> ServiceNotificationSettings:
+    """The service's notification settings, or an unsaved row holding the defaults."""
+    found = session.get(ServiceNotificationSettings, service_id)
+    return found or ServiceNotificationSettings(
+        service_id=service_id, reminder_offsets=list(DEFAULT_REMINDER_OFFSETS),
+        reminder_channels=["email", "sms"], follow_up_delay_min=DEFAULT_FOLLOW_UP_DELAY_MIN)
+
+
+def plan_event(session: Session, tenant: TenantRef, event: m.OutboxEvent, settings: Settings,
+               now: dt.datetime) -> list[dict]:
+    """Delivery rows for one domain event (none for imports or unknown appointments)."""
+    payload = event.payload or {}
+    if payload.get("source") == "import":
+        return []
+    appt = session.get(m.Appointment, uuid.UUID(event.aggregate_id))
+    if appt is None:
+        return []
+    customer = appt.customer
+    lang = _language(customer, tenant)
+    rows: list[dict] = []
+    if event.event_type == events.BOOKED:
+        for channel, to in _customer_targets(customer, settings):
+            rows.append(_row(appt, "booking_confirmed", channel, to, "customer", event_id=event.id,
+                             not_before=now, language=lang))
+        if appt.staff and appt.staff.email:
+            rows.append(_row(appt, "booking_confirmed_staff", "email", appt.staff.email.strip().lower(), "staff",
+                             event_id=event.id, not_before=now, language=tenant.locale))
+    elif event.event_type == events.RESCHEDULED:
+        revision = int(payload.get("sequence") or appt.sequence)
+        for channel, to in _customer_targets(customer, settings):
+            rows.append(_row(appt, "rescheduled", channel, to, "customer", revision=revision,
+                             event_id=event.id, not_before=now, language=lang))
+    elif event.event_type == events.CANCELLED:
+        for channel, to in _customer_targets(customer, settings):
+            rows.append(_row(appt, "cancelled", channel, to, "customer", revision=appt.sequence,
+                             event_id=event.id, not_before=now, language=lang))
+    elif event.event_type == events.STATUS_CHANGED and payload.get("to_status") == m.STATUS_COMPLETED:
+        delay = settings_for(session, appt.service_id).follow_up_delay_min
+        if delay is not None:
+            for channel, to in _customer_targets(customer, settings, ("email",)):
+                rows.append(_row(appt, "follow_up", channel, to, "customer", event_id=event.id,
+                                 not_before=now + dt.timedelta(minutes=delay), language=lang))
+    elif event.event_type == events.NO_SHOW:
+        for channel, to in _customer_targets(customer, settings, ("email",)):
+            rows.append(_row(appt, "no_show", channel, to, "customer", event_id=event.id,
+                             not_before=now, language=lang))
+    return rows
+
+
+def plan_reminders(session: Session, tenant: TenantRef, settings: Settings, now: dt.datetime,
+                   horizon: dt.timedelta = dt.timedelta(days=8)) -> list[dict]:
+    """Reminder rows due at `now`: start - offset has passed, the start has not.
+
+    The due instant follows the appointment's current start, so a reschedule moves
+    it; a reminder whose due instant passed before the booking existed is not sent
+    (a 24 h reminder right after a same-day booking would only repeat the confirmation).
+    """
+    appts = session.scalars(
+        select(m.Appointment).where(
+            m.Appointment.status.in_(LIVE_FOR_REMINDERS),
+            m.Appointment.start_at > now,
+            m.Appointment.start_at <= now + horizon,
+            m.Appointment.source != "import",
+        )
+    ).all()
+    cache: dict[int, ServiceNotificationSettings] = {}
+    rows: list[dict] = []
+    for appt in appts:
+        conf = cache.get(appt.service_id) or cache.setdefault(appt.service_id, settings_for(session, appt.service_id))
+        for offset in conf.reminder_offsets or []:
+            due = appt.start_at - dt.timedelta(minutes=int(offset))
+            if due > now or appt.created_at > due:
+                continue
+            for channel, to in _customer_targets(appt.customer, settings, tuple(conf.reminder_channels or ())):
+                rows.append(_row(appt, "reminder", channel, to, "customer", offset=int(offset), not_before=now,
+                                 due_at=due, language=_language(appt.customer, tenant)))
+    return rows
+
+
+def insert_deliveries(session: Session, rows: list[dict]) -> list[int]:
+    """Store rows not stored before; returns the ids of the new ones."""
+    if not rows:
+        return []
+    stmt = insert(NotificationDelivery).values(rows).on_conflict_do_nothing(
+        constraint="uq_notification_delivery_once").returning(NotificationDelivery.id)
+    return list(session.scalars(stmt))
+
+
+# --------------------------------------------------------------------- templates
+
+TemplateMap = dict[templating.TemplateKey, templating.MessageTemplate]
+
+
+def _as_message(row) -> templating.MessageTemplate:
+    return templating.MessageTemplate(channel=row.channel, subject=row.subject or "", body_text=row.body_text,
+                                      body_html=row.body_html or "")
+
+
+def overrides(session: Session, agency_id: int, event: str | None = None) -> tuple[TemplateMap, TemplateMap]:
+    """(tenant overrides, agency overrides) of the session's tenant, optionally for one event."""
+    tq = select(TenantTemplate)
+    aq = select(AgencyTemplate).where(AgencyTemplate.agency_id == agency_id)
+    if event:
+        tq = tq.where(TenantTemplate.event == event)
+        aq = aq.where(AgencyTemplate.event == event)
+    tenant_map = {(r.event, r.channel, r.language): _as_message(r) for r in session.scalars(tq)}
+    agency_map = {(r.event, r.channel, r.language): _as_message(r) for r in session.scalars(aq)}
+    return tenant_map, agency_map
+
+
+# ----------------------------------------------------------------------- context
+
+def _language(customer: m.Customer | None, tenant: TenantRef) -> str:
+    return (customer.locale if customer and customer.locale else None) or tenant.locale or "en"
+
+
+def customer_zone(appt: m.Appointment, tenant: TenantRef) -> str:
+    """The zone customer messages use: the one the customer booked in."""
+    return appt.timezone or (appt.customer.timezone if appt.customer else None) or tenant.timezone
+
+
+def _map_urls(location: m.Location) -> tuple[str | None, str | None]:
+    if location.latitude is not None and location.longitude is not None:
+        where = f"{location.latitude},{location.longitude}"
+    elif location.address:
+        where = location.address
+    else:
+        return None, None
+    q = quote_plus(where)
+    return (f"https://www.google.com/maps/search/?api=1&query={q}",
+            f"https://www.google.com/maps/dir/?api=1&destination={q}")
+
+
+def build_context(appt: m.Appointment, tenant: TenantRef, business: Tenant, role: str, language: str,
+                  settings: Settings, previous_start: dt.datetime | None = None) -> dict[str, Any]:
+    """The render context of one message (see templating's "Variables")."""
+    zone = customer_zone(appt, tenant) if role == "customer" else (
+        appt.location.timezone if appt.location else tenant.timezone)
+    customer = appt.customer
+    location = appt.location if appt.location and not appt.location.virtual else None
+    link = manage_url(settings, tenant.slug, appt.id)
+    ctx: dict[str, Any] = {
+        "customer": {"name": customer.name if customer else None, "email": customer.email if customer else None,
+                     "phone": customer.phone if customer else None},
+        "service": {"name": appt.service.name, "duration_min": appt.service.duration_min,
+                    "price": templating.format_price(appt.price, appt.currency or tenant.currency, language)},
+        "staff": {"name": appt.staff.name, "email": appt.staff.email},
+        "location": None,
+        "appointment": {
+            **templating.format_when(appt.start_at, appt.end_at, zone, language),
+            "status": appt.status, "seats": appt.seats, "manage_url": link,
+            "meeting_url": (appt.answers or {}).get("meeting_url"), "ics_url": f"{link}/invite.ics",
+            "cancel_reason": appt.cancel_reason,
+        },
+        "business": {"name": business.sender_name or business.name, "phone": business.contact_phone,
+                     "email": business.contact_email or business.reply_to},
+        "previous": None,
+    }
+    if location is not None:
+        map_url, directions = _map_urls(location)
+        ctx["location"] = {"name": location.name, "address": location.address, "phone": location.phone,
+                           "map_url": map_url, "directions_url": directions}
+    if previous_start is not None:
+        ctx["previous"] = {"start_local": templating.format_local(previous_start, zone, language)}
+    return ctx
+
+
+def invite(appt: m.Appointment, tenant: TenantRef, business: Tenant, organizer_email: str, method: str,
+           settings: Settings, now: dt.datetime) -> bytes:
+    """The .ics of the appointment as it is now: stable UID, SEQUENCE = appointment.sequence."""
+    if appt.location is not None and not appt.location.virtual:
+        where = ", ".join(p for p in (appt.location.name, appt.location.address) if p)
+    else:
+        where = (appt.answers or {}).get("meeting_url") or ""
+    attendees = [(appt.customer.name, appt.customer.email)] if appt.customer and appt.customer.email else []
+    event = ics.IcsEvent(
+        uid=ics.appointment_uid(appt.id, tenant.slug), sequence=appt.sequence, start=appt.start_at,
+        end=appt.end_at, summary=f"{appt.service.name} – {business.sender_name or business.name}",
+        organizer_name=business.sender_name or business.name, organizer_email=organizer_email,
+        dtstamp=now, attendees=attendees, location=where, url=manage_url(settings, tenant.slug, appt.id),
+        status="CANCELLED" if method == "CANCEL" else "CONFIRMED",
+    )
+    return ics.build_ics(event, method)
+
+
+def compose(session: Session, tenant: TenantRef, delivery: NotificationDelivery, settings: Settings,
+            organizer_email: str, now: dt.datetime) -> Composed:
+    """Render one delivery; raises templating.TemplateRenderError for a broken override."""
+    appt = session.get(m.Appointment, delivery.appointment_id)
+    business = session.get(Tenant, tenant.id)
+    language = delivery.language or tenant.locale or "en"
+    previous = None
+    if delivery.kind == "rescheduled" and delivery.event_id:
+        event = session.get(m.OutboxEvent, delivery.event_id)
+        if event is not None and event.payload.get("previous_start"):
+            previous = dt.datetime.fromisoformat(event.payload["previous_start"].replace("Z", "+00:00"))
+    ctx = build_context(appt, tenant, business, delivery.recipient_role, language, settings, previous)
+    tenant_map, agency_map = overrides(session, tenant.agency_id, delivery.kind)
+    resolved = templating.resolve_template(delivery.kind, delivery.channel, language, tenant_map, agency_map)
+    out = templating.render(resolved.template, ctx)
+    method = ICS_KINDS.get(delivery.kind) if delivery.channel == "email" else None
+    data = invite(appt, tenant, business, organizer_email, method, settings, now) if method else None
+    return Composed(out.subject, out.text, out.html, data, method)
+
+
+def sender(session: Session, tenant: TenantRef) -> tuple[str, str | None]:
+    """(display name, reply-to) of a tenant's mail: its own, else its agency's, else its name."""
+    business = session.get(Tenant, tenant.id)
+    agency = session.get(Agency, tenant.agency_id)
+    name = business.sender_name or (agency.sender_name if agency else None) or business.name
+    return name, business.reply_to or business.contact_email
