@@ -1,0 +1,226 @@
+"""Customer portal rules: magic links, own appointments, contact details, GDPR export and erasure requests.
+
+A customer only ever reaches rows through their own customer id, so an id from
+someone else (or another tenant) is a plain 404.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.errors import ApiError, NotFound, ValidationError
+from app.models import tenant as m
+from app.models import widgets as w
+from app.notifications import ics
+from app.services import booking
+from app.services.availability import AvailabilityQuery, query_slots
+from app.services.mail import queue_mail
+from app.tenancy import TenantRef
+
+UTC = dt.timezone.utc
+LINK_TTL = dt.timedelta(minutes=15)
+RATE_WINDOW = dt.timedelta(minutes=15)
+MAX_PER_EMAIL = 3
+MAX_PER_IP = 10
+
+
+class RateLimited(ApiError):
+    status = 429
+
+    def __init__(self):
+        super().__init__("rate_limited", "too many sign-in links were asked for; please wait 15 minutes", "email")
+
+
+class LinkRefused(ApiError):
+    status = 410
+
+
+def request_magic_link(session: Session, tenant: TenantRef, email: str, ip: str | None, now: dt.datetime,
+                       link_base: str, business_name: str) -> bool:
+    """Mail a 15-minute single-use sign-in link if `email` is a customer; True when one was sent.
+
+    The caller shows the same answer either way, so the form does not reveal who is a customer.
+    """
+    email = (email or "").strip()
+    if not booking.EMAIL_RE.match(email) or len(email) > 254:
+        raise ValidationError(f"{email!r} is not an email address", "email")
+    since = now - RATE_WINDOW
+    by_email = session.scalar(select(func.count()).select_from(w.PortalLoginAttempt).where(
+        func.lower(w.PortalLoginAttempt.email) == email.lower(), w.PortalLoginAttempt.at > since))
+    by_ip = session.scalar(select(func.count()).select_from(w.PortalLoginAttempt).where(
+        w.PortalLoginAttempt.ip == ip, w.PortalLoginAttempt.at > since)) if ip else 0
+    if by_email >= MAX_PER_EMAIL or by_ip >= MAX_PER_IP:
+        raise RateLimited()
+    session.add(w.PortalLoginAttempt(email=email, ip=ip, at=now))
+    customer = session.scalar(select(m.Customer).where(func.lower(m.Customer.email) == email.lower()))
+    if customer is None:
+        session.flush()
+        return False
+    token = secrets.token_urlsafe(32)
+    session.add(w.PortalToken(token_hash=booking.hash_token(token), customer_id=customer.id, created_at=now,
+                              expires_at=now + LINK_TTL))
+    link = f"{link_base}{token}"
+    queue_mail(
+        session, customer.email, f"Your sign-in link for {business_name}",
+        f"Hello {customer.name},\n\nsign in to manage your appointments with {business_name}:\n{link}\n\n"
+        "The link works once and expires in 15 minutes. If you did not ask for it, ignore this mail.\n",
+    )
+    return True
+
+
+def consume_magic_link(session: Session, token: str, now: dt.datetime) -> m.Customer:
+    """The customer a link signs in; the link is spent. Unknown → 404, used or expired → 410."""
+    row = session.scalar(
+        select(w.PortalToken).where(w.PortalToken.token_hash == booking.hash_token(token or "")).with_for_update()
+    )
+    if row is None:
+        raise NotFound("this sign-in link is not valid", "token")
+    if row.used_at is not None:
+        raise LinkRefused("link_used", "this sign-in link was already used; ask for a new one", "token")
+    if now > row.expires_at:
+        raise LinkRefused("link_expired", "this sign-in link has expired; ask for a new one", "token")
+    row.used_at = now
+    session.flush()
+    return session.get(m.Customer, row.customer_id)
+
+
+def own_appointments(session: Session, customer_id: int, now: dt.datetime) -> tuple[list, list]:
+    """(upcoming, past) appointments of one customer; cancelled ones count as history."""
+    rows = list(session.scalars(
+        select(m.Appointment).where(m.Appointment.customer_id == customer_id).order_by(m.Appointment.start_at)
+    ))
+    upcoming = [a for a in rows if a.start_at >= now and a.status != m.STATUS_CANCELLED]
+    past = [a for a in rows if a not in upcoming]
+    past.reverse()
+    return upcoming, past
+
+
+def own_appointment(session: Session, customer_id: int, appointment_id: str) -> m.Appointment:
+    """One appointment of this customer, or 404."""
+    import uuid
+
+    try:
+        key = uuid.UUID(str(appointment_id))
+    except ValueError:
+        raise NotFound("no such appointment", "appointment")
+    appt = session.scalar(select(m.Appointment).where(m.Appointment.id == key, m.Appointment.customer_id == customer_id))
+    if appt is None:
+        raise NotFound("no such appointment", "appointment")
+    return appt
+
+
+def free_slots(session: Session, appt: m.Appointment, day: dt.date, days: int, tz: str, now: dt.datetime) -> list[dict]:
+    """Real free starts with the same staff member for moving `appt` (its own time does not block)."""
+    query = AvailabilityQuery(
+        service=appt.service.key, date_from=day, date_to=day + dt.timedelta(days=days - 1), timezone=tz,
+        staff=appt.staff.key, exclude_refs=frozenset({str(appt.id)}),
+    )
+    slots, _ = query_slots(session, query, now)
+    zone = ZoneInfo(tz)
+    return [{"start": booking.iso(s.start), "local": s.start.astimezone(zone)} for s in slots if s.start != appt.start_at]
+
+
+def update_contact(session: Session, customer: m.Customer, name: str, phone: str | None, locale: str | None,
+                   region: str | None) -> None:
+    """Change name, phone and language; email stays (it identifies the customer)."""
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise ValidationError("name is required (200 characters at most)", "name")
+    if locale not in (None, "", "en", "de", "fr", "es"):
+        raise ValidationError("language must be en, de, fr or es", "locale")
+    customer.name = name
+    customer.phone = booking.normalize_phone(phone, region, "phone")
+    customer.locale = locale or None
+    session.flush()
+
+
+def preferences(session: Session, customer: m.Customer) -> w.NotificationPreference:
+    pref = session.get(w.NotificationPreference, customer.id)
+    if pref is None:
+        pref = w.NotificationPreference(customer_id=customer.id, email_reminders=True)
+        session.add(pref)
+        session.flush()
+    return pref
+
+
+def set_preferences(session: Session, customer: m.Customer, email_reminders: bool, sms: bool, marketing: bool) -> None:
+    preferences(session, customer).email_reminders = email_reminders
+    customer.sms_opt_out = not sms
+    customer.marketing_opt_in = marketing
+    session.flush()
+
+
+def export_data(session: Session, tenant: TenantRef, customer: m.Customer) -> dict:
+    """Everything this business stores about the customer, as JSON (GDPR art. 15/20)."""
+    appts = session.scalars(select(m.Appointment).where(m.Appointment.customer_id == customer.id).order_by(m.Appointment.start_at))
+    consents = session.scalars(select(w.ConsentRecord).where(w.ConsentRecord.customer_id == customer.id).order_by(w.ConsentRecord.at))
+    pref = preferences(session, customer)
+    return {
+        "business": {"name": tenant.name, "slug": tenant.slug},
+        "exported_at": booking.iso(dt.datetime.now(UTC)),
+        "customer": {
+            "name": customer.name, "email": customer.email, "phone": customer.phone, "locale": customer.locale,
+            "timezone": customer.timezone, "created_at": booking.iso(customer.created_at),
+        },
+        "preferences": {"email_reminders": pref.email_reminders, "sms": not customer.sms_opt_out,
+                        "marketing": customer.marketing_opt_in},
+        "appointments": [
+            {"id": str(a.id), "service": a.service.name, "staff": a.staff.name,
+             "location": a.location.name if a.location else None, "start": booking.iso(a.start_at),
+             "end": booking.iso(a.end_at), "status": a.status, "answers": a.answers, "notes": a.notes,
+             "cancel_reason": a.cancel_reason}
+            for a in appts
+        ],
+        "consents": [
+            {"kind": c.text.kind, "version": c.text.version, "text": c.text.body, "at": booking.iso(c.at), "ip": c.ip}
+            for c in consents
+        ],
+        "erasure_requests": [
+            {"status": e.status, "requested_at": booking.iso(e.requested_at)}
+            for e in session.scalars(select(w.ErasureRequest).where(w.ErasureRequest.customer_id == customer.id))
+        ],
+    }
+
+
+def request_erasure(session: Session, customer: m.Customer, ip: str | None) -> w.ErasureRequest:
+    """Record an erasure request (one open request per customer)."""
+    open_request = session.scalar(select(w.ErasureRequest).where(
+        w.ErasureRequest.customer_id == customer.id, w.ErasureRequest.status == "requested"))
+    if open_request is not None:
+        return open_request
+    req = w.ErasureRequest(customer_id=customer.id, email=customer.email, ip=ip)
+    session.add(req)
+    session.flush()
+    return req
+
+
+def appointment_event(tenant: TenantRef, organizer_email: str, appt: m.Appointment, url: str | None) -> ics.IcsEvent:
+    where = ""
+    if appt.location is not None:
+        where = ", ".join(x for x in (appt.location.name, appt.location.address) if x)
+    return ics.IcsEvent(
+        uid=ics.appointment_uid(appt.id, tenant.slug),
+        sequence=appt.sequence,
+        start=appt.start_at,
+        end=appt.end_at,
+        summary=f"{appt.service.name} – {tenant.name}",
+        organizer_name=tenant.name,
+        organizer_email=organizer_email,
+        dtstamp=dt.datetime.now(UTC),
+        attendees=((appt.customer.name, appt.customer.email),) if appt.customer else (),
+        description=f"{appt.service.name} with {appt.staff.name}",
+        location=where,
+        url=url,
+        status="CANCELLED" if appt.status == m.STATUS_CANCELLED else "CONFIRMED",
+    )
+
+
+def appointment_ics(tenant: TenantRef, organizer_email: str, appt: m.Appointment, url: str | None) -> bytes:
+    """A single-event calendar file for the customer (a cancelled one as METHOD:CANCEL)."""
+    event = appointment_event(tenant, organizer_email, appt, url)
+    return ics.build_ics(event, "CANCEL" if event.status == "CANCELLED" else "REQUEST")

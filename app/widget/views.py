@@ -1,0 +1,186 @@
+"""The embeddable widget: the loader script and the booking flow that runs in its iframe.
+
+GET /widget/v1/loader.js                          the loader (vanilla IIFE, one global: `Upzento`)
+GET /widget/v1/<tenant>/<widget id>/frame         the booking flow page (framed by allowed origins only)
+GET /widget/v1/static/<file>                      its script and styles
+
+The frame page carries everything the first steps need inline (locations,
+services, staff, form, texts), so the only request before the first slots is
+the availability call; `Content-Security-Policy: frame-ancestors` lists the
+widget's allowed origins, so browsers refuse to show it framed anywhere else.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from flask import Blueprint, Response, abort, current_app, g, render_template, request
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app.extensions import db
+from app.models import tenant as m
+from app.models.public import Tenant
+from app.services import forms
+from app.tenancy import activate, find_tenant
+from app.widget import i18n
+from app.widget.api import location_json, utcnow, widget_json
+
+bp = Blueprint("widget", __name__, url_prefix="/widget/v1", template_folder="templates")
+STATIC = Path(__file__).parent / "static"
+TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+
+@lru_cache(maxsize=32)
+def _static_bytes(name: str, mtime: float) -> tuple[bytes, bytes]:
+    raw = (STATIC / name).read_bytes()
+    return raw, gzip.compress(raw, 9, mtime=0)
+
+
+def _wants_gzip() -> bool:
+    return "gzip" in (request.headers.get("Accept-Encoding") or "")
+
+
+def _static_response(name: str, max_age: int) -> Response:
+    path = STATIC / name
+    if not path.is_file() or path.suffix not in TYPES:
+        abort(404)
+    raw, packed = _static_bytes(name, path.stat().st_mtime)
+    gz = _wants_gzip()
+    response = Response(packed if gz else raw, mimetype=TYPES[path.suffix].split(";")[0])
+    response.headers["Content-Type"] = TYPES[path.suffix]
+    if gz:
+        response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding"
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.get("/loader.js")
+def loader():
+    # Short cache: embedders keep one URL, fixes reach them within minutes.
+    return _static_response("loader.js", 300)
+
+
+@bp.get("/static/<name>")
+def static_file(name: str):
+    if "/" in name or name.startswith("."):
+        abort(404)
+    return _static_response(name, 3600)
+
+
+def _tenant_or_404(slug: str) -> Tenant:
+    tenant = find_tenant(db.session, slug)
+    if tenant is None or tenant.status != Tenant.STATUS_ACTIVE:
+        abort(404)
+    activate(db.session, tenant)
+    return tenant
+
+
+def _services_json(session) -> list[dict]:
+    staff_rows = list(session.scalars(select(m.Staff).where(m.Staff.active.is_(True)).options(selectinload(m.Staff.services))))
+    active_locations = sorted(session.scalars(select(m.Location.key).where(m.Location.active.is_(True))))
+    out = []
+    for svc in session.scalars(
+        select(m.Service).where(m.Service.active.is_(True)).options(selectinload(m.Service.locations), selectinload(m.Service.category))
+        .order_by(m.Service.position, m.Service.name)
+    ):
+        out.append({
+            "key": svc.key, "name": svc.name, "description": svc.description,
+            "category": svc.category.name if svc.category else None,
+            "duration_min": svc.duration_min,
+            "price": f"{svc.price:.2f}" if svc.price is not None else None,
+            "capacity": svc.capacity, "allow_recurring": svc.allow_recurring,
+            "locations": active_locations if svc.all_locations else [l.key for l in svc.locations if l.active],
+            "staff": sorted(s.key for s in staff_rows if svc in s.services),
+        })
+    return out
+
+
+def _frame_colors(widget, override: str | None) -> tuple[str, str, list[str]]:
+    """The colours to use: a loader override is accepted if valid and adjusted (and said so) if it fails AA."""
+    notes = []
+    primary = widget.primary_color
+    if override:
+        value = override if override.startswith("#") else f"#{override}"
+        if forms.HEX_RE.match(value):
+            fixed = forms.adjust_for_contrast(value.lower())
+            if fixed != value.lower():
+                notes.append(f"primary colour {value} fails WCAG AA with white text ({forms.contrast(value, '#ffffff'):.2f}:1); using {fixed}")
+            primary = fixed
+        else:
+            notes.append(f"primary colour {override!r} is not a #rrggbb colour; ignored")
+    return primary, widget.accent_color, notes
+
+
+def frame_csp(widget, nonce: str) -> str:
+    ancestors = " ".join(["'self'", *widget.allowed_origins])
+    return (
+        f"default-src 'none'; script-src 'self'; style-src 'self' 'nonce-{nonce}'; img-src 'self' https: data:; "
+        f"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}"
+    )
+
+
+@bp.get("/<tenant_slug>/<public_id>/frame")
+def frame(tenant_slug: str, public_id: str):
+    tenant = _tenant_or_404(tenant_slug)
+    widget = forms.find_widget(db.session, public_id)
+    if widget is None:
+        abort(404)
+    args = request.args
+    lang = i18n.pick(args.get("lang") or (widget.language if widget.language != "auto" else None),
+                     request.accept_languages, tenant.locale)
+    primary, accent, notes = _frame_colors(widget, args.get("primary"))
+    own_origin = request.host_url.rstrip("/")
+    parent = (args.get("origin") or "").rstrip("/")
+    # Messages go only to an origin the business allowed (or to our own admin preview).
+    parent_origin = parent if parent in widget.allowed_origins or parent == own_origin else None
+    services = _services_json(db.session)
+    locations = [location_json(l) for l in db.session.scalars(
+        select(m.Location).where(m.Location.active.is_(True)).order_by(m.Location.name))]
+    staff = [{"key": s.key, "name": s.name} for s in db.session.scalars(
+        select(m.Staff).where(m.Staff.active.is_(True)).order_by(m.Staff.name))]
+    hidden = set(widget.hidden_fields or []) | {h for h in (args.get("hide") or "").split(",") if h}
+    fields = {svc["key"]: [forms.field_json(f) for f in forms.fields_for(db.session, svc["key"]) if f.key not in hidden]
+              for svc in services}
+    consents = [{"kind": t.kind, "version": t.version, "body": t.body} for t in forms.current_consents(db.session).values()]
+    data = {
+        "tenant": tenant.slug, "business": tenant.name, "currency": tenant.currency, "tz": tenant.timezone,
+        "now": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"), "lang": lang, "t": i18n.strings(lang),
+        "api": f"/api/v1/public/{tenant.slug}", "portal": f"/portal/{tenant.slug}/manage/",
+        "widget": widget_json(widget), "parent_origin": parent_origin,
+        "closable": widget.mode != "inline" or args.get("closable") == "1",
+        "pre": {k: args.get(k) or None for k in ("service", "location", "staff")},
+        "hide_phone": not widget.show_phone or "phone" in hidden,
+        "locations": locations, "services": services, "staff": staff, "fields": fields, "consents": consents,
+        "notes": notes,
+    }
+    if not data["pre"]["service"]:
+        data["pre"]["service"] = widget.default_service
+    if not data["pre"]["location"]:
+        data["pre"]["location"] = widget.default_location
+    db.session.rollback()
+    nonce = secrets.token_urlsafe(12)
+    # "</" inside the JSON would end the script element; escape it.
+    payload = Markup(json.dumps(data, separators=(",", ":")).replace("</", "<\\/"))
+    html = render_template(
+        "widget/frame.html", data=payload, lang=lang, nonce=nonce, primary=primary, accent=accent,
+        radius=widget.radius_px, font=widget.font_family or "system-ui, sans-serif", logo=widget.logo_url,
+        business=tenant.name, t=data["t"],
+    )
+    body = html.encode()
+    response = Response(body, mimetype="text/html")
+    if _wants_gzip():
+        response.set_data(gzip.compress(body, 6, mtime=0))
+        response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding"
+    response.headers["Content-Security-Policy"] = frame_csp(widget, nonce)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+    return response

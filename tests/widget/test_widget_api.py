@@ -1,0 +1,195 @@
+"""Booking form, consent versions, colours and the widget's public endpoints (HTTP, real PostgreSQL)."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+from widget_support import MONDAY_9, NOW, tenant_rows
+
+FIELDS = [
+    {"key": "reason", "label": "Reason for visit", "field_type": "select", "required": True, "options": ["Check-up", "Pain"]},
+    {"key": "notes", "label": "Anything else?", "field_type": "textarea", "help_text": "Allergies, access needs"},
+    {"key": "age", "label": "Age", "field_type": "number"},
+    {"key": "topics", "label": "Topics", "field_type": "multiselect", "options": ["a", "b"]},
+    {"key": "insured", "label": "Insured", "field_type": "checkbox", "required": True},
+    {"key": "born", "label": "Born", "field_type": "date"},
+    {"key": "alt_email", "label": "Other email", "field_type": "email"},
+]
+CONSENTS = {"terms": "Terms v1: be on time.", "privacy": "Privacy v1: we keep your data safe."}
+
+
+def _body(**extra):
+    body = {"service": "visit", "start": MONDAY_9, "customer": {"name": "Eve", "email": "eve@example.com"},
+            "answers": {"reason": "Pain", "insured": True}, "consents": {"terms": 1, "privacy": 1}}
+    body.update(extra)
+    return body
+
+
+@pytest.fixture()
+def tenant(widget_tenant, pinned_now):
+    pinned_now(NOW)
+    return widget_tenant(origins=["https://shop.example"], fields=[dict(f) for f in FIELDS], consents=dict(CONSENTS))
+
+
+def test_form_endpoint_lists_fields_in_order_and_current_consents(client, tenant):
+    slug, _ = tenant
+    body = client.get(f"/api/v1/public/{slug}/form?service=visit").get_json()
+    assert [f["key"] for f in body["fields"]] == [f["key"] for f in FIELDS]
+    assert body["fields"][1]["help"] == "Allergies, access needs"
+    assert {(c["kind"], c["version"]) for c in body["consents"]} == {("terms", 1), ("privacy", 1)}
+    assert client.get(f"/api/v1/public/{slug}/form?service=nope").status_code == 404
+
+
+def test_booking_with_valid_answers_stores_them_and_records_consent(app, client, tenant):
+    slug, widget = tenant
+    answers = {"reason": "Pain", "insured": True, "age": "42", "topics": ["a", "b"], "born": "1985-02-03", "notes": "<b>hi</b>"}
+    r = client.post(f"/api/v1/public/{slug}/bookings", json=_body(answers=answers, widget=widget),
+                    environ_base={"REMOTE_ADDR": "127.0.0.9"})
+    assert r.status_code == 201, r.get_json()
+    appt_id = r.get_json()["appointment"]["id"]
+    (stored,) = tenant_rows(app, slug, "SELECT answers FROM appointment WHERE id = :id", id=appt_id)
+    assert stored[0] == {"reason": "Pain", "insured": True, "age": 42, "topics": ["a", "b"], "born": "1985-02-03", "notes": "<b>hi</b>"}
+    records = tenant_rows(app, slug, "SELECT t.kind, t.version, r.email, r.ip, r.appointment_id::text FROM consent_record r "
+                                     "JOIN consent_text t ON t.id = r.consent_text_id ORDER BY t.kind")
+    assert [tuple(x) for x in records] == [("privacy", 1, "eve@example.com", "127.0.0.9", appt_id),
+                                           ("terms", 1, "eve@example.com", "127.0.0.9", appt_id)]
+
+
+@pytest.mark.parametrize("answers, field", [
+    ({"insured": True}, "answers.reason"),
+    ({"reason": "Pain"}, "answers.insured"),
+    ({"reason": "Other", "insured": True}, "answers.reason"),
+    ({"reason": "Pain", "insured": True, "age": "old"}, "answers.age"),
+    ({"reason": "Pain", "insured": True, "born": "03/02/1985"}, "answers.born"),
+    ({"reason": "Pain", "insured": True, "topics": ["z"]}, "answers.topics"),
+    ({"reason": "Pain", "insured": True, "alt_email": "nope"}, "answers.alt_email"),
+    ({"reason": "Pain", "insured": True, "unknown": "x"}, "answers.unknown"),
+])
+def test_bad_answers_are_refused_and_nothing_is_booked(app, client, tenant, answers, field):
+    slug, _ = tenant
+    r = client.post(f"/api/v1/public/{slug}/bookings", json=_body(answers=answers))
+    assert r.status_code == 422
+    err = r.get_json()["error"]
+    assert err["code"] == "invalid_answers" and field in [e["field"] for e in err["errors"]]
+    assert tenant_rows(app, slug, "SELECT count(*) FROM appointment")[0][0] == 0
+    assert tenant_rows(app, slug, "SELECT count(*) FROM customer")[0][0] == 0
+
+
+def test_all_missing_required_answers_are_listed_at_once(client, tenant):
+    slug, _ = tenant
+    err = client.post(f"/api/v1/public/{slug}/bookings", json=_body(answers={})).get_json()["error"]
+    assert {e["field"] for e in err["errors"]} == {"answers.reason", "answers.insured"}
+
+
+def test_consent_missing_or_outdated_is_refused(app, client, tenant):
+    slug, _ = tenant
+    r = client.post(f"/api/v1/public/{slug}/bookings", json=_body(consents={"terms": 1}))
+    assert r.status_code == 422 and r.get_json()["error"]["field"] == "consents.privacy"
+    from app.extensions import db
+    from app.services import forms
+    from app.tenancy import tenant_session
+
+    with app.app_context(), tenant_session(db.engine, slug) as (session, _):
+        same = forms.publish_consent(session, "terms", CONSENTS["terms"], "admin")
+        assert same.version == 1  # unchanged text keeps its version
+        changed = forms.publish_consent(session, "terms", "Terms v2: be early.", "admin")
+        assert changed.version == 2
+    r = client.post(f"/api/v1/public/{slug}/bookings", json=_body())
+    assert r.status_code == 422 and r.get_json()["error"]["code"] == "consent_required"
+    r = client.post(f"/api/v1/public/{slug}/bookings", json=_body(consents={"terms": 2, "privacy": 1}))
+    assert r.status_code == 201
+    rows = tenant_rows(app, slug, "SELECT t.kind, t.version, t.body FROM consent_record r JOIN consent_text t ON t.id = r.consent_text_id ORDER BY 1")
+    assert [tuple(x) for x in rows] == [("privacy", 1, CONSENTS["privacy"]), ("terms", 2, "Terms v2: be early.")]
+
+
+def test_widget_hidden_field_is_not_required(app, client, tenant):
+    slug, widget = tenant
+    from app.extensions import db
+    from app.models import widgets as w
+    from app.tenancy import tenant_session
+    from sqlalchemy import update
+
+    with app.app_context(), tenant_session(db.engine, slug) as (session, _):
+        session.execute(update(w.Widget).values(hidden_fields=["insured"]))
+    r = client.post(f"/api/v1/public/{slug}/bookings", json=_body(answers={"reason": "Pain"}, widget=widget))
+    assert r.status_code == 201, r.get_json()
+    r = client.post(f"/api/v1/public/{slug}/bookings", json=_body(answers={"reason": "Pain"}, widget="wnope"))
+    assert r.status_code == 404 and r.get_json()["error"]["field"] == "widget"
+
+
+def test_ics_download_by_manage_token(client, tenant):
+    slug, _ = tenant
+    token = client.post(f"/api/v1/public/{slug}/bookings", json=_body()).get_json()["manage_token"]
+    r = client.get(f"/api/v1/public/{slug}/bookings/{token}/ics")
+    assert r.status_code == 200 and r.mimetype == "text/calendar"
+    assert b"DTSTART:20270104T080000Z" in r.data and b"BEGIN:VEVENT" in r.data
+    assert client.get(f"/api/v1/public/{slug}/bookings/wrong/ics").status_code == 404
+
+
+def test_widget_config_endpoint(client, tenant):
+    slug, widget = tenant
+    body = client.get(f"/api/v1/public/{slug}/widgets/{widget}").get_json()["widget"]
+    assert body["id"] == widget and body["mode"] == "inline"
+    assert "allowed_origins" not in body
+    assert client.get(f"/api/v1/public/{slug}/widgets/wnope").status_code == 404
+
+
+def test_contrast_rules():
+    from app.services import forms
+
+    assert forms.contrast("#000000", "#ffffff") == pytest.approx(21.0)
+    assert forms.color_problems("#1d4ed8", "#0f766e") == []
+    problems = forms.color_problems("#ffff00", "#0f766e")
+    assert problems[0][0] == "primary_color" and "contrast" in problems[0][1]
+    fixed = forms.adjust_for_contrast("#ffff00")
+    assert forms.contrast(fixed, "#ffffff") >= 4.5 and fixed != "#ffff00"
+    assert forms.adjust_for_contrast("#1d4ed8") == "#1d4ed8"
+
+
+def test_frame_headers_csp_and_origin(client, tenant):
+    slug, widget = tenant
+    r = client.get(f"/widget/v1/{slug}/{widget}/frame?origin=https://shop.example", headers={"Accept-Encoding": "identity"})
+    assert r.status_code == 200
+    csp = r.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'self' https://shop.example" in csp
+    assert '"parent_origin":"https://shop.example"' in r.get_data(as_text=True)
+    r = client.get(f"/widget/v1/{slug}/{widget}/frame?origin=https://evil.example")
+    assert '"parent_origin":null' in r.get_data(as_text=True)
+    assert client.get(f"/widget/v1/{slug}/wnope/frame").status_code == 404
+    assert client.get(f"/widget/v1/nobody_here/{widget}/frame").status_code == 404
+
+
+def test_frame_adjusts_a_failing_primary_colour_and_says_so(client, tenant):
+    slug, widget = tenant
+    html = client.get(f"/widget/v1/{slug}/{widget}/frame?primary=%23ffff00").get_data(as_text=True)
+    assert "--upz-primary:#ffff00" not in html and "fails WCAG AA" in html
+
+
+def test_frame_languages(client, tenant):
+    slug, widget = tenant
+    for lang, word in (("de", "Termin buchen"), ("fr", "Prendre rendez-vous"), ("es", "Reservar cita"), ("en", "Book an appointment")):
+        html = client.get(f"/widget/v1/{slug}/{widget}/frame?lang={lang}").get_data(as_text=True)
+        assert f'<html lang="{lang}">' in html and word in html
+    html = client.get(f"/widget/v1/{slug}/{widget}/frame", headers={"Accept-Language": "fr-CH, fr;q=0.9"}).get_data(as_text=True)
+    assert '<html lang="fr">' in html
+
+
+def test_xss_in_field_labels_stays_inert_in_the_frame(widget_tenant, client, pinned_now):
+    pinned_now(NOW)
+    evil = '</script><script>alert(1)</script><img src=x onerror=alert(2)>'
+    slug, widget = widget_tenant(fields=[{"key": "q", "label": evil, "field_type": "text", "help_text": evil}])
+    html = client.get(f"/widget/v1/{slug}/{widget}/frame").get_data(as_text=True)
+    assert "</script><script>alert(1)" not in html
+    assert "<img src=x" not in html.split('id="upz-data"')[0]
+
+
+def test_loader_is_small_vanilla_and_gzipped(client):
+    raw = (Path(__file__).resolve().parents[2] / "app/widget/static/loader.js").read_bytes()
+    assert len(gzip.compress(raw, 9)) <= 5 * 1024
+    r = client.get("/widget/v1/loader.js", headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200 and r.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(r.data) == raw
+    assert "javascript" in r.headers["Content-Type"]
+    assert client.get("/widget/v1/static/..%2Fviews.py").status_code == 404
