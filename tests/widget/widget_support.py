@@ -5,7 +5,7 @@ from __future__ import annotations
 from support import minimal_setup
 
 NOW = "2027-01-01T00:00:00Z"
-# Monday 2027-01-04 is the first working day after NOW (minimal_setup: Mon-Fri 09:00-17:00 Berlin).
+# NOW is Friday 2027-01-01 00:00 UTC; minimal_setup works Mon-Fri 09:00-17:00 Berlin.
 MONDAY_9 = "2027-01-04T08:00:00Z"
 
 

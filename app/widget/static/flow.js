@@ -6,6 +6,8 @@
   var T = D.t, W = D.widget, root = document.getElementById("upz-app");
   var S = { location: null, service: null, staff: null, slot: null, seats: 1, answers: {}, from: null, days: [] };
   var RANGE = 14;
+  // The visitor's own regional format when it is of the widget's language (en-GB: 24 h clock).
+  var LOC = (navigator.language || "").slice(0, 2) === D.lang ? navigator.language : D.lang;
 
   function detectTz() {
     try { return Intl.DateTimeFormat().resolvedOptions().timeZone || D.tz; } catch (e) { return D.tz; }
@@ -104,7 +106,7 @@
   }
   function price(s) {
     if (!s.price) return "";
-    try { return new Intl.NumberFormat(D.lang, { style: "currency", currency: D.currency }).format(+s.price); } catch (e) { return s.price + " " + D.currency; }
+    try { return new Intl.NumberFormat(LOC, { style: "currency", currency: D.currency }).format(+s.price); } catch (e) { return s.price + " " + D.currency; }
   }
   function stepService() {
     current = "service";
@@ -187,8 +189,8 @@
   }
   function renderSlots(box, slots) {
     box.textContent = "";
-    var dayFmt = new Intl.DateTimeFormat(D.lang, { timeZone: S.tz, weekday: "long", day: "numeric", month: "long" });
-    var timeFmt = new Intl.DateTimeFormat(D.lang, { timeZone: S.tz, hour: "2-digit", minute: "2-digit" });
+    var dayFmt = new Intl.DateTimeFormat(LOC, { timeZone: S.tz, weekday: "long", day: "numeric", month: "long" });
+    var timeFmt = new Intl.DateTimeFormat(LOC, { timeZone: S.tz, hour: "2-digit", minute: "2-digit" });
     var byDay = {}, order = [];
     slots.forEach(function (s) {
       var d = new Date(s.start), k = ymd(d, S.tz);
@@ -239,7 +241,7 @@
   }
   function stepDetails() {
     current = "details";
-    var when = new Intl.DateTimeFormat(D.lang, { timeZone: S.tz, dateStyle: "full", timeStyle: "short" }).format(new Date(S.slot.start));
+    var when = new Intl.DateTimeFormat(LOC, { timeZone: S.tz, dateStyle: "full", timeStyle: "short" }).format(new Date(S.slot.start));
     var form = h("form", { id: "upz-form", novalidate: true });
     form.appendChild(h("p", { className: "upz-ok" }, [h("strong", { text: S.service.name }), " · " + when + " (" + S.tz.replace(/_/g, " ") + ")"]));
     form.appendChild(field("upz-name", T.name, h("input", { id: "upz-name", type: "text", autocomplete: "name" }), null, true));
@@ -279,6 +281,9 @@
     var submit = h("button", { type: "submit", className: "upz-btn", id: "upz-submit", text: T.confirm });
     form.appendChild(alert);
     form.appendChild(submit);
+    var clear = function (e) { if (e.target.id && e.target.getAttribute("aria-invalid")) setError(e.target.id, ""); };
+    form.addEventListener("input", clear);
+    form.addEventListener("change", clear);
     form.addEventListener("submit", function (e) { e.preventDefault(); submitForm(form, alert, submit); });
     screen(T.details, [form], function () { stepTime(); });
   }
@@ -362,7 +367,7 @@
   function done(body) {
     current = "done";
     var a = body.appointment;
-    var when = new Intl.DateTimeFormat(D.lang, { timeZone: S.tz, dateStyle: "full", timeStyle: "short" }).format(new Date(a.start));
+    var when = new Intl.DateTimeFormat(LOC, { timeZone: S.tz, dateStyle: "full", timeStyle: "short" }).format(new Date(a.start));
     var kids = [h("div", { className: "upz-ok", id: "upz-done", "data-appointment": a.id }, [
       h("p", {}, [h("strong", { text: a.service_name })]),
       h("p", { text: T.when + ": " + when + " (" + S.tz.replace(/_/g, " ") + ")" }),

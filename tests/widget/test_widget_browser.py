@@ -1,0 +1,192 @@
+"""The widget in headless Chromium: a host page on another loopback port embeds the loader and a customer books.
+
+Three origins: the app (live server), an allowed host site and a foreign site.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from widget_support import NOW, tenant_rows
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+EVIL = '<img src=x onerror="window.__xss=1">'
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(timezone_id="Europe/Berlin", locale="en-GB", viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(10000)
+    yield pg
+    context.close()
+
+
+def host_html(live: str, body: str) -> str:
+    return (f"<!doctype html><html><head><title>Host</title></head><body><h1>My salon</h1>{body}"
+            f'<script src="{live}/widget/v1/loader.js"></script>'
+            "<script>window.events=[];['booking_completed','closed','opened','resize'].forEach(function(t){"
+            "Upzento.on(t,function(d){window.events.push([t,d])})});</script></body></html>")
+
+
+def _events(page, kind):
+    return [d for t, d in page.evaluate("window.events") if t == kind]
+
+
+def test_customer_books_through_the_embedded_widget(app, live_server, host_pages, widget_tenant, pinned_now, page):
+    pinned_now(NOW)
+    allowed, _ = host_pages
+    slug, widget = widget_tenant(
+        origins=[allowed.origin],
+        fields=[{"key": "reason", "label": f"Reason {EVIL}", "field_type": "select", "required": True,
+                 "options": ["Check-up", "Pain"], "help_text": f"Help {EVIL}"},
+                {"key": "note", "label": "Note", "field_type": "textarea"}],
+        consents={"terms": "Be on time.", "privacy": "We keep data for 2 years."},
+    )
+    allowed.pages["/book.html"] = host_html(live_server, f'<div id="w" data-upzento-tenant="{slug}" data-upzento-widget="{widget}"></div>')
+    t0 = time.monotonic()
+    page.goto(f"{allowed.origin}/book.html")
+    frame = page.frame_locator("iframe.upzw-frame")
+    frame.locator('button.upz-card[data-key="visit"]').click()
+    first_slot = frame.locator("button.upz-slot").first
+    first_slot.wait_for()
+    assert first_slot.get_attribute("data-start") == "2027-01-01T08:00:00Z"  # Friday, 09:00 Berlin
+    assert first_slot.inner_text().strip() == "09:00"  # detected zone: the context's Europe/Berlin
+    print(f"page load to first slots: {time.monotonic() - t0:.3f}s")
+    # Switching the time zone re-renders the same instants in the chosen zone.
+    frame.locator("#upz-tz").select_option("Europe/London")
+    assert frame.locator("button.upz-slot").first.inner_text().strip() == "08:00"
+    frame.locator("#upz-tz").select_option("Europe/Berlin")
+    frame.locator("button.upz-slot").first.click()
+
+    # Submitting empty: inline errors on every required field, nothing booked.
+    frame.locator("#upz-submit").click()
+    for field in ("upz-name", "upz-email", "upz-f-reason", "upz-consent-terms", "upz-consent-privacy"):
+        assert frame.locator(f"#{field}").get_attribute("aria-invalid") == "true", field
+        assert frame.locator(f"#{field}-err").is_visible()
+    assert tenant_rows(app, slug, "SELECT count(*) FROM appointment")[0][0] == 0
+    # Labels with markup are shown as text, never run.
+    assert EVIL in frame.locator('label[for="upz-f-reason"]').inner_text()
+    assert frame.locator("img[src=x]").count() == 0
+
+    frame.locator("#upz-name").fill("Eve Example")
+    frame.locator("#upz-email").fill("eve@example.com")
+    frame.locator("#upz-f-reason").select_option("Pain")
+    frame.locator("#upz-f-note").fill(EVIL)
+    frame.locator("#upz-consent-terms").check()
+    frame.locator("#upz-consent-privacy").check()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "widget-form-1280.png"), full_page=True)
+    frame.locator("#upz-submit").click()
+    frame.locator("#upz-done").wait_for()
+    appt_id = frame.locator("#upz-done").get_attribute("data-appointment")
+
+    page.wait_for_function("window.events.some(function(e){return e[0]==='booking_completed'})")
+    assert _events(page, "booking_completed")[0]["appointmentId"] == appt_id
+    # The iframe reported its height and the loader applied it.
+    assert _events(page, "resize") and page.eval_on_selector("iframe.upzw-frame", "f => parseInt(f.style.height)") > 200
+    assert page.evaluate("window.__xss") is None
+
+    rows = tenant_rows(app, slug, "SELECT status, source, answers FROM appointment WHERE id = :id", id=appt_id)
+    assert rows[0][0] == "confirmed" and rows[0][1] == "widget" and rows[0][2] == {"reason": "Pain", "note": EVIL}
+    events = tenant_rows(app, slug, "SELECT event_type FROM outbox_event WHERE aggregate_id = :id", id=appt_id)
+    assert ("appointment.booked",) in [tuple(e) for e in events]
+    assert tenant_rows(app, slug, "SELECT count(*) FROM consent_record WHERE appointment_id = :id", id=appt_id)[0][0] == 2
+    manage = frame.locator("#upz-manage").get_attribute("href")
+    assert manage.startswith(f"/portal/{slug}/manage/")
+    page.screenshot(path=str(ARTIFACTS / "widget-done-1280.png"), full_page=True)
+
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(f"{allowed.origin}/book.html")
+    page.frame_locator("iframe.upzw-frame").locator('button.upz-card[data-key="visit"]').click()
+    page.frame_locator("iframe.upzw-frame").locator("button.upz-slot").first.wait_for()
+    width = page.eval_on_selector("iframe.upzw-frame", "f => f.getBoundingClientRect().width")
+    assert width <= 375
+    page.screenshot(path=str(ARTIFACTS / "widget-slots-375.png"), full_page=True)
+
+
+def test_popup_and_floating_modes_open_and_close(live_server, host_pages, widget_tenant, pinned_now, page):
+    pinned_now(NOW)
+    allowed, _ = host_pages
+    slug, widget = widget_tenant(origins=[allowed.origin])
+    allowed.pages["/modes.html"] = host_html(live_server, (
+        '<div id="p"></div>'
+        f"<script>document.addEventListener('DOMContentLoaded',function(){{"
+        f"Upzento.mount({{target:'#p',tenant:'{slug}',widget:'{widget}',mode:'popup',label:'Book (popup)',service:'visit'}});"
+        f"Upzento.mount({{tenant:'{slug}',widget:'{widget}',mode:'floating',label:'Book (floating)'}});}});</script>"))
+    page.goto(f"{allowed.origin}/modes.html")
+    popup = page.get_by_role("button", name="Book (popup)")
+    popup.click()
+    dialog = page.get_by_role("dialog")
+    assert dialog.is_visible()
+    frame = page.frame_locator(".upzw-overlay:not([hidden]) iframe")
+    frame.locator("button.upz-slot").first.wait_for()  # preselected service: straight to the times
+    frame.locator("#upz-close").click()  # the iframe asks to close via postMessage
+    page.wait_for_function("window.events.some(function(e){return e[0]==='closed'})")
+    assert not page.locator(".upzw-overlay").first.is_visible()
+    assert page.evaluate("document.activeElement.textContent") == "Book (popup)"  # focus returns to the opener
+
+    floating = page.get_by_role("button", name="Book (floating)")
+    box = floating.bounding_box()
+    assert box["x"] > 1000 and box["y"] > 700  # fixed at the bottom right
+    floating.click()
+    frame = page.frame_locator(".upzw-overlay:not([hidden]) iframe")
+    frame.locator('button.upz-card[data-key="visit"]').wait_for()
+    page.screenshot(path=str(ARTIFACTS / "widget-floating-1280.png"))
+    page.keyboard.press("Escape")
+    page.wait_for_function("window.events.filter(function(e){return e[0]==='closed'}).length >= 2")
+    assert page.locator(".upzw-overlay:not([hidden])").count() == 0
+
+
+def test_keyboard_only_reaches_the_slots(live_server, host_pages, widget_tenant, pinned_now, page):
+    pinned_now(NOW)
+    allowed, _ = host_pages
+    slug, widget = widget_tenant(origins=[allowed.origin])
+    allowed.pages["/kb.html"] = host_html(live_server, f'<div data-upzento-tenant="{slug}" data-upzento-widget="{widget}"></div>')
+    page.goto(f"{allowed.origin}/kb.html")
+    frame = page.frame_locator("iframe.upzw-frame")
+    frame.locator('button.upz-card[data-key="visit"]').focus()
+    page.keyboard.press("Enter")
+    slot = frame.locator("button.upz-slot").first
+    slot.wait_for()
+    slot.focus()
+    page.keyboard.press("Enter")
+    assert frame.locator("h1").inner_text() == "Your details"
+    assert frame.locator('label[for="upz-name"]').count() == 1
+
+
+def test_a_foreign_origin_cannot_frame_the_widget(live_server, host_pages, widget_tenant, pinned_now, page):
+    pinned_now(NOW)
+    allowed, foreign = host_pages
+    slug, widget = widget_tenant(origins=[allowed.origin])
+    foreign.pages["/steal.html"] = host_html(live_server, f'<div data-upzento-tenant="{slug}" data-upzento-widget="{widget}"></div>')
+    blocked = []
+    page.on("console", lambda msg: blocked.append(msg.text) if "frame-ancestors" in msg.text else None)
+    page.goto(f"{foreign.origin}/steal.html")
+    page.wait_for_selector("iframe.upzw-frame")
+    deadline = time.monotonic() + 5
+    while not blocked and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert blocked, "Chromium did not report the frame-ancestors refusal"
+    child = [f for f in page.frames if f != page.main_frame]
+    assert child and all(f.url.startswith("chrome-error:") or not f.query_selector("#upz-app") for f in child)
+    assert page.evaluate("window.events.length") == 0
