@@ -86,6 +86,13 @@ def route_session(session: Session, schema: str | None) -> None:
         _set_search_path(session.connection(), schema)
 
 
+def session_schema(session: Session) -> str | None:
+    """The tenant schema a session is routed to (None: public only)."""
+    if isinstance(session, scoped_session):
+        session = session()
+    return session.info.get(TENANT_INFO_KEY)
+
+
 def find_tenant(session: Session, slug: str) -> Tenant | None:
     """Look a tenant up by slug in the public schema."""
     return session.scalar(select(Tenant).where(Tenant.slug == slug))

@@ -9,16 +9,19 @@ requested range.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import and_, literal, select, text, union_all
+from sqlalchemy.orm import Session
 
 from app.errors import NotFound, ValidationError
 from app.models import tenant as m
 from app.scheduling import model as sm
 from app.scheduling.engine import find_slots, slot_to_json
+from app.tenancy import session_schema
 
 # Location zones differ from the query's by at most ~26 h, and paddings are short;
 # two days either side covers every instant that can touch the range.
@@ -51,6 +54,105 @@ def _spans(rows) -> dict[int, tuple[tuple[int, int], ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
+@dataclass(frozen=True)
+class StaticRules:
+    """The rules of one tenant that change only when an admin edits them (cached per rules version)."""
+
+    locations: dict[str, sm.LocationRules]
+    loc_key: dict[int, str]
+    services: dict[str, tuple[int, sm.ServiceRules]]
+    # service key -> [(staff id, rules without time off / busy blocks)]
+    staff_by_service: dict[str, list[tuple[int, sm.StaffRules]]]
+
+
+_CACHE: "OrderedDict[tuple, StaticRules]" = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 256
+
+
+def _load_static(session: Session) -> StaticRules:
+    loc_key: dict[int, str] = {}
+    hours_by_loc: dict[int, list] = {}
+    for row in session.execute(
+        select(m.LocationHours.location_id, m.LocationHours.weekday, m.LocationHours.start_min, m.LocationHours.end_min)
+    ):
+        hours_by_loc.setdefault(row.location_id, []).append(row)
+    closures_by_loc: dict[int, set] = {}
+    for row in session.execute(select(m.LocationClosure.location_id, m.LocationClosure.date)):
+        closures_by_loc.setdefault(row.location_id, set()).add(row.date)
+    locations = {}
+    for loc in session.execute(select(m.Location.id, m.Location.key, m.Location.timezone, m.Location.active)):
+        loc_key[loc.id] = loc.key
+        locations[loc.key] = sm.LocationRules(
+            key=loc.key,
+            timezone=loc.timezone,
+            active=loc.active,
+            hours=_spans(hours_by_loc[loc.id]) if loc.id in hours_by_loc else None,
+            closures=frozenset(closures_by_loc.get(loc.id, ())),
+        )
+
+    service_locations: dict[int, set[str]] = {}
+    for row in session.execute(select(m.service_location.c.service_id, m.service_location.c.location_id)):
+        service_locations.setdefault(row.service_id, set()).add(loc_key[row.location_id])
+    services = {}
+    for svc in session.scalars(select(m.Service)):
+        rules = service_rules(svc, service_locations.get(svc.id, set()))
+        services[svc.key] = (svc.id, rules)
+    service_key = {sid: key for key, (sid, _r) in services.items()}
+
+    def grouped(query) -> dict[int, list]:
+        out: dict[int, list] = {}
+        for row in session.execute(query):
+            out.setdefault(row[0], []).append(row)
+        return out
+
+    offers = grouped(select(m.staff_service.c.staff_id, m.staff_service.c.service_id))
+    own_locations = grouped(select(m.staff_location.c.staff_id, m.staff_location.c.location_id))
+    hours = grouped(select(m.StaffHours.staff_id, m.StaffHours.location_id, m.StaffHours.weekday, m.StaffHours.start_min, m.StaffHours.end_min))
+    breaks = grouped(select(m.StaffBreak.staff_id, m.StaffBreak.location_id, m.StaffBreak.weekday, m.StaffBreak.start_min, m.StaffBreak.end_min))
+    overrides = grouped(select(m.StaffOverride.staff_id, m.StaffOverride.location_id, m.StaffOverride.date, m.StaffOverride.intervals))
+
+    staff_by_service: dict[str, list[tuple[int, sm.StaffRules]]] = {key: [] for key in services}
+    for person in session.execute(select(m.Staff.id, m.Staff.key, m.Staff.active).order_by(m.Staff.key)):
+        offered = frozenset(service_key[r.service_id] for r in offers.get(person.id, ()))
+        rules = sm.StaffRules(
+            key=person.key,
+            services=offered,
+            locations=frozenset(loc_key[r.location_id] for r in own_locations.get(person.id, ())),
+            active=person.active,
+            hours=tuple(sm.WeeklyHours(loc_key[h.location_id], h.weekday, h.start_min, h.end_min) for h in hours.get(person.id, ())),
+            breaks=tuple(
+                sm.Break(b.weekday, b.start_min, b.end_min, loc_key.get(b.location_id) if b.location_id else None)
+                for b in breaks.get(person.id, ())
+            ),
+            overrides=tuple(
+                sm.DateOverride(loc_key[o.location_id], o.date, tuple(tuple(i) for i in o.intervals))
+                for o in overrides.get(person.id, ())
+            ),
+        )
+        for key in offered:
+            staff_by_service[key].append((person.id, rules))
+    return StaticRules(locations, loc_key, services, staff_by_service)
+
+
+def static_rules(session: Session) -> StaticRules:
+    """The tenant's static rules, from the cache while its rules version is unchanged."""
+    version = session.execute(text("SELECT version FROM rules_version")).scalar_one()
+    bind = session.get_bind()
+    key = (str(bind.url), session_schema(session), version)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+        if cached is not None:
+            _CACHE.move_to_end(key)
+            return cached
+    loaded = _load_static(session)
+    with _CACHE_LOCK:
+        _CACHE[key] = loaded
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return loaded
+
+
 def load_setup(
     session: Session,
     service_key: str,
@@ -58,124 +160,83 @@ def load_setup(
     window_end: dt.datetime,
     staff_keys: list[str] | None = None,
 ) -> sm.Setup:
-    """Rules for `service_key` and everyone who offers it, for instants near the window."""
-    service = session.scalar(select(m.Service).where(m.Service.key == service_key))
-    if service is None:
+    """Rules for `service_key` and everyone who offers it, for instants near the window.
+
+    Static rules come from the per-version cache; time off, busy blocks and
+    bookings are read fresh (two queries) on every call.
+    """
+    rules = static_rules(session)
+    if service_key not in rules.services:
         raise NotFound(f"unknown service {service_key!r}", "service")
     lo, hi = window_start - MARGIN, window_end + MARGIN
-
-    locations = {}
-    loc_key: dict[int, str] = {}
-    for loc in session.scalars(
-        select(m.Location).options(selectinload(m.Location.hours), selectinload(m.Location.closures))
-    ):
-        loc_key[loc.id] = loc.key
-        hours = _spans(loc.hours) if loc.hours else None
-        locations[loc.key] = sm.LocationRules(
-            key=loc.key,
-            timezone=loc.timezone,
-            active=loc.active,
-            hours=hours,
-            closures=frozenset(c.date for c in loc.closures),
-        )
-    services = {service.key: service_rules(service)}
-
-    staff_query = (
-        select(m.Staff)
-        .join(m.staff_service, m.staff_service.c.staff_id == m.Staff.id)
-        .where(m.staff_service.c.service_id == service.id)
-        .options(
-            selectinload(m.Staff.services),
-            selectinload(m.Staff.locations),
-            selectinload(m.Staff.hours),
-            selectinload(m.Staff.breaks),
-            selectinload(m.Staff.overrides),
-        )
-    )
+    people = rules.staff_by_service[service_key]
     if staff_keys is not None:
-        staff_query = staff_query.where(m.Staff.key.in_(staff_keys))
-    staff_rows = list(session.scalars(staff_query))
-    by_id = {s.id: s for s in staff_rows}
+        people = [(sid, r) for sid, r in people if r.key in staff_keys]
+    ids = [sid for sid, _r in people]
+    by_id = {sid: r.key for sid, r in people}
 
     time_off: dict[int, list[sm.Interval]] = {}
     busy: dict[int, list[sm.Interval]] = {}
-    if by_id:
-        for row in session.execute(
-            select(m.TimeOff.staff_id, m.TimeOff.start_at, m.TimeOff.end_at).where(
-                m.TimeOff.staff_id.in_(by_id), m.TimeOff.start_at < hi, m.TimeOff.end_at > lo
-            )
-        ):
-            time_off.setdefault(row.staff_id, []).append(sm.Interval(row.start_at, row.end_at))
-        for row in session.execute(
-            select(m.BusyBlock.staff_id, m.BusyBlock.start_at, m.BusyBlock.end_at).where(
-                m.BusyBlock.staff_id.in_(by_id), m.BusyBlock.start_at < hi, m.BusyBlock.end_at > lo
-            )
-        ):
-            busy.setdefault(row.staff_id, []).append(sm.Interval(row.start_at, row.end_at))
-
-    staff = {}
-    for s in staff_rows:
-        staff[s.key] = sm.StaffRules(
-            key=s.key,
-            services=frozenset(x.key for x in s.services),
-            locations=frozenset(x.key for x in s.locations),
-            active=s.active,
-            hours=tuple(sm.WeeklyHours(loc_key[h.location_id], h.weekday, h.start_min, h.end_min) for h in s.hours),
-            breaks=tuple(
-                sm.Break(b.weekday, b.start_min, b.end_min, loc_key.get(b.location_id) if b.location_id else None)
-                for b in s.breaks
-            ),
-            overrides=tuple(
-                sm.DateOverride(loc_key[o.location_id], o.date, tuple(tuple(i) for i in o.intervals))
-                for o in s.overrides
-                if lo.date() - dt.timedelta(days=1) <= o.date <= hi.date() + dt.timedelta(days=1)
-            ),
-            time_off=tuple(time_off.get(s.id, ())),
-            busy=tuple(busy.get(s.id, ())),
-        )
-
     bookings = []
-    if by_id:
+    if ids:
+        intervals = union_all(
+            select(literal("off").label("kind"), m.TimeOff.staff_id, m.TimeOff.start_at, m.TimeOff.end_at).where(
+                m.TimeOff.staff_id.in_(ids), m.TimeOff.start_at < hi, m.TimeOff.end_at > lo
+            ),
+            select(literal("busy").label("kind"), m.BusyBlock.staff_id, m.BusyBlock.start_at, m.BusyBlock.end_at).where(
+                m.BusyBlock.staff_id.in_(ids), m.BusyBlock.start_at < hi, m.BusyBlock.end_at > lo
+            ),
+        )
+        for row in session.execute(intervals):
+            target = time_off if row.kind == "off" else busy
+            target.setdefault(row.staff_id, []).append(sm.Interval(row.start_at, row.end_at))
         rows = session.execute(
             select(
                 m.Appointment.id,
                 m.Appointment.staff_id,
+                m.Appointment.service_id,
                 m.Appointment.start_at,
                 m.Appointment.end_at,
                 m.Appointment.seats,
                 m.Appointment.location_id,
-                m.Service.key.label("service_key"),
-                m.Service.buffer_before_min,
-                m.Service.buffer_after_min,
-            )
-            .join(m.Service, m.Service.id == m.Appointment.service_id)
-            .where(
+            ).where(
                 and_(
-                    m.Appointment.staff_id.in_(by_id),
+                    m.Appointment.staff_id.in_(ids),
                     m.Appointment.status != m.STATUS_CANCELLED,
                     m.Appointment.padded_start < hi,
                     m.Appointment.padded_end > lo,
                 )
             )
         )
+        service_by_id = {sid: r for sid, r in rules.services.values()}
         for r in rows:
+            svc = service_by_id[r.service_id]
             bookings.append(
                 sm.Booking(
-                    staff=by_id[r.staff_id].key,
-                    service=r.service_key,
+                    staff=by_id[r.staff_id],
+                    service=svc.key,
                     start=r.start_at,
                     end=r.end_at,
-                    buffer_before_min=r.buffer_before_min,
-                    buffer_after_min=r.buffer_after_min,
+                    buffer_before_min=svc.buffer_before_min,
+                    buffer_after_min=svc.buffer_after_min,
                     seats=r.seats,
-                    location=loc_key.get(r.location_id),
+                    location=rules.loc_key.get(r.location_id),
                     ref=str(r.id),
                 )
             )
-    return sm.Setup(locations=locations, services=services, staff=staff, bookings=tuple(bookings))
+    staff = {
+        r.key: replace(r, time_off=tuple(time_off.get(sid, ())), busy=tuple(busy.get(sid, ())))
+        for sid, r in people
+    }
+    return sm.Setup(
+        locations=rules.locations,
+        services={service_key: rules.services[service_key][1]},
+        staff=staff,
+        bookings=tuple(bookings),
+    )
 
 
-def service_rules(service: m.Service) -> sm.ServiceRules:
+def service_rules(service: m.Service, location_keys: set[str]) -> sm.ServiceRules:
     return sm.ServiceRules(
         key=service.key,
         duration_min=service.duration_min,
@@ -185,7 +246,7 @@ def service_rules(service: m.Service) -> sm.ServiceRules:
         min_notice_min=service.min_notice_min,
         max_advance_days=service.max_advance_days,
         capacity=service.capacity,
-        locations=None if service.all_locations else frozenset(loc.key for loc in service.locations),
+        locations=None if service.all_locations else frozenset(location_keys),
         active=service.active,
     )
 
