@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, request, session as web_session, url_for
+from flask import abort, flash, g, jsonify, redirect, request, session as web_session, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
+from flask_appbuilder.security.decorators import permission_name
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction, FilterInFunction
 from flask_appbuilder.models.sqla.interface import SQLAInterface
@@ -65,10 +66,64 @@ class TenantView(ModelView):
         item.status = Tenant.STATUS_PROVISIONING
 
     def post_add(self, item):
+        # The row is committed with status "provisioning" first, so the list and the
+        # progress page show it even if building the schema fails half-way.
+        g.provisioned_id = item.id
+        self._provision(item)
+
+    def _provision(self, item) -> bool:
         from tenants.provisioning import migrate_tenant
 
-        migrate_tenant(db.engine, item.slug)
+        try:
+            migrate_tenant(db.engine, item.slug)
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the business in "provisioning", retryable
+            db.session.rollback()
+            flash(f"Building the schema of {item.name} failed: {exc}. Retry from the progress page.", "danger")
+            return False
+        db.session.expire(item)
         flash(f"Client business {item.name} is ready (schema tenant_{item.slug}).", "success")
+        return True
+
+    def post_add_redirect(self):
+        if g.get("provisioned_id"):
+            return redirect(url_for(f"{self.endpoint}.provisioning", pk=g.provisioned_id))
+        return super().post_add_redirect()
+
+    def _visible_item(self, pk):
+        item = self.datamodel.get(pk, self._base_filters)
+        if item is None:
+            abort(404)
+        return item
+
+    @expose("/provisioning/<int:pk>")
+    @has_access
+    @permission_name("show")
+    def provisioning(self, pk):
+        """Where building this business's schema stands (the page refreshes itself until it is done)."""
+        from app.tenancy import schema_exists
+        from tenants.migrate import head_revision
+
+        item = self._visible_item(pk)
+        steps = [
+            ("Business recorded", True),
+            (f"Schema {item.schema} created", schema_exists(db.session, item.schema)),
+            (f"Tables migrated (revision {item.schema_version or '-'} of {head_revision('tenant')})",
+             item.schema_version is not None and item.schema_version == head_revision("tenant")),
+            ("Open for bookings", item.status != Tenant.STATUS_PROVISIONING),
+        ]
+        if request.args.get("format") == "json":
+            return jsonify({"slug": item.slug, "status": item.status, "steps": [{"step": s, "done": d} for s, d in steps]})
+        return self.render_template("setup_provisioning.html", item=item, steps=steps,
+                                    may_retry=self.appbuilder.sm.has_access("can_add", self.class_permission_name))
+
+    @expose("/provision/<int:pk>", methods=["POST"])
+    @has_access
+    @permission_name("add")
+    def provision(self, pk):
+        """Retry building the schema of a business stuck in "provisioning" (idempotent)."""
+        item = self._visible_item(pk)
+        self._provision(item)
+        return redirect(url_for(f"{self.endpoint}.provisioning", pk=pk))
 
     @action("suspend", "Suspend", "Suspend the selected businesses?", "fa-pause")
     def suspend(self, items):
