@@ -252,10 +252,13 @@ def _live_count_on_day(session: Session, staff_ids: list[int], lo: dt.datetime, 
 
 
 def _flush_guarded(session: Session) -> None:
-    """Flush, turning the database's overlap refusal into `slot_unavailable`."""
+    """Flush, turning the database's overlap refusal into `slot_unavailable`.
+
+    No savepoint here: a refusal ends the request (or the caller's own savepoint,
+    as a series occurrence does), so the extra round trips buy nothing.
+    """
     try:
-        with session.begin_nested():
-            session.flush()
+        session.flush()
     except (IntegrityError, DBAPIError) as exc:
         code = getattr(getattr(exc, "orig", None), "sqlstate", None)
         if code in ("23P01", "40P01"):
@@ -286,19 +289,19 @@ def _place_one(
 ) -> m.Appointment:
     """Book one start: lock, re-check, insert. Raises SlotUnavailable when nobody can take it."""
     staff_keys = [req.staff] if req.staff else None
-    if req.staff:
-        _staff_by_key(session, req.staff)
     if req.location:
         _location_by_key(session, req.location)
     if req.override_rules:
         return _place_override(session, tenant, service, req, start, customer, actor, tz, series, token_hash)
 
-    # A first look without locks, to know whom to lock; the real check follows under the lock.
-    candidates, _ = _bookable_staff_at(session, service, start, now, staff_keys, req.location, tz)
-    if not candidates:
-        reasons = _why_not(session, service, req.staff, start, now, tz) if req.staff else []
-        raise SlotUnavailable(reasons=reasons) if reasons else SlotUnavailable()
-    order = _pick_order(session, service, start, tz, list(candidates), preferred_staff)
+    if req.staff:
+        order = [_staff_by_key(session, req.staff)]
+    else:
+        # A first look without locks, to know whom to lock; the real check follows under the lock.
+        candidates, _ = _bookable_staff_at(session, service, start, now, staff_keys, req.location, tz)
+        if not candidates:
+            raise SlotUnavailable()
+        order = _pick_order(session, service, start, tz, list(candidates), preferred_staff)
     for staff in order:
         lock_staff(session, tenant, [staff.id])
         seats_left, locations = _bookable_staff_at(session, service, start, now, [staff.key], req.location, tz)
@@ -310,6 +313,9 @@ def _place_one(
         location_key = req.location or locations.get(staff.key)
         location = _location_by_key(session, location_key) if location_key else None
         return _insert(session, tenant, service, req, start, staff, location, customer, actor, tz, series, token_hash)
+    if req.staff:
+        reasons = _why_not(session, service, req.staff, start, now, tz)
+        raise SlotUnavailable(reasons=reasons) if reasons else SlotUnavailable()
     raise SlotUnavailable()
 
 
