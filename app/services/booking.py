@@ -362,6 +362,8 @@ def _insert(session, tenant, service, req, start, staff, location, customer, act
         currency=tenant.currency,
         manage_token_hash=token_hash,
     )
+    # Attach the loaded objects too, so answering the request needs no lazy loads.
+    appointment.service, appointment.staff, appointment.location, appointment.customer = service, staff, location, customer
     session.add(appointment)
     _record_status(appointment, None, req.status, actor)
     _flush_guarded(session)
