@@ -61,8 +61,8 @@ def _claim(session, delivery_id: int, now: dt.datetime, lease: float) -> Notific
     claimed = session.execute(
         update(NotificationDelivery)
         .where(NotificationDelivery.id == delivery_id)
-        .where(text("(status IN ('queued', 'retry') AND not_before <= :now) "
-                    "OR (status = 'sending' AND lease_until < :now)"))
+        .where(text("((status IN ('queued', 'retry') AND not_before <= :now) "
+                    "OR (status = 'sending' AND lease_until < :now))"))
         .values(status="sending", lease_until=now + dt.timedelta(seconds=lease),
                 attempts=NotificationDelivery.attempts + 1, updated_at=now)
         .returning(NotificationDelivery.id),
@@ -222,8 +222,8 @@ def due_ids(session, now: dt.datetime, grace: dt.timedelta, limit: int = 500) ->
     """Deliveries that should be in flight but may not be: due and unclaimed, or with an expired lease."""
     return list(session.scalars(
         select(NotificationDelivery.id)
-        .where(text("(status IN ('queued', 'retry') AND not_before <= :cutoff) "
-                    "OR (status = 'sending' AND lease_until < :now)"))
+        .where(text("((status IN ('queued', 'retry') AND not_before <= :cutoff) "
+                    "OR (status = 'sending' AND lease_until < :now))"))
         .order_by(NotificationDelivery.not_before).limit(limit),
         {"cutoff": now - grace, "now": now},
     ))

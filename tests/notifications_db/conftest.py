@@ -97,7 +97,7 @@ class Workers:
             if burst:
                 argv.insert(4, "--burst")
             proc = ManagedProcess(f"rq worker {len(self.procs)}", argv, env=self.env, cwd=str(ROOT),
-                                  stop_signals=(signal.SIGTERM, signal.SIGTERM), stop_timeout=5)
+                                  stop_signals=(signal.SIGTERM, signal.SIGKILL), stop_timeout=1)
             proc.start()
             self.procs.append(proc)
             started.append(proc)
@@ -123,3 +123,21 @@ def notif_tenant(make_tenant, pinned_now):
     setup = minimal_setup()
     setup["staff"][0]["email"] = "ann@salon.test"
     return make_tenant(setup)
+
+
+@pytest.fixture()
+def live_server(app, notif, monkeypatch):
+    """The app on a real loopback HTTP port (for provider callbacks); PUBLIC_URL points at it."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setitem(app.config, "PUBLIC_URL", url)
+    notif["PUBLIC_URL"] = url
+    yield url
+    server.shutdown()
+    thread.join(timeout=5)
