@@ -20,6 +20,7 @@ from app.models import widgets as w
 from app.services.booking import EMAIL_RE, normalize_phone
 
 HEX_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+FONT_RE = re.compile(r"^[A-Za-z0-9 ,\-]{1,100}$")
 AA_RATIO = 4.5
 MAX_ANSWER = 2000
 
@@ -239,6 +240,20 @@ def publish_consent(session: Session, kind: str, body: str, actor: str | None) -
     return text
 
 
+def prepare_consent(session: Session, text: w.ConsentText) -> w.ConsentText:
+    """Give a new consent text (from the admin) its version; an unchanged text is refused."""
+    if text.kind not in w.CONSENT_KINDS:
+        raise ValidationError(f"kind must be one of {', '.join(w.CONSENT_KINDS)}", "kind")
+    text.body = (text.body or "").strip()
+    if not text.body:
+        raise ValidationError("the text is empty", "body")
+    latest = current_consents(session).get(text.kind)
+    if latest is not None and latest.body == text.body:
+        raise ValidationError(f"this is the current {text.kind} text (version {latest.version}); change it to make a new version", "body")
+    text.version = latest.version + 1 if latest else 1
+    return text
+
+
 def check_consents(session: Session, given) -> list[w.ConsentText]:
     """The texts agreed to; every current text must be accepted in its current version."""
     if given is None:
@@ -333,7 +348,7 @@ def apply_widget_settings(session: Session, widget: w.Widget, form) -> list[Widg
     if logo and not re.match(r"^(https?://|/)[^\s\"'<>]+$", logo):
         problems.append(WidgetProblem("logo_url", "logo must be an http(s) URL or a path on this site"))
     font = get("font_family") or None
-    if font and not re.match(r"^[A-Za-z0-9 ,\-]{1,100}$", font):
+    if font and not FONT_RE.match(font):
         problems.append(WidgetProblem("font_family", "font: letters, digits, spaces, commas and hyphens only"))
     if problems:
         return problems

@@ -103,20 +103,34 @@ def _services_json(session) -> list[dict]:
     return out
 
 
-def _frame_colors(widget, override: str | None) -> tuple[str, str, list[str]]:
-    """The colours to use: a loader override is accepted if valid and adjusted (and said so) if it fails AA."""
-    notes = []
-    primary = widget.primary_color
-    if override:
-        value = override if override.startswith("#") else f"#{override}"
-        if forms.HEX_RE.match(value):
-            fixed = forms.adjust_for_contrast(value.lower())
-            if fixed != value.lower():
-                notes.append(f"primary colour {value} fails WCAG AA with white text ({forms.contrast(value, '#ffffff'):.2f}:1); using {fixed}")
-            primary = fixed
-        else:
-            notes.append(f"primary colour {override!r} is not a #rrggbb colour; ignored")
-    return primary, widget.accent_color, notes
+def _override_color(value: str | None, fallback: str, name: str, notes: list[str]) -> str:
+    """A colour from the embed code or the builder preview: used if valid, darkened (and said so) if it fails AA."""
+    if not value:
+        return fallback
+    value = value if value.startswith("#") else f"#{value}"
+    if not forms.HEX_RE.match(value):
+        notes.append(f"{name} colour {value!r} is not a #rrggbb colour; ignored")
+        return fallback
+    fixed = forms.adjust_for_contrast(value.lower())
+    if fixed != value.lower():
+        notes.append(f"{name} colour {value} fails WCAG AA with white ({forms.contrast(value, '#ffffff'):.2f}:1); using {fixed}")
+    return fixed
+
+
+def _look(widget, args) -> dict:
+    """Colours, radius and font: the widget's, or valid overrides from the loader / builder preview."""
+    notes: list[str] = []
+    radius = widget.radius_px
+    if (args.get("radius") or "").isdigit() and 0 <= int(args["radius"]) <= 32:
+        radius = int(args["radius"])
+    font = widget.font_family or "system-ui, sans-serif"
+    if args.get("font") and forms.FONT_RE.match(args["font"]):
+        font = args["font"]
+    return {
+        "primary": _override_color(args.get("primary"), widget.primary_color, "primary", notes),
+        "accent": _override_color(args.get("accent"), widget.accent_color, "accent", notes),
+        "radius": radius, "font": font, "notes": notes,
+    }
 
 
 def frame_csp(widget, nonce: str) -> str:
@@ -136,7 +150,7 @@ def frame(tenant_slug: str, public_id: str):
     args = request.args
     lang = i18n.pick(args.get("lang") or (widget.language if widget.language != "auto" else None),
                      request.accept_languages, tenant.locale)
-    primary, accent, notes = _frame_colors(widget, args.get("primary"))
+    look = _look(widget, args)
     own_origin = request.host_url.rstrip("/")
     parent = (args.get("origin") or "").rstrip("/")
     # Messages go only to an origin the business allowed (or to our own admin preview).
@@ -159,7 +173,7 @@ def frame(tenant_slug: str, public_id: str):
         "pre": {k: args.get(k) or None for k in ("service", "location", "staff")},
         "hide_phone": not widget.show_phone or "phone" in hidden,
         "locations": locations, "services": services, "staff": staff, "fields": fields, "consents": consents,
-        "notes": notes,
+        "notes": look["notes"],
     }
     if not data["pre"]["service"]:
         data["pre"]["service"] = widget.default_service
@@ -170,8 +184,8 @@ def frame(tenant_slug: str, public_id: str):
     # "</" inside the JSON would end the script element; escape it.
     payload = Markup(json.dumps(data, separators=(",", ":")).replace("</", "<\\/"))
     html = render_template(
-        "widget/frame.html", data=payload, lang=lang, nonce=nonce, primary=primary, accent=accent,
-        radius=widget.radius_px, font=widget.font_family or "system-ui, sans-serif", logo=widget.logo_url,
+        "widget/frame.html", data=payload, lang=lang, nonce=nonce, primary=look["primary"], accent=look["accent"],
+        radius=look["radius"], font=look["font"], logo=widget.logo_url,
         business=tenant.name, t=data["t"],
     )
     body = html.encode()
