@@ -7,7 +7,7 @@ from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.security.decorators import permission_name
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction, FilterInFunction
-from flask_appbuilder.models.sqla.interface import SQLAInterface
+from app.views.base import Interface
 from wtforms.validators import DataRequired, Regexp
 
 from app import security
@@ -25,7 +25,7 @@ def _current_tenant_id() -> int:
 
 
 class AgencyView(ModelView):
-    datamodel = SQLAInterface(Agency)
+    datamodel = Interface(Agency)
     class_permission_name = "Agencies"
     list_columns = ["name", "slug", "created_at"]
     add_columns = edit_columns = ["name", "slug", "sender_name", "primary_color", "logo_url"]
@@ -37,7 +37,7 @@ class AgencyView(ModelView):
 class TenantView(ModelView):
     """Client businesses of the agencies the user may see; creating one provisions its schema."""
 
-    datamodel = SQLAInterface(Tenant)
+    datamodel = Interface(Tenant)
     class_permission_name = "Tenants"
     list_columns = ["name", "slug", "agency", "status", "timezone", "currency", "locale"]
     show_columns = [
@@ -143,12 +143,14 @@ class TenantView(ModelView):
 class ApiKeyView(ModelView):
     """API keys of the current tenant; the secret is shown once, at creation."""
 
-    datamodel = SQLAInterface(ApiKey)
+    datamodel = Interface(ApiKey)
     class_permission_name = "ApiKeys"
     base_permissions = ["can_list", "can_show", "can_add", "can_delete"]
     list_columns = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
     show_columns = list_columns
     add_columns = ["name"]
+    # Explicit: FAB's default search adds a "tenant" filter listing every tenant's name.
+    search_columns = ["name", "prefix"]
     base_filters = [["tenant_id", FilterEqualFunction, _current_tenant_id]]
 
     @expose("/add", methods=["GET", "POST"])
@@ -182,7 +184,7 @@ class ApiKeyView(ModelView):
 
 
 class MembershipView(ModelView):
-    datamodel = SQLAInterface(Membership)
+    datamodel = Interface(Membership)
     class_permission_name = "Memberships"
     base_permissions = ["can_list", "can_show", "can_delete"]
     list_columns = ["role", "agency", "tenant", "staff_id", "created_at"]

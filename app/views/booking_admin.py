@@ -8,7 +8,7 @@ from flask import flash, g, redirect, url_for
 from flask_appbuilder import ModelView
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction
-from flask_appbuilder.models.sqla.interface import SQLAInterface
+from app.views.base import Interface
 
 from app import security
 from app.errors import ApiError
@@ -25,7 +25,7 @@ def _actor() -> str:
 
 
 class AppointmentView(ModelView):
-    datamodel = SQLAInterface(m.Appointment)
+    datamodel = Interface(m.Appointment)
     class_permission_name = "Appointments"
     base_permissions = ["can_list", "can_show"]
     list_columns = ["start_at", "end_at", "service", "staff", "location", "customer", "status", "seats", "source"]
@@ -73,7 +73,7 @@ class AppointmentView(ModelView):
 class MyDayView(ModelView):
     """A staff member's own appointments (their calendar); nobody else's rows reach the query."""
 
-    datamodel = SQLAInterface(m.Appointment)
+    datamodel = Interface(m.Appointment)
     class_permission_name = "MyDay"
     route_base = "/myday"
     base_permissions = ["can_list", "can_show"]

@@ -12,8 +12,8 @@ import datetime as dt
 from flask import g
 from flask_appbuilder import ModelView
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction
-from flask_appbuilder.models.sqla.interface import SQLAInterface
-from wtforms import StringField, ValidationError
+from app.views.base import Interface
+from wtforms import SelectField, StringField, ValidationError
 from wtforms.validators import DataRequired, Regexp
 
 from app import security
@@ -56,6 +56,14 @@ class HHMMField(StringField):
         self.data = value
 
 
+def weekday_field() -> SelectField:
+    return SelectField("Weekday", choices=WEEKDAY_CHOICES, coerce=int)
+
+
+def hhmm_widget_args() -> dict:
+    return {"render_kw": {"placeholder": "HH:MM", "inputmode": "numeric", "pattern": "([01][0-9]|2[0-3]):[0-5][0-9]|24:00"}}
+
+
 def _span_validator(form, field):
     start = form.start_min.data
     if isinstance(start, int) and isinstance(field.data, int) and field.data <= start:
@@ -96,19 +104,20 @@ def weekday_label(value: int) -> str:
 
 
 class LocationHoursView(TenantModelView):
-    datamodel = SQLAInterface(m.LocationHours)
+    datamodel = Interface(m.LocationHours)
     class_permission_name = "LocationHours"
     list_columns = ["location", "weekday_name", "start", "end"]
     add_columns = edit_columns = ["location", "weekday", "start_min", "end_min"]
     label_columns = {"weekday_name": "Weekday", "start_min": "Opens", "end_min": "Closes", "start": "Opens", "end": "Closes"}
     add_form_extra_fields = edit_form_extra_fields = {
-        "start_min": HHMMField("Opens", validators=[DataRequired()]),
-        "end_min": HHMMField("Closes", validators=[DataRequired(), _span_validator]),
+        "weekday": weekday_field(),
+        "start_min": HHMMField("Opens", validators=[DataRequired()], **hhmm_widget_args()),
+        "end_min": HHMMField("Closes", validators=[DataRequired(), _span_validator], **hhmm_widget_args()),
     }
 
 
 class LocationView(TenantModelView):
-    datamodel = SQLAInterface(m.Location)
+    datamodel = Interface(m.Location)
     class_permission_name = "Locations"
     list_columns = ["name", "key", "timezone", "address", "virtual", "active"]
     show_columns = ["name", "key", "timezone", "address", "phone", "latitude", "longitude", "virtual", "active", "hours", "closures"]
@@ -119,7 +128,7 @@ class LocationView(TenantModelView):
 
 
 class LocationClosureView(TenantModelView):
-    datamodel = SQLAInterface(m.LocationClosure)
+    datamodel = Interface(m.LocationClosure)
     class_permission_name = "LocationClosures"
     list_columns = ["location", "date", "reason"]
     add_columns = edit_columns = ["location", "date", "reason"]
@@ -127,7 +136,7 @@ class LocationClosureView(TenantModelView):
 
 
 class CategoryView(TenantModelView):
-    datamodel = SQLAInterface(m.Category)
+    datamodel = Interface(m.Category)
     class_permission_name = "Categories"
     list_columns = ["name", "key", "position"]
     add_columns = edit_columns = ["name", "key", "position"]
@@ -136,7 +145,7 @@ class CategoryView(TenantModelView):
 
 
 class ServiceView(TenantModelView):
-    datamodel = SQLAInterface(m.Service)
+    datamodel = Interface(m.Service)
     class_permission_name = "Services"
     list_columns = ["name", "key", "category", "duration_min", "price", "capacity", "meeting", "active"]
     show_columns = [
@@ -156,33 +165,35 @@ class ServiceView(TenantModelView):
 
 
 class StaffHoursView(TenantModelView):
-    datamodel = SQLAInterface(m.StaffHours)
+    datamodel = Interface(m.StaffHours)
     class_permission_name = "StaffHours"
     list_columns = ["staff", "location", "weekday_name", "start", "end"]
     add_columns = edit_columns = ["staff", "location", "weekday", "start_min", "end_min"]
     search_columns = ["staff", "location", "weekday"]
     label_columns = {"start_min": "From", "end_min": "Until", "start": "From", "end": "Until", "weekday_name": "Weekday"}
     add_form_extra_fields = edit_form_extra_fields = {
-        "start_min": HHMMField("From", validators=[DataRequired()]),
-        "end_min": HHMMField("Until", validators=[DataRequired(), _span_validator]),
+        "weekday": weekday_field(),
+        "start_min": HHMMField("From", validators=[DataRequired()], **hhmm_widget_args()),
+        "end_min": HHMMField("Until", validators=[DataRequired(), _span_validator], **hhmm_widget_args()),
     }
 
 
 class StaffBreakView(TenantModelView):
-    datamodel = SQLAInterface(m.StaffBreak)
+    datamodel = Interface(m.StaffBreak)
     class_permission_name = "StaffBreaks"
     list_columns = ["staff", "location", "weekday_name", "start", "end"]
     add_columns = edit_columns = ["staff", "location", "weekday", "start_min", "end_min"]
     search_columns = ["staff", "location", "weekday"]
     label_columns = {"start_min": "From", "end_min": "Until", "start": "From", "end": "Until", "weekday_name": "Weekday"}
     add_form_extra_fields = edit_form_extra_fields = {
-        "start_min": HHMMField("From", validators=[DataRequired()]),
-        "end_min": HHMMField("Until", validators=[DataRequired(), _span_validator]),
+        "weekday": weekday_field(),
+        "start_min": HHMMField("From", validators=[DataRequired()], **hhmm_widget_args()),
+        "end_min": HHMMField("Until", validators=[DataRequired(), _span_validator], **hhmm_widget_args()),
     }
 
 
 class TimeOffView(TenantModelView):
-    datamodel = SQLAInterface(m.TimeOff)
+    datamodel = Interface(m.TimeOff)
     class_permission_name = "TimeOff"
     list_columns = ["staff", "start_at", "end_at", "reason"]
     add_columns = edit_columns = ["staff", "start_at", "end_at", "reason"]
@@ -190,7 +201,7 @@ class TimeOffView(TenantModelView):
 
 
 class StaffOverrideView(TenantModelView):
-    datamodel = SQLAInterface(m.StaffOverride)
+    datamodel = Interface(m.StaffOverride)
     class_permission_name = "StaffOverrides"
     list_columns = ["staff", "location", "date", "intervals_text"]
     add_columns = edit_columns = ["staff", "location", "date", "intervals"]
@@ -202,7 +213,7 @@ class StaffOverrideView(TenantModelView):
 
 
 class StaffView(TenantModelView):
-    datamodel = SQLAInterface(m.Staff)
+    datamodel = Interface(m.Staff)
     class_permission_name = "Staff"
     list_columns = ["name", "key", "email", "phone", "active"]
     show_columns = ["name", "key", "email", "phone", "bio", "photo_url", "active", "services", "locations"]
@@ -213,7 +224,7 @@ class StaffView(TenantModelView):
 
 
 class CustomerView(TenantModelView):
-    datamodel = SQLAInterface(m.Customer)
+    datamodel = Interface(m.Customer)
     class_permission_name = "Customers"
     list_columns = ["name", "email", "phone", "locale", "sms_opt_out", "created_at"]
     show_columns = ["name", "email", "phone", "locale", "timezone", "sms_opt_out", "marketing_opt_in", "created_at"]
@@ -227,7 +238,7 @@ class CustomerView(TenantModelView):
 class MyTimeOffView(TenantModelView):
     """A staff member's own time off; the filter narrows every query to their staff id."""
 
-    datamodel = SQLAInterface(m.TimeOff)
+    datamodel = Interface(m.TimeOff)
     class_permission_name = "MyTimeOff"
     route_base = "/mytimeoff"
     list_columns = ["start_at", "end_at", "reason"]
@@ -239,7 +250,7 @@ class MyTimeOffView(TenantModelView):
 
 
 class MyHoursView(TenantModelView):
-    datamodel = SQLAInterface(m.StaffHours)
+    datamodel = Interface(m.StaffHours)
     class_permission_name = "MyHours"
     route_base = "/myhours"
     list_columns = ["location", "weekday_name", "start", "end"]
@@ -250,7 +261,7 @@ class MyHoursView(TenantModelView):
 class ServiceReadView(TenantModelView):
     """Read-only service list for staff."""
 
-    datamodel = SQLAInterface(m.Service)
+    datamodel = Interface(m.Service)
     class_permission_name = "ServiceCatalog"
     route_base = "/servicecatalog"
     list_columns = ["name", "category", "duration_min", "price", "capacity"]

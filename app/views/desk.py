@@ -94,7 +94,7 @@ class BookingDeskView(BaseView):
             services=services, locations=locations, staff=staff, days=days, tz=tz, service=service,
             location=request.args.get("location", ""), staff_key=request.args.get("staff", ""),
             week_start=week_start, prev_week=week_start - dt.timedelta(days=7), next_week=week_start + dt.timedelta(days=7),
-            error=error, iso=booking.iso,
+            error=error, iso=booking.iso, names={p.key: p.name for p in staff},
         )
 
     @expose("/book", methods=["GET", "POST"])
