@@ -44,10 +44,10 @@ def scan_tenant_reminders(slug: str, now: dt.datetime, send: bool = True) -> lis
     return ids
 
 
-def scan_reminders(now=None) -> int:
-    """RQ/cron job: reminders of every active tenant; `now` (datetime or ISO string) pins the clock."""
+def scan_reminders(now=None, tenants: list[str] | None = None) -> int:
+    """RQ/cron job: reminders of every active tenant (or of `tenants`); `now` (datetime or ISO string) pins the clock."""
     when = _parse(now)
-    return sum(len(scan_tenant_reminders(slug, when)) for slug in active_tenants(engine()))
+    return sum(len(scan_tenant_reminders(slug, when)) for slug in tenants or active_tenants(engine()))
 
 
 def sweep_due(now=None) -> int:

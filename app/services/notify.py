@@ -167,7 +167,8 @@ def plan_reminders(session: Session, tenant: TenantRef, settings: Settings, now:
 
     The due instant follows the appointment's current start, so a reschedule moves
     it; a reminder whose due instant passed before the booking existed is not sent
-    (a 24 h reminder right after a same-day booking would only repeat the confirmation).
+    (a 24 h reminder right after a same-day booking would only repeat the confirmation),
+    and of several due offsets only the nearest to the start is sent.
     """
     appts = session.scalars(
         select(m.Appointment).where(
@@ -181,13 +182,18 @@ def plan_reminders(session: Session, tenant: TenantRef, settings: Settings, now:
     rows: list[dict] = []
     for appt in appts:
         conf = cache.get(appt.service_id) or cache.setdefault(appt.service_id, settings_for(session, appt.service_id))
-        for offset in conf.reminder_offsets or []:
-            due = appt.start_at - dt.timedelta(minutes=int(offset))
-            if due > now or appt.created_at > due:
-                continue
-            for channel, to in _customer_targets(appt.customer, settings, tuple(conf.reminder_channels or ())):
-                rows.append(_row(appt, "reminder", channel, to, "customer", offset=int(offset), not_before=now,
-                                 due_at=due, language=_language(appt.customer, tenant)))
+        due_offsets = [int(o) for o in conf.reminder_offsets or []
+                       if appt.start_at - dt.timedelta(minutes=int(o)) <= now]
+        if not due_offsets:
+            continue
+        # After downtime several offsets can be due at once; only the nearest one still makes sense.
+        offset = min(due_offsets)
+        due = appt.start_at - dt.timedelta(minutes=offset)
+        if appt.created_at > due:
+            continue
+        for channel, to in _customer_targets(appt.customer, settings, tuple(conf.reminder_channels or ())):
+            rows.append(_row(appt, "reminder", channel, to, "customer", offset=offset, not_before=now,
+                             due_at=due, language=_language(appt.customer, tenant)))
     return rows
 
 
