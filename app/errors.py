@@ -43,6 +43,13 @@ class NotFound(ApiError):
         super().__init__(code, message, field)
 
 
+class UnknownKey(ValidationError):
+    """A request named a service, location or staff member this business does not have (422)."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message, field, code="unknown_key")
+
+
 class Conflict(ApiError):
     status = 409
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, literal, select, text, union_all
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound, ValidationError
+from app.errors import UnknownKey, ValidationError
 from app.models import tenant as m
 from app.scheduling import model as sm
 from app.scheduling.engine import find_slots, slot_to_json
@@ -167,7 +167,7 @@ def load_setup(
     """
     rules = static_rules(session)
     if service_key not in rules.services:
-        raise NotFound(f"unknown service {service_key!r}", "service")
+        raise UnknownKey(f"unknown service {service_key!r}", "service")
     lo, hi = window_start - MARGIN, window_end + MARGIN
     people = rules.staff_by_service[service_key]
     if staff_keys is not None:
@@ -257,10 +257,10 @@ def query_slots(session: Session, query: AvailabilityQuery, now: dt.datetime) ->
     staff_keys = [query.staff] if query.staff else None
     setup = load_setup(session, query.service, start, end, staff_keys)
     if query.location and query.location not in setup.locations:
-        raise NotFound(f"unknown location {query.location!r}", "location")
+        raise UnknownKey(f"unknown location {query.location!r}", "location")
     if query.staff and query.staff not in setup.staff:
         if session.scalar(select(m.Staff.id).where(m.Staff.key == query.staff)) is None:
-            raise NotFound(f"unknown staff {query.staff!r}", "staff")
+            raise UnknownKey(f"unknown staff {query.staff!r}", "staff")
         # Known staff who does not offer this service: simply no slots.
         return [], setup.services[query.service].capacity > 1
     slots = find_slots(

@@ -29,7 +29,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from app.errors import ApiError, Conflict, NotFound, ValidationError
+from app.errors import ApiError, Conflict, NotFound, UnknownKey, ValidationError
 from app.models import tenant as m
 from app.scheduling import model as sm
 from app.scheduling.engine import find_slots
@@ -174,21 +174,21 @@ def session_key(service: m.Service, staff_id: int, start: dt.datetime) -> str:
 def _service(session: Session, key: str) -> m.Service:
     service = session.scalar(select(m.Service).where(m.Service.key == key))
     if service is None or not service.active:
-        raise NotFound(f"unknown service {key!r}", "service")
+        raise UnknownKey(f"unknown service {key!r}", "service")
     return service
 
 
 def _staff_by_key(session: Session, key: str) -> m.Staff:
     staff = session.scalar(select(m.Staff).where(m.Staff.key == key))
     if staff is None:
-        raise NotFound(f"unknown staff {key!r}", "staff")
+        raise UnknownKey(f"unknown staff {key!r}", "staff")
     return staff
 
 
 def _location_by_key(session: Session, key: str) -> m.Location:
     location = session.scalar(select(m.Location).where(m.Location.key == key))
     if location is None:
-        raise NotFound(f"unknown location {key!r}", "location")
+        raise UnknownKey(f"unknown location {key!r}", "location")
     return location
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound
+from app.errors import UnknownKey
 from app.scheduling.explain import explain
 from app.services.availability import load_setup
 from app.services.booking import iso
@@ -20,7 +20,7 @@ def explain_start(session: Session, service: str, staff: str, start: dt.datetime
         from app.models.tenant import Staff
 
         if session.scalar(select(Staff.id).where(Staff.key == staff)) is None:
-            raise NotFound(f"unknown staff {staff!r}", "staff")
+            raise UnknownKey(f"unknown staff {staff!r}", "staff")
         return {
             "service": service, "staff": staff, "start": iso(start), "bookable": False,
             "reasons": [{"code": "not_offered", "message": f"{staff} does not offer {service}"}],
