@@ -1,0 +1,383 @@
+"""Notifications in the admin: delivery log, failed jobs, template editor, development mail outbox.
+
+All pages work on the tenant chosen in the admin (g.tenant, db.session already
+routed). Writes commit once; dispatching to RQ happens after the commit, and a
+Redis outage only delays it (the periodic sweep sends what is due).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from flask import abort, flash, g, jsonify, redirect, request, url_for
+from flask_appbuilder import BaseView, expose, has_access
+from flask_appbuilder.security.decorators import permission_name
+from redis.exceptions import RedisError
+from sqlalchemy import func, or_, select
+
+from app import security
+from app.extensions import db
+from app.models import tenant as m
+from app.models.notifications import DELIVERY_STATUSES, AgencyTemplate, NotificationDelivery, TenantTemplate
+from app.models.public import ROLE_AGENCY_OWNER, ROLE_PLATFORM_ADMIN, PlatformMail
+from app.notifications import templating
+from app.services import notify
+
+log = logging.getLogger(__name__)
+UTC = dt.timezone.utc
+PAGE_SIZE = 50
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(UTC)
+
+
+def _tenant_or_redirect():
+    tenant = g.get("tenant")
+    if tenant is None:
+        flash("Choose a client business first.", "warning")
+        return None
+    return tenant
+
+
+def _dispatch(slug: str, ids: list[int]) -> None:
+    from app.jobs.notify import dispatch
+
+    try:
+        dispatch(slug, ids)
+    except (RedisError, OSError) as exc:
+        flash(f"Queued; the job queue is unreachable right now ({exc}), it will go out when it is back.", "warning")
+
+
+# ------------------------------------------------------------------ delivery log
+
+class DeliveryLogView(BaseView):
+    """Every message with status, attempts, last error and provider id; filter, search, resend."""
+
+    route_base = "/notifications/log"
+    class_permission_name = "NotificationLog"
+    default_view = "list"
+
+    @expose("/")
+    @has_access
+    @permission_name("list")
+    def list(self):
+        tenant = _tenant_or_redirect()
+        if tenant is None:
+            return redirect(url_for("TenantSwitchView.choose"))
+        args = request.args
+        query = select(NotificationDelivery)
+        for field in ("status", "channel", "kind"):
+            if args.get(field):
+                query = query.where(getattr(NotificationDelivery, field) == args[field])
+        q = (args.get("q") or "").strip()
+        if q:
+            like = f"%{q.lower()}%"
+            query = query.where(or_(func.lower(NotificationDelivery.recipient).like(like),
+                                    func.lower(NotificationDelivery.subject).like(like),
+                                    func.lower(NotificationDelivery.provider_id).like(like),
+                                    func.lower(NotificationDelivery.last_error).like(like)))
+        try:
+            page = max(0, int(args.get("page") or 0))
+        except ValueError:
+            page = 0
+        total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+        rows = db.session.scalars(query.order_by(NotificationDelivery.id.desc())
+                                  .offset(page * PAGE_SIZE).limit(PAGE_SIZE)).all()
+        return self.render_template(
+            "notif_log.html", rows=rows, total=total, page=page, page_size=PAGE_SIZE, args=args,
+            statuses=DELIVERY_STATUSES, kinds=templating.EVENTS, channels=templating.CHANNELS,
+            may_write=self.appbuilder.sm.has_access("can_edit", self.class_permission_name))
+
+    @expose("/<int:delivery_id>")
+    @has_access
+    @permission_name("show")
+    def show(self, delivery_id: int):
+        row = db.session.get(NotificationDelivery, delivery_id)
+        if row is None:
+            abort(404)
+        return self.render_template("notif_show.html", row=row,
+                                    may_write=self.appbuilder.sm.has_access("can_edit", self.class_permission_name))
+
+    @expose("/<int:delivery_id>/resend", methods=["POST"])
+    @has_access
+    @permission_name("edit")
+    def resend(self, delivery_id: int):
+        row = db.session.get(NotificationDelivery, delivery_id, with_for_update=True)
+        if row is None:
+            abort(404)
+        if row.status in ("sending",):
+            flash("This message is being sent right now.", "warning")
+            return redirect(url_for("DeliveryLogView.show", delivery_id=delivery_id))
+        row.status, row.attempts, row.not_before, row.lease_until = "queued", 0, _now(), None
+        row.last_error = None
+        db.session.commit()
+        _dispatch(g.tenant.slug, [delivery_id])
+        flash("Message queued again.", "success")
+        return redirect(url_for("DeliveryLogView.show", delivery_id=delivery_id))
+
+
+# ------------------------------------------------------------------- failed jobs
+
+def _failed_jobs(slug: str) -> list:
+    from rq.registry import FailedJobRegistry
+
+    from app.jobs.queues import QUEUE_NAMES, queue
+
+    jobs = []
+    for name in QUEUE_NAMES:
+        q = queue(name)
+        ids = FailedJobRegistry(queue=q).get_job_ids()
+        for job in q.job_class.fetch_many(ids, connection=q.connection) if ids else []:
+            if job is not None and job.args and job.args[0] == slug:
+                jobs.append(job)
+    return jobs
+
+
+class FailedJobsView(BaseView):
+    """Jobs and messages of this business that gave up: retry or discard each."""
+
+    route_base = "/notifications/failed"
+    class_permission_name = "NotificationFailures"
+    default_view = "list"
+
+    @expose("/")
+    @has_access
+    @permission_name("list")
+    def list(self):
+        tenant = _tenant_or_redirect()
+        if tenant is None:
+            return redirect(url_for("TenantSwitchView.choose"))
+        try:
+            jobs, redis_error = _failed_jobs(tenant.slug), None
+        except (RedisError, OSError) as exc:
+            jobs, redis_error = [], str(exc)
+        failed = db.session.scalars(select(NotificationDelivery).where(
+            NotificationDelivery.status.in_(("failed", "bounced"))).order_by(NotificationDelivery.id.desc())
+            .limit(200)).all()
+        events = db.session.scalars(select(m.OutboxEvent).where(
+            m.OutboxEvent.relayed_at.is_(None), m.OutboxEvent.attempts > 0).order_by(m.OutboxEvent.id).limit(200)).all()
+        return self.render_template("notif_failed.html", jobs=jobs, failed=failed, events=events,
+                                    redis_error=redis_error,
+                                    may_write=self.appbuilder.sm.has_access("can_edit", self.class_permission_name))
+
+    def _job(self, job_id: str):
+        from rq.job import Job
+
+        from app.jobs.queues import redis_connection
+
+        try:
+            job = Job.fetch(job_id, connection=redis_connection())
+        except Exception:
+            abort(404)
+        # A job id from another business is simply not found here.
+        if not job.args or job.args[0] != g.tenant.slug:
+            abort(404)
+        return job
+
+    @expose("/job/<job_id>/retry", methods=["POST"])
+    @has_access
+    @permission_name("edit")
+    def retry_job(self, job_id: str):
+        self._job(job_id).requeue()
+        flash("Job queued again.", "success")
+        return redirect(url_for("FailedJobsView.list"))
+
+    @expose("/job/<job_id>/discard", methods=["POST"])
+    @has_access
+    @permission_name("edit")
+    def discard_job(self, job_id: str):
+        self._job(job_id).delete()
+        flash("Job discarded.", "success")
+        return redirect(url_for("FailedJobsView.list"))
+
+    @expose("/delivery/<int:delivery_id>/<what>", methods=["POST"])
+    @has_access
+    @permission_name("edit")
+    def delivery(self, delivery_id: int, what: str):
+        row = db.session.get(NotificationDelivery, delivery_id, with_for_update=True)
+        if row is None or row.status not in ("failed", "bounced") or what not in ("retry", "discard"):
+            abort(404)
+        if what == "discard":
+            row.status, row.last_error = "skipped", f"discarded: {row.last_error or ''}"[:2000]
+            db.session.commit()
+            flash("Message discarded.", "success")
+        else:
+            row.status, row.attempts, row.not_before, row.lease_until = "queued", 0, _now(), None
+            db.session.commit()
+            _dispatch(g.tenant.slug, [delivery_id])
+            flash("Message queued again.", "success")
+        return redirect(url_for("FailedJobsView.list"))
+
+
+# -------------------------------------------------------------- template editor
+
+def _may_edit_agency() -> bool:
+    roles = g.get("effective_roles") or set()
+    return bool(roles & {ROLE_AGENCY_OWNER, ROLE_PLATFORM_ADMIN})
+
+
+def _key_or_404(event: str, channel: str, language: str) -> None:
+    if event not in templating.EVENTS or channel not in templating.CHANNELS or language not in templating.LANGUAGES:
+        abort(404)
+
+
+def _sample_context(language: str) -> tuple[dict, str]:
+    """A context from this business's latest appointment, else the built-in sample."""
+    appt = db.session.scalar(select(m.Appointment).order_by(m.Appointment.created_at.desc()).limit(1))
+    if appt is None:
+        return templating.sample_context(language), "sample data"
+    from flask import current_app
+
+    from app.models.public import Tenant
+
+    settings = notify.Settings.from_config(current_app.config)
+    business = db.session.get(Tenant, g.tenant.id)
+    ctx = notify.build_context(appt, g.tenant, business, "customer", language, settings,
+                               previous_start=appt.start_at - dt.timedelta(days=1))
+    if ctx["location"] is None:
+        ctx["location"] = templating.sample_context(language)["location"]
+    return ctx, f"the appointment of {appt.start_at:%Y-%m-%d %H:%M} UTC"
+
+
+class TemplateEditorView(BaseView):
+    """Templates per event × channel × language: tenant override, agency override, platform default."""
+
+    route_base = "/notifications/templates"
+    class_permission_name = "NotificationTemplates"
+    default_view = "index"
+
+    @expose("/")
+    @has_access
+    @permission_name("list")
+    def index(self):
+        tenant = _tenant_or_redirect()
+        if tenant is None:
+            return redirect(url_for("TenantSwitchView.choose"))
+        tenant_map, agency_map = notify.overrides(db.session, tenant.agency_id)
+        grid = {}
+        for event in templating.EVENTS:
+            for channel in templating.CHANNELS:
+                for lang in templating.LANGUAGES:
+                    key = (event, channel, lang)
+                    grid[key] = "client" if key in tenant_map else "agency" if key in agency_map else "default"
+        return self.render_template("notif_templates.html", grid=grid, events=templating.EVENTS,
+                                    channels=templating.CHANNELS, languages=templating.LANGUAGES)
+
+    def _current(self, scope: str, event: str, channel: str, language: str):
+        if scope == "agency":
+            return db.session.scalar(select(AgencyTemplate).filter_by(
+                agency_id=g.tenant.agency_id, event=event, channel=channel, language=language))
+        return db.session.scalar(select(TenantTemplate).filter_by(event=event, channel=channel, language=language))
+
+    @expose("/<event>/<channel>/<language>", methods=["GET", "POST"])
+    @has_access
+    @permission_name("edit")
+    def edit(self, event: str, channel: str, language: str):
+        _key_or_404(event, channel, language)
+        if g.get("tenant") is None:
+            return redirect(url_for("TenantSwitchView.choose"))
+        scope = request.values.get("scope", "client")
+        if scope not in ("client", "agency") or (scope == "agency" and not _may_edit_agency()):
+            abort(403)
+        tenant_map, agency_map = notify.overrides(db.session, g.tenant.agency_id, event)
+        # What the editor starts from: this scope's own text, else what would be sent.
+        own = self._current(scope, event, channel, language)
+        if own is not None:
+            base = notify._as_message(own)
+        else:
+            levels = (agency_map if scope == "client" else {},)
+            base = levels[0].get((event, channel, language)) or templating.DEFAULT_TEMPLATES[(event, channel, language)]
+        errors: list[templating.TemplateError] = []
+        form = {"subject": base.subject, "body_text": base.body_text, "body_html": base.body_html}
+        if request.method == "POST":
+            form = {k: request.form.get(k, "") for k in ("subject", "body_text", "body_html")}
+            if request.form.get("action") == "revert":
+                if own is not None:
+                    db.session.delete(own)
+                    db.session.commit()
+                flash("Override removed; the inherited text is used again.", "success")
+                return redirect(url_for("TemplateEditorView.edit", event=event, channel=channel,
+                                        language=language, scope=scope))
+            errors = templating.validate_template(form["subject"], form["body_text"], form["body_html"],
+                                                  channel, event)
+            if not errors:
+                self._save(scope, event, channel, language, form, own)
+                flash("Template saved.", "success")
+                return redirect(url_for("TemplateEditorView.edit", event=event, channel=channel,
+                                        language=language, scope=scope))
+            db.session.rollback()
+        return self.render_template(
+            "notif_template_edit.html", event=event, channel=channel, language=language, scope=scope,
+            form=form, errors=errors, has_own=own is not None, may_agency=_may_edit_agency(),
+            variables={k: sorted(v) for k, v in templating.VARIABLES.items()},
+            filters=sorted(templating.ALLOWED_FILTERS))
+
+    def _save(self, scope, event, channel, language, form, own) -> None:
+        if own is None:
+            cls = AgencyTemplate if scope == "agency" else TenantTemplate
+            own = cls(event=event, channel=channel, language=language)
+            if scope == "agency":
+                own.agency_id = g.tenant.agency_id
+            db.session.add(own)
+        own.subject = form["subject"] if channel == "email" else ""
+        own.body_text = form["body_text"]
+        own.body_html = form["body_html"] if channel == "email" else ""
+        own.updated_at = _now()
+        db.session.commit()
+
+    @expose("/<event>/<channel>/<language>/preview", methods=["POST"])
+    @has_access
+    @permission_name("edit")
+    def preview(self, event: str, channel: str, language: str):
+        _key_or_404(event, channel, language)
+        if g.get("tenant") is None:
+            abort(404)
+        form = {k: request.form.get(k, "") for k in ("subject", "body_text", "body_html")}
+        errors = templating.validate_template(form["subject"], form["body_text"], form["body_html"], channel, event)
+        if errors:
+            return jsonify({"ok": False, "errors": [e.__dict__ for e in errors]})
+        ctx, source = _sample_context(language)
+        try:
+            out = templating.render(templating.MessageTemplate(channel=channel, **form), ctx)
+        except templating.TemplateRenderError as exc:
+            return jsonify({"ok": False, "errors": [{"field": exc.field, "message": exc.message, "line": None}]})
+        return jsonify({"ok": True, "subject": out.subject, "text": out.text, "html": out.html, "source": source})
+
+
+# ------------------------------------------------------------ development outbox
+
+class MailOutboxView(BaseView):
+    """Development: mail that was kept here because SMTP is not configured."""
+
+    route_base = "/notifications/outbox"
+    class_permission_name = "MailOutbox"
+    default_view = "list"
+
+    @expose("/")
+    @has_access
+    @permission_name("list")
+    def list(self):
+        from flask import current_app
+
+        tenant = g.get("tenant")
+        mails = []
+        if tenant is not None:
+            mails = db.session.scalars(select(NotificationDelivery).where(
+                NotificationDelivery.provider_id == "dev-outbox").order_by(NotificationDelivery.id.desc())
+                .limit(200)).all()
+        platform = []
+        if ROLE_PLATFORM_ADMIN in (g.get("effective_roles") or set()):
+            platform = db.session.scalars(select(PlatformMail).order_by(PlatformMail.id.desc()).limit(200)).all()
+        return self.render_template("notif_outbox.html", mails=mails, platform=platform,
+                                    smtp=current_app.config.get("SMTP_HOST"))
+
+
+VIEWS = [
+    (DeliveryLogView, "Delivery log", "Notifications", security.TENANT_VIEWS, {"icon": "fa-envelope"}),
+    (FailedJobsView, "Failed jobs", "Notifications", security.TENANT_VIEWS, {"icon": "fa-exclamation-triangle"}),
+    (TemplateEditorView, "Templates", "Notifications", security.TENANT_VIEWS, {"icon": "fa-pencil"}),
+    (MailOutboxView, "Mail outbox (dev)", "Notifications", security.TENANT_VIEWS, {"icon": "fa-inbox"}),
+]
+
