@@ -91,6 +91,18 @@ def fields_for(session: Session, service_key: str | None) -> list[w.FormField]:
     return sorted(by_key.values(), key=lambda f: (f.position, f.id))
 
 
+def fields_by_service(session: Session, service_ids: dict[str, int]) -> dict[str, list[w.FormField]]:
+    """fields_for() of many services at once (one query), keyed by service key."""
+    rows = list(session.scalars(select(w.FormField).where(w.FormField.active.is_(True)).order_by(w.FormField.id)))
+    shared = {f.key: f for f in rows if f.service_id is None}
+    out = {}
+    for key, service_id in service_ids.items():
+        merged = dict(shared)
+        merged.update({f.key: f for f in rows if f.service_id == service_id})
+        out[key] = sorted(merged.values(), key=lambda f: (f.position, f.id))
+    return out
+
+
 def field_json(field: w.FormField) -> dict:
     return {
         "key": field.key,

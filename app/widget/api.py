@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gzip
 import hashlib
 import json
 from urllib.parse import quote_plus
@@ -68,6 +69,22 @@ def _cors(response):
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.headers["Access-Control-Allow-Headers"] = "Content-Type, Idempotency-Key"
     response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    return _gzip(response)
+
+
+def _gzip(response):
+    """Compress larger JSON answers (a month of slots shrinks ~10x): the widget's byte budget is tight."""
+    if (
+        response.mimetype == "application/json"
+        and not response.direct_passthrough
+        and "gzip" in (request.headers.get("Accept-Encoding") or "")
+        and "Content-Encoding" not in response.headers
+        and response.content_length is not None
+        and response.content_length > 1400
+    ):
+        response.set_data(gzip.compress(response.get_data(), 5, mtime=0))
+        response.headers["Content-Encoding"] = "gzip"
+        response.headers.add("Vary", "Accept-Encoding")
     return response
 
 

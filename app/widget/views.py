@@ -12,27 +12,32 @@ widget's allowed origins, so browsers refuse to show it framed anywhere else.
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from app.errors import ApiError
 from app.extensions import db
 from app.models import tenant as m
 from app.models.public import Tenant
-from app.services import forms
+from app.services import booking, forms
+from app.services.availability import AvailabilityQuery, query_slots
 from app.tenancy import activate, find_tenant
 from app.widget import i18n
 from app.widget.api import location_json, utcnow, widget_json
 
 bp = Blueprint("widget", __name__, url_prefix="/widget/v1", template_folder="templates")
 STATIC = Path(__file__).parent / "static"
+FIRST_DAYS = 7
 TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
 
@@ -59,6 +64,8 @@ def _static_response(name: str, max_age: int) -> Response:
     response.headers["Vary"] = "Accept-Encoding"
     response.headers["Cache-Control"] = f"public, max-age={max_age}"
     response.headers["Access-Control-Allow-Origin"] = "*"
+    # Lets embedding pages (and the benchmark) see the transfer size in Resource Timing.
+    response.headers["Timing-Allow-Origin"] = "*"
     return response
 
 
@@ -92,7 +99,7 @@ def _services_json(session) -> list[dict]:
         .order_by(m.Service.position, m.Service.name)
     ):
         out.append({
-            "key": svc.key, "name": svc.name, "description": svc.description,
+            "id": svc.id, "key": svc.key, "name": svc.name, "description": svc.description,
             "category": svc.category.name if svc.category else None,
             "duration_min": svc.duration_min,
             "price": f"{svc.price:.2f}" if svc.price is not None else None,
@@ -133,6 +140,38 @@ def _look(widget, args) -> dict:
     }
 
 
+def _first_slots(data: dict, services: list[dict], widget) -> dict | None:
+    """The first week of slots, rendered into the page when the flow starts at the times step.
+
+    Saves the availability round trip before the first slots; the page uses them
+    when the visitor's detected zone is the one they were computed in, else it fetches.
+    """
+    pre = data["pre"]
+    service = next((s for s in services if s["key"] == pre["service"]), None)
+    if service is None:
+        return None
+    staff = pre["staff"] if pre["staff"] in service["staff"] else None
+    if staff is None and widget.show_staff_step and len(service["staff"]) > 1:
+        return None
+    locations = [l for l in service["locations"] if not pre["location"] or l == pre["location"]]
+    if len(locations) != 1:
+        return None
+    tz = next((l["timezone"] for l in data["locations"] if l["key"] == locations[0]), data["tz"])
+    now = utcnow()
+    today = now.astimezone(ZoneInfo(tz)).date()
+    query = AvailabilityQuery(service=service["key"], date_from=today, date_to=today + dt.timedelta(days=FIRST_DAYS - 1),
+                              timezone=tz, location=locations[0], staff=staff)
+    try:
+        slots, group = query_slots(db.session, query, now)
+    except ApiError:
+        return None
+    return {
+        "service": service["key"], "location": locations[0], "staff": staff, "tz": tz, "from": today.isoformat(),
+        "days": FIRST_DAYS,
+        "slots": [{"start": booking.iso(s.start), **({"seats_left": dict(s.seats_left or {})} if group else {})} for s in slots],
+    }
+
+
 def frame_csp(widget, nonce: str) -> str:
     ancestors = " ".join(["'self'", *widget.allowed_origins])
     return (
@@ -161,8 +200,8 @@ def frame(tenant_slug: str, public_id: str):
     staff = [{"key": s.key, "name": s.name} for s in db.session.scalars(
         select(m.Staff).where(m.Staff.active.is_(True)).order_by(m.Staff.name))]
     hidden = set(widget.hidden_fields or []) | {h for h in (args.get("hide") or "").split(",") if h}
-    fields = {svc["key"]: [forms.field_json(f) for f in forms.fields_for(db.session, svc["key"]) if f.key not in hidden]
-              for svc in services}
+    by_service = forms.fields_by_service(db.session, {svc["key"]: svc.pop("id") for svc in services})
+    fields = {key: [forms.field_json(f) for f in rows if f.key not in hidden] for key, rows in by_service.items()}
     consents = [{"kind": t.kind, "version": t.version, "body": t.body} for t in forms.current_consents(db.session).values()]
     data = {
         "tenant": tenant.slug, "business": tenant.name, "currency": tenant.currency, "tz": tenant.timezone,
@@ -179,6 +218,7 @@ def frame(tenant_slug: str, public_id: str):
         data["pre"]["service"] = widget.default_service
     if not data["pre"]["location"]:
         data["pre"]["location"] = widget.default_location
+    data["inline"] = _first_slots(data, services, widget)
     db.session.rollback()
     nonce = secrets.token_urlsafe(12)
     # "</" inside the JSON would end the script element; escape it.

@@ -193,3 +193,33 @@ def test_loader_is_small_vanilla_and_gzipped(client):
     assert gzip.decompress(r.data) == raw
     assert "javascript" in r.headers["Content-Type"]
     assert client.get("/widget/v1/static/..%2Fviews.py").status_code == 404
+
+
+def test_frame_carries_the_first_week_of_slots_when_it_starts_at_the_times(client, widget_tenant, pinned_now):
+    import json
+    import re
+
+    pinned_now(NOW)
+    slug, widget = widget_tenant(show_staff_step=False)
+    html = client.get(f"/widget/v1/{slug}/{widget}/frame?service=visit").get_data(as_text=True)
+    data = json.loads(re.search(r'id="upz-data">(.*?)</script>', html).group(1))
+    inline = data["inline"]
+    assert inline["from"] == "2027-01-01" and inline["tz"] == "Europe/Berlin" and inline["days"] == 7
+    api = client.get(f"/api/v1/public/{slug}/availability?service=visit&from=2027-01-01&to=2027-01-07&timezone=Europe/Berlin&location=main")
+    assert [s["start"] for s in inline["slots"]] == [s["start"] for s in api.get_json()["slots"]]
+    # No service chosen yet: nothing to precompute.
+    html = client.get(f"/widget/v1/{slug}/{widget}/frame").get_data(as_text=True)
+    assert '"inline":null' in html
+
+
+def test_large_json_answers_are_gzipped_for_clients_that_accept_it(client, widget_tenant, pinned_now):
+    import json
+
+    pinned_now(NOW)
+    slug, _ = widget_tenant()
+    url = f"/api/v1/public/{slug}/availability?service=visit&from=2027-01-01&to=2027-01-14&timezone=UTC"
+    plain = client.get(url)
+    packed = client.get(url, headers={"Accept-Encoding": "gzip, deflate"})
+    assert "Content-Encoding" not in plain.headers and packed.headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(packed.data)) == plain.get_json()
+    assert len(packed.data) * 5 < len(plain.data)

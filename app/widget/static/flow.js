@@ -5,7 +5,7 @@
   var D = JSON.parse(document.getElementById("upz-data").textContent);
   var T = D.t, W = D.widget, root = document.getElementById("upz-app");
   var S = { location: null, service: null, staff: null, slot: null, seats: 1, answers: {}, from: null, days: [] };
-  var RANGE = 14;
+  var RANGE = 7;
   // The visitor's own regional format when it is of the widget's language (en-GB: 24 h clock).
   var LOC = (navigator.language || "").slice(0, 2) === D.lang ? navigator.language : D.lang;
 
@@ -152,16 +152,26 @@
     screen(T.staff, [list], D.pre.service ? null : stepService);
   }
 
+  var ymdFmts = {};
   function ymd(date, tz) {
-    return new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" }).format(date);
+    // Building an Intl formatter costs far more than using one: keep one per zone.
+    var f = ymdFmts[tz] || (ymdFmts[tz] = new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" }));
+    return f.format(date);
   }
   function addDays(day, n) { var d = new Date(day + "T12:00:00Z"); d.setUTCDate(d.getUTCDate() + n); return d.toISOString().slice(0, 10); }
   function tzSelect() {
     var zones = [S.tz, D.tz];
     if (S.location) zones.push(S.location.timezone);
-    try { zones = zones.concat(Intl.supportedValuesOf("timeZone")); } catch (e) { zones.push("UTC"); }
+    zones.push("UTC");
     var seen = {}, sel = h("select", { id: "upz-tz", onchange: function () { S.tz = sel.value; S.from = null; stepTime(); } });
-    zones.forEach(function (z) { if (z && !seen[z]) { seen[z] = 1; sel.appendChild(h("option", { value: z, text: z.replace(/_/g, " "), selected: z === S.tz })); } });
+    function add(z) { if (z && !seen[z]) { seen[z] = 1; sel.appendChild(h("option", { value: z, text: z.replace(/_/g, " "), selected: z === S.tz })); } }
+    zones.forEach(add);
+    // The full list (400+ zones) only when the visitor reaches for it: keeps the first paint fast.
+    var full = function () {
+      sel.removeEventListener("focus", full); sel.removeEventListener("mousedown", full);
+      try { Intl.supportedValuesOf("timeZone").forEach(add); } catch (e) { /* old browser: the short list stays */ }
+    };
+    sel.addEventListener("focus", full); sel.addEventListener("mousedown", full);
     return h("div", { className: "upz-row" }, [h("label", { "for": "upz-tz", className: "upz-label", text: T.timezone }), sel]);
   }
   function backFromTime() {
@@ -175,6 +185,11 @@
     var box = h("div", { id: "upz-times" }, [h("p", { className: "upz-muted", text: T.loading })]);
     var back = backFromTime() === null ? null : backFromTime;
     screen(T.time, [tzSelect(), box], back ? function () { S.from = null; backFromTime(); } : null);
+    var I = D.inline;
+    if (I && I.tz === S.tz && I.service === S.service.key && I.staff === S.staff && S.location && I.location === S.location.key && S.from === I.from) {
+      D.inline = null;  // used once; later visits of this step ask the API
+      return renderSlots(box, I.slots);
+    }
     loadSlots(box);
   }
   function loadSlots(box) {
@@ -189,6 +204,7 @@
   }
   function renderSlots(box, slots) {
     box.textContent = "";
+    if (slots.length && !S.marked && window.performance && performance.mark) { S.marked = 1; performance.mark("upz-first-slots"); }
     var dayFmt = new Intl.DateTimeFormat(LOC, { timeZone: S.tz, weekday: "long", day: "numeric", month: "long" });
     var timeFmt = new Intl.DateTimeFormat(LOC, { timeZone: S.tz, hour: "2-digit", minute: "2-digit" });
     var byDay = {}, order = [];
@@ -207,8 +223,8 @@
         var left = null;
         if (s.seats_left) { left = 0; for (var p in s.seats_left) left = Math.max(left, s.seats_left[p]); }
         var label = timeFmt.format(new Date(s.start));
+        // The day is announced by the group's label (its heading); the button says the time and seats.
         row.appendChild(h("button", { type: "button", className: "upz-slot", "data-start": s.start,
-          "aria-label": dayFmt.format(new Date(s.start)) + " " + label + (left !== null ? ", " + fmt(T.seats_left, left) : ""),
           onclick: function () { S.slot = s; S.left = left; stepDetails(); } },
           [label, left !== null ? h("small", { text: fmt(T.seats_left, left) }) : null]));
       });
