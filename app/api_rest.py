@@ -10,6 +10,8 @@ are not reachable; an id from elsewhere is a 404. Errors use the project shape
 
 from __future__ import annotations
 
+import uuid
+
 from flask import jsonify, make_response
 from flask_appbuilder.api import ModelRestApi
 from flask_appbuilder.models.sqla.interface import SQLAInterface
@@ -284,6 +286,14 @@ class AppointmentApi(TenantRestApi):
     show_columns = list_columns
     search_columns = ["start_at", "service", "staff", "location", "customer", "status", "source"]
     base_order = ("start_at", "desc")
+
+    def get_headless(self, pk, **kwargs):
+        # Appointment ids are UUIDs; anything else cannot name one (and must not reach SQL as a cast error).
+        try:
+            uuid.UUID(str(pk))
+        except ValueError:
+            return self.response_404()
+        return super().get_headless(pk, **kwargs)
 
 
 API_CLASSES = [

@@ -197,15 +197,19 @@ def _place_name(session: Session, target: Target) -> str:
 
 
 def pending_invitations_query(scope: Scope, tenant_id: int | None):
-    """Open invitations the user may see: the current business's, and their agencies' (all for a platform admin)."""
+    """Open invitations of the business the user works in, plus agency-level ones they manage.
+
+    Invitations into other businesses stay out of this list even for owners and platform
+    admins: they see them after switching there, like every other row of a business.
+    """
     query = select(AccessToken.id).where(AccessToken.kind == AccessToken.KIND_INVITE, AccessToken.used_at.is_(None))
-    if scope.platform:
-        return query
-    owned = [a for a, roles in scope.agency_roles.items() if ROLE_AGENCY_OWNER in roles]
     clauses = [AccessToken.tenant_id == (tenant_id or -1)]
-    if owned:
-        clauses.append(AccessToken.agency_id.in_(owned))
-        clauses.append(AccessToken.tenant_id.in_(select(Tenant.id).where(Tenant.agency_id.in_(owned))))
+    if scope.platform:
+        clauses.append(AccessToken.tenant_id.is_(None))
+    else:
+        owned = [a for a, roles in scope.agency_roles.items() if ROLE_AGENCY_OWNER in roles]
+        if owned:
+            clauses.append(AccessToken.tenant_id.is_(None) & AccessToken.agency_id.in_(owned))
     return query.where(or_(*clauses))
 
 

@@ -8,6 +8,7 @@ from flask_appbuilder.security.decorators import permission_name
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction, FilterInFunction
 from app.views.base import Interface
+from sqlalchemy import select
 from wtforms.validators import DataRequired, Regexp
 
 from app import security
@@ -17,6 +18,14 @@ from app.models.public import Agency, ApiKey, Membership, Tenant
 
 def _visible_tenant_ids() -> list[int]:
     return [t.id for t in g.get("visible_tenants", [])] or [-1]
+
+
+def _own_agency_ids() -> list[int]:
+    scope = g.get("scope")
+    if scope is not None and scope.platform:
+        return list(db.session.scalars(select(Agency.id))) or [-1]
+    owned = [a for a, roles in (scope.agency_roles.items() if scope else ()) if security.ROLE_AGENCY_OWNER in roles]
+    return owned or [-1]
 
 
 def _current_tenant_id() -> int:
@@ -51,6 +60,8 @@ class TenantView(ModelView):
     ]
     search_columns = ["name", "slug", "status", "agency"]
     base_filters = [["id", FilterInFunction, _visible_tenant_ids]]
+    # The agency choices (form and search) list only agencies the user may create businesses in.
+    add_form_query_rel_fields = search_form_query_rel_fields = {"agency": [["id", FilterInFunction, _own_agency_ids]]}
     validators_columns = {"slug": [DataRequired(), Regexp(r"^[a-z][a-z0-9_]{1,40}$")]}
 
     def pre_add(self, item):
@@ -188,6 +199,8 @@ class MembershipView(ModelView):
     class_permission_name = "Memberships"
     base_permissions = ["can_list", "can_show", "can_delete"]
     list_columns = ["role", "agency", "tenant", "staff_id", "created_at"]
+    # Explicit: FAB's default search adds agency/tenant filters listing every agency and tenant.
+    search_columns = ["role"]
     base_filters = [["tenant_id", FilterInFunction, _visible_tenant_ids]]
 
 
