@@ -6,40 +6,12 @@ Three origins: the app (live server), an allowed host site and a foreign site.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
-from widget_support import NOW, tenant_rows
+from widget_support import ARTIFACTS, NOW, tenant_rows
 
 pytestmark = pytest.mark.browser
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 EVIL = '<img src=x onerror="window.__xss=1">'
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture()
-def page(browser):
-    context = browser.new_context(timezone_id="Europe/Berlin", locale="en-GB", viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(10000)
-    yield pg
-    context.close()
-
 
 def host_html(live: str, body: str) -> str:
     return (f"<!doctype html><html><head><title>Host</title></head><body><h1>My salon</h1>{body}"

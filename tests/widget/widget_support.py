@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from support import minimal_setup
+from support import ROOT, minimal_setup
 
 NOW = "2027-01-01T00:00:00Z"
 # NOW is Friday 2027-01-01 00:00 UTC; minimal_setup works Mon-Fri 09:00-17:00 Berlin.
@@ -26,3 +26,9 @@ def tenant_rows(app, slug: str, sql: str, **params):
     with app.app_context(), db.engine.connect() as conn:
         conn.exec_driver_sql(f'SET search_path TO "tenant_{slug}", public')
         return conn.execute(text(sql), params).all()
+
+
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
