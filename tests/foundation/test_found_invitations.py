@@ -187,3 +187,20 @@ def test_link_existing_user_to_staff(app, client, make_tenant, make_user, login)
     login(client, admin)
     assert client.post("/staffaccounts/1/unlink").status_code == 302
     assert staff_user not in _table(client.get("/staffaccounts/"))
+
+
+def test_existing_user_accepts_without_new_password(app, client, make_tenant, make_user, login):
+    a, b = make_tenant(), make_tenant()
+    person = make_user("Auditor", tenant=a)
+    login(client, make_user("Client Admin", tenant=b))
+    sent = client.post("/invitations/new", data={"email": f"{person}@example.org", "role": "Client Admin",
+                                                  "scope": f"tenant:{_tenant_id(app, b)}"})
+    assert sent.status_code == 302
+    link = _mail_link(app, f"{person}@example.org", "accept")
+    client.get("/logout/")
+    assert "already have an account" in client.get(link).get_data(as_text=True)
+    assert client.post(link, data={}).status_code == 302
+    login(client, person)
+    assert client.get(f"/switch/{b}").status_code == 302
+    # Client Admin in b now: may write there.
+    assert client.get("/locationview/add").status_code == 200

@@ -100,3 +100,12 @@ def test_openapi_document(client, make_tenant, make_api_key):
         assert f"/api/v1/{resource}/" in paths, resource
     index = client.get("/api/v1/").get_json()
     assert "/api/v1/locations/" in index["resources"]
+
+
+def test_auditor_reads_but_cannot_write(client, make_tenant, make_user, login):
+    slug = make_tenant()
+    login(client, make_user("Auditor", tenant=slug))
+    assert client.get("/api/v1/locations/").status_code == 200
+    denied = client.post("/api/v1/locations/", json={"key": "aud", "name": "Aud", "timezone": "UTC"})
+    assert denied.status_code == 403 and denied.get_json()["error"]["code"] == "not_allowed"
+    assert client.get("/api/v1/locations/").get_json()["count"] == 1
