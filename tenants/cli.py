@@ -306,5 +306,7 @@ def seed_command():
 
 
 def register_cli(app: Flask) -> None:
-    for command in (tenants_cli, agencies_cli, users_cli, slots_command, explain_command, seed_command):
+    from app.widget.cli import widgets_cli
+
+    for command in (tenants_cli, agencies_cli, users_cli, slots_command, explain_command, seed_command, widgets_cli):
         app.cli.add_command(command)

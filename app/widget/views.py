@@ -2,6 +2,7 @@
 
 GET /widget/v1/loader.js                          the loader (vanilla IIFE, one global: `Upzento`)
 GET /widget/v1/<tenant>/<widget id>/frame         the booking flow page (framed by allowed origins only)
+GET /widget/v1/<tenant>/<widget id>/demo          a test page embedding the widget (same origin)
 GET /widget/v1/static/<file>                      its script and styles
 
 The frame page carries everything the first steps need inline (locations,
@@ -225,7 +226,7 @@ def frame(tenant_slug: str, public_id: str):
     payload = Markup(json.dumps(data, separators=(",", ":")).replace("</", "<\\/"))
     html = render_template(
         "widget/frame.html", data=payload, lang=lang, nonce=nonce, primary=look["primary"], accent=look["accent"],
-        radius=look["radius"], font=look["font"], logo=widget.logo_url,
+        radius=look["radius"], font=look["font"], logo=widget.logo_url or tenant.logo_url,
         business=tenant.name, t=data["t"],
     )
     body = html.encode()
@@ -238,3 +239,14 @@ def frame(tenant_slug: str, public_id: str):
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
     return response
+
+
+@bp.get("/<tenant_slug>/<public_id>/demo")
+def demo(tenant_slug: str, public_id: str):
+    """A test page on our own origin embedding the widget in its mode (frame-ancestors always allows 'self')."""
+    tenant = _tenant_or_404(tenant_slug)
+    widget = forms.find_widget(db.session, public_id)
+    if widget is None:
+        abort(404)
+    db.session.rollback()
+    return render_template("widget/demo.html", tenant=tenant, widget=widget)

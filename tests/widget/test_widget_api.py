@@ -223,3 +223,20 @@ def test_large_json_answers_are_gzipped_for_clients_that_accept_it(client, widge
     assert "Content-Encoding" not in plain.headers and packed.headers["Content-Encoding"] == "gzip"
     assert json.loads(gzip.decompress(packed.data)) == plain.get_json()
     assert len(packed.data) * 5 < len(plain.data)
+
+
+def test_demo_page_and_cli(app, client, widget_tenant, pinned_now):
+    pinned_now(NOW)
+    slug, widget = widget_tenant()
+    page = client.get(f"/widget/v1/{slug}/{widget}/demo").get_data(as_text=True)
+    assert f'data-upzento-widget="{widget}"' in page and "/widget/v1/loader.js" in page
+    runner = app.test_cli_runner()
+    out = runner.invoke(args=["widgets", "create", slug, "--name", "CLI site", "--origin", "https://a.example/"])
+    assert out.exit_code == 0, out.output
+    assert "demo page:" in out.output
+    listed = runner.invoke(args=["widgets", "list", slug])
+    assert "CLI site" in listed.output and "https://a.example" in listed.output
+    bad = runner.invoke(args=["widgets", "create", slug, "--name", "Pale", "--primary", "#eeeeee"])
+    assert bad.exit_code == 1 and "primary_color" in bad.output
+    assert "Pale" not in runner.invoke(args=["widgets", "list", slug]).output
+    assert runner.invoke(args=["widgets", "list", "no_such_tenant"]).exit_code == 1

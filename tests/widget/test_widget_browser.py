@@ -164,3 +164,27 @@ def test_a_foreign_origin_cannot_frame_the_widget(live_server, host_pages, widge
     child = [f for f in page.frames if f != page.main_frame]
     assert child and all(f.url.startswith("chrome-error:") or not f.query_selector("#upz-app") for f in child)
     assert page.evaluate("window.events.length") == 0
+
+
+def test_group_class_shows_seats_left_and_books_a_weekly_series(app, live_server, host_pages, widget_tenant, pinned_now, page):
+    pinned_now(NOW)
+    allowed, _ = host_pages
+    slug, widget = widget_tenant(origins=[allowed.origin])
+    allowed.pages["/class.html"] = host_html(
+        live_server, f'<div data-upzento-tenant="{slug}" data-upzento-widget="{widget}" data-service="class" data-lang="de"></div>')
+    page.goto(f"{allowed.origin}/class.html")
+    frame = page.frame_locator("iframe.upzw-frame")
+    slot = frame.locator("button.upz-slot").first
+    assert "Noch 5 Plätze" in slot.inner_text()  # German, seats left of the group session
+    slot.click()
+    frame.locator("#upz-seats").select_option("2")
+    frame.locator("#upz-repeat").check()
+    frame.locator("#upz-count").select_option("3")
+    frame.locator("#upz-name").fill("Gus Group")
+    frame.locator("#upz-email").fill("gus@example.com")
+    frame.locator("#upz-submit").click()
+    assert "3 Termine gebucht" in frame.locator("#upz-done").inner_text()
+    rows = tenant_rows(app, slug, "SELECT seats, series_id IS NOT NULL FROM appointment ORDER BY start_at")
+    assert [tuple(r) for r in rows] == [(2, True)] * 3
+    page.goto(f"{allowed.origin}/class.html")
+    assert "Noch 3 Plätze" in page.frame_locator("iframe.upzw-frame").locator("button.upz-slot").first.inner_text()

@@ -1,0 +1,78 @@
+"""`flask widgets ...`: create and list booking widgets from the command line (demo and scripting)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+widgets_cli = AppGroup("widgets", help="Booking widgets of a business.")
+
+
+def _base() -> str:
+    return (current_app.config.get("PUBLIC_URL") or f"http://{current_app.config['HOST']}:{current_app.config['PORT']}").rstrip("/")
+
+
+def _session(slug: str):
+    from app.extensions import db
+    from app.tenancy import tenant_session
+
+    return tenant_session(db.engine, slug)
+
+
+@widgets_cli.command("create")
+@click.argument("tenant")
+@click.option("--name", required=True)
+@click.option("--mode", default="inline", show_default=True)
+@click.option("--origin", "origins", multiple=True, help="A website allowed to embed it (repeatable).")
+@click.option("--primary", default="#1d4ed8", show_default=True)
+@click.option("--accent", default="#0f766e", show_default=True)
+@click.option("--language", default="auto", show_default=True)
+@with_appcontext
+def create_widget(tenant, name, mode, origins, primary, accent, language):
+    """Create a widget; prints its id, the demo page and the embed code."""
+    from app.models import widgets as w
+    from app.services import forms
+    from app.tenancy import NoTenant
+
+    form = MultiDict({"name": name, "mode": mode, "primary_color": primary, "accent_color": accent,
+                      "language": language, "radius_px": "8", "allowed_origins": "\n".join(origins),
+                      "show_location_step": "1", "show_staff_step": "1", "show_phone": "1", "active": "1"})
+    try:
+        with _session(tenant) as (session, _):
+            widget = w.Widget(hidden_fields=[], allowed_origins=[])
+            problems = forms.apply_widget_settings(session, widget, form)
+            if problems:
+                for p in problems:
+                    click.echo(f"{p.field}: {p.message}", err=True)
+                raise click.exceptions.Exit(1)
+            public_id = widget.public_id
+    except NoTenant as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    base = _base()
+    click.echo(f"widget {public_id}")
+    click.echo(f"demo page: {base}/widget/v1/{tenant}/{public_id}/demo")
+    click.echo(f'embed: <div data-upzento-tenant="{tenant}" data-upzento-widget="{public_id}" data-mode="{mode}"></div>'
+               f'<script async src="{base}/widget/v1/loader.js"></script>')
+
+
+@widgets_cli.command("list")
+@click.argument("tenant")
+@with_appcontext
+def list_widgets(tenant):
+    """List a business's widgets."""
+    from app.models import widgets as w
+    from app.tenancy import NoTenant
+
+    try:
+        with _session(tenant) as (session, _):
+            for row in session.scalars(select(w.Widget).order_by(w.Widget.name)):
+                click.echo(f"{row.public_id}\t{row.mode}\t{row.name}\t{' '.join(row.allowed_origins) or '-'}")
+    except NoTenant as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
