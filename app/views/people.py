@@ -229,6 +229,13 @@ class AccountView(BaseView):
     class_permission_name = "Account"
     default_view = "forgot"
 
+    def create_blueprint(self, appbuilder, *args, **kwargs):
+        # The sign-in page gains a "forgot password" link: FAB's own template plus one line.
+        login_view = appbuilder.sm.auth_view
+        if getattr(login_view, "login_template", "") == "appbuilder/general/security/login_db.html":
+            login_view.login_template = "people_login.html"
+        return super().create_blueprint(appbuilder, *args, **kwargs)
+
     def _message(self, title: str, text: str, status: int = 200):
         return self.render_template("people_message.html", title=title, text=text), status
 

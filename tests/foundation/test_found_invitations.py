@@ -153,6 +153,7 @@ def test_password_reset(app, client, make_tenant, make_user, login):
 
     user = make_user("Client Admin", tenant=make_tenant())
     email = f"{user}@example.org"
+    assert "/account/forgot" in client.get("/login/").get_data(as_text=True)
     unknown = _email()
     assert client.post("/account/forgot", data={"email": unknown}).status_code == 200
     with app.app_context():
