@@ -200,9 +200,12 @@ def frame(tenant_slug: str, public_id: str):
         select(m.Location).where(m.Location.active.is_(True)).order_by(m.Location.name))]
     staff = [{"key": s.key, "name": s.name} for s in db.session.scalars(
         select(m.Staff).where(m.Staff.active.is_(True)).order_by(m.Staff.name))]
-    hidden = set(widget.hidden_fields or []) | {h for h in (args.get("hide") or "").split(",") if h}
+    hidden = set(widget.hidden_fields or [])
+    # The embed code may hide optional questions only: the API still requires the required ones.
+    embed_hidden = {h for h in (args.get("hide") or "").split(",") if h}
     by_service = forms.fields_by_service(db.session, {svc["key"]: svc.pop("id") for svc in services})
-    fields = {key: [forms.field_json(f) for f in rows if f.key not in hidden] for key, rows in by_service.items()}
+    fields = {key: [forms.field_json(f) for f in rows if f.key not in hidden and not (f.key in embed_hidden and not f.required)]
+              for key, rows in by_service.items()}
     consents = [{"kind": t.kind, "version": t.version, "body": t.body} for t in forms.current_consents(db.session).values()]
     data = {
         "tenant": tenant.slug, "business": tenant.name, "currency": tenant.currency, "tz": tenant.timezone,
@@ -211,7 +214,7 @@ def frame(tenant_slug: str, public_id: str):
         "widget": widget_json(widget), "parent_origin": parent_origin,
         "closable": widget.mode != "inline" or args.get("closable") == "1",
         "pre": {k: args.get(k) or None for k in ("service", "location", "staff")},
-        "hide_phone": not widget.show_phone or "phone" in hidden,
+        "hide_phone": not widget.show_phone or "phone" in embed_hidden,
         "locations": locations, "services": services, "staff": staff, "fields": fields, "consents": consents,
         "notes": look["notes"],
     }

@@ -240,3 +240,15 @@ def test_demo_page_and_cli(app, client, widget_tenant, pinned_now):
     assert bad.exit_code == 1 and "primary_color" in bad.output
     assert "Pale" not in runner.invoke(args=["widgets", "list", slug]).output
     assert runner.invoke(args=["widgets", "list", "no_such_tenant"]).exit_code == 1
+
+
+def test_embed_code_hides_optional_questions_only(client, widget_tenant, pinned_now):
+    import json
+    import re
+
+    pinned_now(NOW)
+    slug, widget = widget_tenant(fields=[{"key": "must", "label": "Must", "field_type": "text", "required": True},
+                                         {"key": "may", "label": "May", "field_type": "text"}])
+    html = client.get(f"/widget/v1/{slug}/{widget}/frame?hide=must,may,phone").get_data(as_text=True)
+    data = json.loads(re.search(r'id="upz-data">(.*?)</script>', html).group(1))
+    assert [f["key"] for f in data["fields"]["visit"]] == ["must"] and data["hide_phone"] is True

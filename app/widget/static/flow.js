@@ -68,6 +68,7 @@
   function progress() {
     var ol = document.getElementById("upz-progress");
     ol.textContent = "";
+    ol.setAttribute("aria-hidden", "true");  // decorative: each step's heading says where the visitor is
     var at = STEPS.indexOf(current);
     STEPS.forEach(function (s, i) { ol.appendChild(h("li", { className: i <= at ? "upz-on" : "", "aria-current": i === at ? "step" : null })); });
   }

@@ -23,6 +23,12 @@
       ".upzw-modal .upzw-frame{height:100%}";
     d.head.appendChild(s);
   }
+  function aa(hex) {
+    // White button text needs WCAG AA (4.5:1); a colour that fails keeps the default.
+    if (!/^#[0-9a-f]{6}$/i.test(hex || "")) return false;
+    var l = [1, 3, 5].map(function (i) { var v = parseInt(hex.substr(i, 2), 16) / 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 1.05 / (0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2] + 0.05) >= 4.5;
+  }
   function opt(el, o, name) {
     var v = o[name];
     if (v === undefined && el) v = el.getAttribute("data-" + name.replace(/[A-Z]/g, function (c) { return "-" + c.toLowerCase(); }));
@@ -84,7 +90,7 @@
       b.type = "button";
       b.className = "upzw-btn" + (c.mode === "floating" ? " upzw-float" : "");
       b.textContent = c.label || "Book now";
-      b.style.background = /^#[0-9a-f]{6}$/i.test(c.primaryColor || "") ? c.primaryColor : "#1d4ed8";
+      b.style.background = aa(c.primaryColor) ? c.primaryColor : "#1d4ed8";
       b.setAttribute("aria-haspopup", "dialog");
       b.addEventListener("click", function () { open(inst); });
       var ov = d.createElement("div");
