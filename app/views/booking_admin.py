@@ -79,6 +79,8 @@ class MyDayView(ModelView):
     base_permissions = ["can_list", "can_show"]
     list_columns = ["start_at", "end_at", "service", "location", "customer", "status", "seats"]
     show_columns = ["start_at", "end_at", "service", "location", "customer", "status", "seats", "notes", "answers"]
+    # No relation filters: their choice lists would name every customer of the business.
+    search_columns = ["start_at", "status"]
     base_filters = [["staff_id", FilterEqualFunction, lambda: security.current_staff_id() or -1]]
     base_order = ("start_at", "asc")
 

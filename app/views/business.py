@@ -242,6 +242,7 @@ class MyTimeOffView(TenantModelView):
     class_permission_name = "MyTimeOff"
     route_base = "/mytimeoff"
     list_columns = ["start_at", "end_at", "reason"]
+    search_columns = ["start_at", "reason"]
     add_columns = edit_columns = ["start_at", "end_at", "reason"]
     base_filters = [["staff_id", FilterEqualFunction, lambda: security.current_staff_id() or -1]]
 
@@ -254,6 +255,7 @@ class MyHoursView(TenantModelView):
     class_permission_name = "MyHours"
     route_base = "/myhours"
     list_columns = ["location", "weekday_name", "start", "end"]
+    search_columns = ["weekday"]
     base_permissions = ["can_list", "can_show"]
     base_filters = [["staff_id", FilterEqualFunction, lambda: security.current_staff_id() or -1]]
 

@@ -240,8 +240,6 @@ def test_staff_sees_only_own_calendar(app, world):
         assert client.get(url).status_code in (302, 403), url
 
 
-@pytest.mark.xfail(strict=True, reason="app/views/booking_admin.py MyDayView (and the other 'Me' views) keep FAB's "
-                   "default search columns, whose relation filters list every customer/staff member of the business")
 def test_staff_pages_name_no_colleague_anywhere(app, world):
     _, bizs, users = world
     client = _login(app, users["Staff"])
