@@ -62,6 +62,7 @@ def _headers(response):
                                 "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'nonce-" + g.get("nonce", "x") + "'; frame-ancestors 'none'")
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
@@ -136,7 +137,9 @@ def home():
 @bp.post("/login")
 def login():
     email = request.form.get("email", "")
-    link_base = request.host_url.rstrip("/") + url_for("portal.auth", token="")
+    # PUBLIC_URL, not the request's Host header: a forged Host must not put a foreign link into the mail.
+    base = (current_app.config.get("PUBLIC_URL") or request.host_url).rstrip("/")
+    link_base = base + url_for("portal.auth", token="")
     try:
         portal.request_magic_link(db.session, g.tenant, email, request.remote_addr, utcnow(), link_base, g.tenant.name)
     except portal.RateLimited as exc:

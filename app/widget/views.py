@@ -241,6 +241,7 @@ def frame(tenant_slug: str, public_id: str):
     response.headers["Content-Security-Policy"] = frame_csp(widget, nonce)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 

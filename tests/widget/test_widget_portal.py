@@ -163,3 +163,20 @@ def test_portal_forms_need_the_csrf_token_when_enabled(app, client, shop):
         assert client.post(f"/portal/{shop}/login", data={"email": "x@example.com", "csrf_token": token}).status_code == 200
     finally:
         app.config["WTF_CSRF_ENABLED"] = False
+
+
+def test_magic_link_uses_public_url_not_the_host_header(app, client, shop):
+    email = f"host_{shop}@example.com"
+    _book(client, shop, MONDAY_11, email)
+    app.config["PUBLIC_URL"] = "https://book.example.com"
+    try:
+        client.post(f"/portal/{shop}/login", data={"email": email}, headers={"Host": "evil.example"})
+    finally:
+        app.config["PUBLIC_URL"] = None
+    from app.extensions import db
+
+    with app.app_context(), db.engine.connect() as conn:
+        body = conn.execute(text("SELECT body FROM public.platform_mail WHERE to_email = :e"), {"e": email}).scalar_one()
+    assert f"https://book.example.com/portal/{shop}/auth/" in body and "evil.example" not in body
+    export = client.get(f"/portal/{shop}/")
+    assert export.headers["X-Content-Type-Options"] == "nosniff"
