@@ -22,6 +22,8 @@ from app.services.booking import EMAIL_RE, normalize_phone
 HEX_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 FONT_RE = re.compile(r"^[A-Za-z0-9 ,\-]{1,100}$")
 AA_RATIO = 4.5
+# Answer keys the platform itself writes (notifications read a meeting link from answers).
+RESERVED_KEYS = frozenset({"meeting_url"})
 MAX_ANSWER = 2000
 
 
@@ -206,6 +208,8 @@ def save_field(session: Session, field: w.FormField) -> w.FormField:
         raise ValidationError(f"type must be one of {', '.join(w.FIELD_TYPES)}", "field_type")
     if not re.match(r"^[a-z][a-z0-9_]{0,40}$", field.key or ""):
         raise ValidationError("key: lower-case letters, digits and _ (starting with a letter)", "key")
+    if field.key in RESERVED_KEYS:
+        raise ValidationError(f"{field.key!r} is reserved (the system writes it into answers)", "key")
     if not (field.label or "").strip():
         raise ValidationError("a field needs a label", "label")
     options = [o.strip() for o in (field.options or []) if isinstance(o, str) and o.strip()]

@@ -252,3 +252,29 @@ def test_embed_code_hides_optional_questions_only(client, widget_tenant, pinned_
     html = client.get(f"/widget/v1/{slug}/{widget}/frame?hide=must,may,phone").get_data(as_text=True)
     data = json.loads(re.search(r'id="upz-data">(.*?)</script>', html).group(1))
     assert [f["key"] for f in data["fields"]["visit"]] == ["must"] and data["hide_phone"] is True
+
+
+def test_markup_from_a_booking_is_escaped_in_the_confirmation_email_html():
+    from app.notifications import templating
+
+    context = templating.sample_context("en")
+    evil = '<img src=x onerror="alert(1)">'
+    context["customer"]["name"] = evil
+    context["service"]["name"] = evil
+    resolved = templating.resolve_template("booking_confirmed", "email", "en")
+    message = templating.render(resolved.template, context)
+    assert evil not in message.html and "&lt;img src=x" in message.html
+
+
+def test_reserved_answer_keys_cannot_become_form_fields(app, widget_tenant, pinned_now):
+    from app.errors import ValidationError
+    from app.extensions import db
+    from app.models import widgets as w
+    from app.services import forms
+    from app.tenancy import tenant_session
+
+    pinned_now(NOW)
+    slug, _ = widget_tenant()
+    with app.app_context(), tenant_session(db.engine, slug) as (session, _):
+        with pytest.raises(ValidationError, match="reserved"):
+            forms.save_field(session, w.FormField(key="meeting_url", label="Link", field_type="text", options=[]))
