@@ -226,6 +226,17 @@ class StaffHoursApi(SpanCheck, TenantRestApi):
     validators_columns = {"weekday": _check_weekday, "start_min": _check_minute, "end_min": _check_minute}
 
 
+class LocationHoursApi(SpanCheck, TenantRestApi):
+    datamodel = SQLAInterface(m.LocationHours)
+    resource_name = "location_hours"
+    class_permission_name = "LocationHoursApi"
+    list_columns = ["id", "location.id", "weekday", "start_min", "end_min"]
+    show_columns = list_columns
+    add_columns = edit_columns = ["location", "weekday", "start_min", "end_min"]
+    search_columns = ["location", "weekday"]
+    validators_columns = {"weekday": _check_weekday, "start_min": _check_minute, "end_min": _check_minute}
+
+
 class StaffBreakApi(SpanCheck, TenantRestApi):
     datamodel = SQLAInterface(m.StaffBreak)
     resource_name = "staff_breaks"
@@ -297,7 +308,8 @@ class AppointmentApi(TenantRestApi):
 
 
 API_CLASSES = [
-    LocationApi, CategoryApi, ServiceApi, StaffApi, StaffHoursApi, StaffBreakApi, TimeOffApi, CustomerApi, AppointmentApi,
+    LocationApi, LocationHoursApi, CategoryApi, ServiceApi, StaffApi, StaffHoursApi, StaffBreakApi, TimeOffApi, CustomerApi,
+    AppointmentApi,
 ]
 
 

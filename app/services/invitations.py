@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
@@ -142,6 +142,12 @@ class _routed:
         route_session(self.session, self.before)
 
 
+def user_by_email(session: Session, email: str):
+    """The account with this address, whatever its letter case (FAB's lookup is exact)."""
+    model = current_app.appbuilder.sm.user_model
+    return session.scalars(select(model).where(func.lower(model.email) == (email or "").strip().lower())).first()
+
+
 def base_url() -> str:
     from flask import has_request_context, request
 
@@ -175,8 +181,7 @@ def invite(session: Session, scope: Scope, inviter_id: int | None, email: str, t
 
 
 def _already_member(session: Session, email: str, target: Target) -> bool:
-    sm = current_app.appbuilder.sm
-    user = sm.find_user(email=email)
+    user = user_by_email(session, email)
     if user is None:
         return False
     return session.scalar(
@@ -255,7 +260,7 @@ def accept(session: Session, secret: str, username: str | None, password: str | 
     """Accept an invitation: a new user sets username and password; an existing user just gains the role."""
     token = find_token(session, AccessToken.KIND_INVITE, secret)
     sm = current_app.appbuilder.sm
-    user = sm.find_user(email=token.email)
+    user = user_by_email(session, token.email)
     if user is None:
         username = (username or "").strip()
         if not USERNAME_RE.match(username):
@@ -292,7 +297,7 @@ def _hash(password: str) -> str:
 def request_reset(session: Session, email: str) -> bool:
     """Mail a reset link if an active user has this email; the caller answers the same either way."""
     email = (email or "").strip().lower()
-    user = current_app.appbuilder.sm.find_user(email=email) if EMAIL_RE.match(email) else None
+    user = user_by_email(session, email) if EMAIL_RE.match(email) else None
     if user is None or not user.active or user.username.startswith("apikey@"):
         return False
     secret = new_access_token(session, AccessToken.KIND_RESET, email, hours=RESET_HOURS, user_id=user.id)

@@ -186,7 +186,7 @@ class StaffAccountsView(BaseView):
         tenant, staff = _current_tenant(), self._staff(staff_id)
         name = (request.form.get("username") or "").strip()
         sm = self.appbuilder.sm
-        user = sm.find_user(username=name) or (sm.find_user(email=name) if "@" in name else None)
+        user = sm.find_user(username=name) or (inv.user_by_email(db.session, name) if "@" in name else None)
         return self._finish(lambda: inv.link_staff(db.session, _scope(), tenant, staff.id, user),
                             f"{staff.name} now logs in as {name}.")
 
@@ -219,6 +219,7 @@ class MyProfileView(ModelView):
     list_columns = ["name", "email", "phone", "active"]
     show_columns = ["name", "email", "phone", "bio", "photo_url", "services", "locations"]
     edit_columns = ["phone", "bio", "photo_url"]
+    search_columns = ["name"]
     base_filters = [["id", FilterEqualFunction, lambda: security.current_staff_id() or -1]]
 
 
@@ -245,7 +246,7 @@ class AccountView(BaseView):
             row = inv.find_token(db.session, AccessToken.KIND_INVITE, token)
         except PeopleError as exc:
             return self._message("Invitation", str(exc), 404)
-        existing = self.appbuilder.sm.find_user(email=row.email)
+        existing = inv.user_by_email(db.session, row.email)
         if request.method == "POST":
             form = request.form
             try:

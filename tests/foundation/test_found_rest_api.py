@@ -71,6 +71,10 @@ def test_writes_are_validated_with_the_error_shape(app, client, make_tenant, mak
     assert ok.status_code == 201, ok.get_data(as_text=True)
     hours = client.get("/api/v1/staff_hours/", headers=key).get_json()
     assert hours["count"] == 6  # five imported weekdays plus Saturday; the bad ones wrote nothing
+    opening = {"location": location, "weekday": 2, "start_min": 480, "end_min": 480}
+    empty = client.post("/api/v1/location_hours/", headers=key, json=opening)
+    assert empty.status_code == 422 and empty.get_json()["error"]["field"] == "end_min"
+    assert client.post("/api/v1/location_hours/", headers=key, json={**opening, "end_min": 1440}).status_code == 201
     off = client.post("/api/v1/time_off/", headers=key,
                       json={"staff": staff, "start_at": "2027-01-02T10:00:00Z", "end_at": "2027-01-02T09:00:00Z"})
     assert off.status_code == 422 and off.get_json()["error"]["field"] == "end_at"
@@ -95,7 +99,7 @@ def test_openapi_document(client, make_tenant, make_api_key):
     spec = client.get("/api/v1/_openapi", headers=key)
     assert spec.status_code == 200, spec.get_data(as_text=True)[:300]
     paths = spec.get_json()["paths"]
-    for resource in ("locations", "services", "categories", "staff", "staff_hours", "staff_breaks", "time_off",
+    for resource in ("locations", "location_hours", "services", "categories", "staff", "staff_hours", "staff_breaks", "time_off",
                      "customers", "appointments"):
         assert f"/api/v1/{resource}/" in paths, resource
     index = client.get("/api/v1/").get_json()
