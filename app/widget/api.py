@@ -23,7 +23,6 @@ import dataclasses
 import datetime as dt
 import gzip
 import hashlib
-import json
 from urllib.parse import quote_plus
 
 from flask import Blueprint, Response, current_app, g, jsonify, request

@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, current_app, g, render_template, request
+from flask import Blueprint, Response, abort, render_template, request
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
