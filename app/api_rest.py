@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import jsonify, make_response
+from flask import g, jsonify, make_response
 from flask_appbuilder.api import ModelRestApi
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from marshmallow import ValidationError as FieldInvalid
@@ -90,12 +90,25 @@ def _constraint_error(exc: IntegrityError):
     return _error(422, "invalid", f"the data breaks the rule {name or 'of the database'}", None)
 
 
+def _require_tenant():
+    """A signed-in user with no business to work in gets a 404, not a query against no schema."""
+    user = g.get("user")
+    if g.get("tenant") is None and user is not None and getattr(user, "is_authenticated", False):
+        return _error(404, "not_found", "no client business to work in; create one or ask for access")
+    return None
+
+
 class TenantRestApi(ModelRestApi):
     """Base: project error shape, session or API-key login, cross-field checks before any write."""
 
     allow_browser_login = True
     page_size = 50
     max_page_size = 500
+
+    def create_blueprint(self, appbuilder, *args, **kwargs):
+        blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
+        blueprint.before_request(_require_tenant)
+        return blueprint
 
     def check_item(self, item) -> None:
         """Raise PayloadInvalid when fields that are fine alone do not fit together."""

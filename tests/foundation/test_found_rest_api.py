@@ -113,3 +113,17 @@ def test_auditor_reads_but_cannot_write(client, make_tenant, make_user, login):
     denied = client.post("/api/v1/locations/", json={"key": "aud", "name": "Aud", "timezone": "UTC"})
     assert denied.status_code == 403 and denied.get_json()["error"]["code"] == "not_allowed"
     assert client.get("/api/v1/locations/").get_json()["count"] == 1
+
+
+def test_user_without_a_business_gets_404(app, client, make_user, login):
+    from app.extensions import db
+    from tenants.provisioning import create_agency
+
+    agency = unique_slug("empty")[:30]
+    with app.app_context():
+        create_agency(db.session, agency, "Empty Agency")
+        db.session.commit()
+    login(client, make_user("Agency Owner", agency=agency))
+    response = client.get("/api/v1/locations/")
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+    assert client.get("/api/v1/locations/").status_code == 404
