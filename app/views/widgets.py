@@ -8,6 +8,7 @@ from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from markupsafe import escape
 from sqlalchemy import select
 from wtforms import SelectField, TextAreaField
 from wtforms.validators import DataRequired
@@ -31,10 +32,11 @@ def _public_base() -> str:
 def snippets(tenant_slug: str, widget: w.Widget) -> dict[str, str]:
     """The two ways to embed a widget: the loader script and a plain iframe."""
     base = _public_base()
-    label = f' data-label="{widget.button_label}"' if widget.button_label else ""
+    # The snippet is pasted into the business's own pages: attribute values must stay attribute values.
+    label = f' data-label="{escape(widget.button_label)}"' if widget.button_label else ""
     js = (
         f'<div data-upzento-tenant="{tenant_slug}" data-upzento-widget="{widget.public_id}" data-mode="{widget.mode}"{label}></div>\n'
-        f'<script async src="{base}/widget/v1/loader.js"></script>'
+        f'<script async src="{escape(base)}/widget/v1/loader.js"></script>'
     )
     iframe = (
         f'<iframe src="{base}/widget/v1/{tenant_slug}/{widget.public_id}/frame" title="Booking" '

@@ -122,3 +122,14 @@ def test_consent_texts_are_versioned_never_edited(app, admin):
     assert "terms" in listing
     show = client.get(f"/consenttextview/show/{tenant_rows(app, slug, 'SELECT id FROM consent_text WHERE version = 2')[0][0]}")
     assert EVIL not in show.get_data(as_text=True)
+
+
+def test_snippet_escapes_the_button_label(app, admin):
+    from app.views.widgets import snippets
+    from app.models.widgets import Widget
+
+    slug, _, _client = admin
+    widget = Widget(public_id="wabc", mode="popup", button_label='Book"><script>x()</script>')
+    with app.test_request_context("/"):
+        js = snippets(slug, widget)["js"]
+    assert "<script>x()" not in js and 'data-label="Book&#34;&gt;&lt;script&gt;' in js
