@@ -1,16 +1,20 @@
-"""Setup import as an admin upload: the CLI's all-or-nothing import, every error shown with its JSON path."""
+"""Setup import as an admin upload (the CLI's all-or-nothing import, every error shown with its JSON path)
+and the matching export download."""
 
 from __future__ import annotations
 
-from flask import abort, flash, g, request
+import json
+
+from flask import Response, abort, flash, g, request
 from flask_appbuilder import BaseView, expose, has_access
+from flask_appbuilder.security.decorators import permission_name
 from sqlalchemy import select
 
 from app import security
 from app.extensions import db
-from app.models.public import ROLE_AGENCY_OWNER, Agency
+from app.models.public import ROLE_AGENCY_OWNER, Agency, Tenant
 from app.services.setup_admin import import_upload
-from app.services.setup_io import SetupInvalid
+from app.services.setup_io import SetupInvalid, export_setup
 
 
 class SetupImportView(BaseView):
@@ -52,6 +56,20 @@ class SetupImportView(BaseView):
         return self.render_template(
             "setup_import.html", errors=errors, report=report, agencies=self._agencies(scope), current=g.get("tenant"),
         ), status
+
+
+    @expose("/export")
+    @has_access
+    @permission_name("download")
+    def export(self):
+        """The current business's setup as a JSON file (the format the upload takes back)."""
+        ref = g.get("tenant")
+        tenant = db.session.get(Tenant, ref.id) if ref is not None else None
+        if tenant is None:
+            abort(404)
+        body = json.dumps(export_setup(db.session, tenant), indent=2, ensure_ascii=False)
+        return Response(body, mimetype="application/json",
+                        headers={"Content-Disposition": f'attachment; filename="{tenant.slug}-setup.json"'})
 
 
 VIEWS = [(SetupImportView, "Import setup", "Settings", security.TENANT_VIEWS, {"icon": "fa-upload"})]

@@ -96,3 +96,20 @@ def test_staff_and_auditor_cannot_import(client, make_tenant, make_user, login):
         doc["tenant"]["slug"] = slug
         assert _upload(client, doc).status_code in (302, 403)
         client.get("/logout/")
+
+
+def test_export_download_round_trips_through_the_upload(app, client, make_tenant, make_user, login):
+    from app.models import tenant as tm
+
+    slug = make_tenant()
+    login(client, make_user("Client Admin", tenant=slug))
+    exported = client.get("/setupimport/export")
+    assert exported.status_code == 200 and "attachment" in exported.headers["Content-Disposition"]
+    doc = exported.get_json()
+    assert doc["tenant"]["slug"] == slug and [s["key"] for s in doc["staff"]] == ["ann"]
+    assert _upload(client, doc).status_code == 200
+    assert client.get("/setupimport/export").get_json() == doc
+    assert _count(app, slug, tm.Staff) == 1
+    client.get("/logout/")
+    login(client, make_user("Auditor", tenant=slug))
+    assert client.get("/setupimport/export").status_code == 200  # a read: auditors may
