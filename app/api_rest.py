@@ -18,7 +18,6 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from marshmallow import ValidationError as FieldInvalid
 from sqlalchemy.exc import IntegrityError
 
-from app import security
 from app.extensions import db
 from app.models import tenant as m
 

@@ -61,12 +61,14 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _manages_agency(scope: Scope, agency_id: int | None) -> bool:
+def manages_agency(scope: Scope, agency_id: int | None) -> bool:
+    """May this user run the agency (create businesses, invite owners)?"""
     return scope.platform or ROLE_AGENCY_OWNER in scope.agency_roles.get(agency_id, set())
 
 
-def _manages_tenant(scope: Scope, tenant: Tenant) -> bool:
-    return _manages_agency(scope, tenant.agency_id) or ROLE_CLIENT_ADMIN in scope.tenant_roles.get(tenant.id, set())
+def manages_tenant(scope: Scope, tenant: Tenant) -> bool:
+    """May this user manage the business's people and setup (its agency's owner or its client admin)?"""
+    return manages_agency(scope, tenant.agency_id) or ROLE_CLIENT_ADMIN in scope.tenant_roles.get(tenant.id, set())
 
 
 def roles_for(scope: Scope) -> list[str]:
@@ -103,13 +105,13 @@ def check_target(session: Session, scope: Scope, target: Target) -> None:
     if target.agency_id:
         if session.get(Agency, target.agency_id) is None:
             raise PeopleError("unknown agency", "scope")
-        if not _manages_agency(scope, target.agency_id):
+        if not manages_agency(scope, target.agency_id):
             raise PeopleError("you may not invite into that agency", "scope")
     if target.tenant_id:
         tenant = session.get(Tenant, target.tenant_id)
         if tenant is None:
             raise PeopleError("unknown business", "scope")
-        if not _manages_tenant(scope, tenant):
+        if not manages_tenant(scope, tenant):
             raise PeopleError("you may not invite into that business", "scope")
         if target.staff_id is not None:
             _free_staff(session, tenant, target.staff_id)
@@ -222,8 +224,8 @@ def revoke(session: Session, scope: Scope, token: AccessToken) -> None:
     """Withdraw an open invitation; its link stops working at once."""
     target = Target(token.role or "", token.agency_id, token.tenant_id)
     allowed = scope.platform or (
-        target.agency_id and _manages_agency(scope, target.agency_id)
-    ) or (target.tenant_id and _manages_tenant(scope, session.get(Tenant, target.tenant_id)))
+        target.agency_id and manages_agency(scope, target.agency_id)
+    ) or (target.tenant_id and manages_tenant(scope, session.get(Tenant, target.tenant_id)))
     if not allowed:
         raise PeopleError("you may not revoke that invitation", "id")
     session.execute(delete(AccessToken).where(AccessToken.id == token.id))
@@ -334,7 +336,7 @@ def reset_password(session: Session, secret: str, password: str, confirm: str | 
 
 def link_staff(session: Session, scope: Scope, tenant: Tenant, staff_id: int, user) -> Membership:
     """Let `user` log in as staff record `staff_id` of `tenant` (role Staff, own calendar only)."""
-    if not _manages_tenant(scope, tenant):
+    if not manages_tenant(scope, tenant):
         raise PeopleError("you may not manage people of this business", "staff")
     if user is None:
         raise PeopleError("no such user", "username")
@@ -357,7 +359,7 @@ def link_staff(session: Session, scope: Scope, tenant: Tenant, staff_id: int, us
 
 def unlink_staff(session: Session, scope: Scope, tenant: Tenant, staff_id: int) -> None:
     """Stop the linked user logging in as this staff record (their Staff membership here goes)."""
-    if not _manages_tenant(scope, tenant):
+    if not manages_tenant(scope, tenant):
         raise PeopleError("you may not manage people of this business", "staff")
     with _routed(session, tenant):
         staff = session.get(tm.Staff, staff_id)

@@ -6,19 +6,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from app.models.public import ROLE_AGENCY_OWNER, ROLE_CLIENT_ADMIN, Agency, Tenant
+from app.models.public import Agency, Tenant
 from app.security import Scope
+from app.services.invitations import manages_agency, manages_tenant
 from app.services.setup_io import ImportReport, SetupError, SetupInvalid, import_setup, parse_and_validate
 
 MAX_BYTES = 2 * 1024 * 1024
-
-
-def _owns_agency(scope: Scope, agency_id: int) -> bool:
-    return scope.platform or ROLE_AGENCY_OWNER in scope.agency_roles.get(agency_id, set())
-
-
-def _manages(scope: Scope, tenant: Tenant) -> bool:
-    return _owns_agency(scope, tenant.agency_id) or ROLE_CLIENT_ADMIN in scope.tenant_roles.get(tenant.id, set())
 
 
 def import_upload(
@@ -39,11 +32,11 @@ def import_upload(
     slug = doc["tenant"]["slug"]
     tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
     if tenant is not None:
-        if not _manages(scope, tenant) or (not _owns_agency(scope, tenant.agency_id) and tenant.id != current_tenant_id):
+        if not manages_tenant(scope, tenant) or (not manages_agency(scope, tenant.agency_id) and tenant.id != current_tenant_id):
             raise SetupInvalid([SetupError("$.tenant.slug", f"you may not import into business {slug!r}")])
         return import_setup(engine, doc, None)
     agency = session.get(Agency, agency_id) if agency_id else None
-    if agency is None or not _owns_agency(scope, agency.id):
+    if agency is None or not manages_agency(scope, agency.id):
         raise SetupInvalid([SetupError(
             "$.tenant.slug", f"business {slug!r} does not exist; only an agency owner can create it (choose the agency)"
         )])

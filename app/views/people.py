@@ -44,7 +44,7 @@ def _places(scope: security.Scope) -> list[tuple[str, str]]:
         agencies = list(db.session.scalars(select(Agency).where(Agency.id.in_(owned or [-1])).order_by(Agency.name)))
     choices += [(f"agency:{a.id}", f"Agency: {a.name}") for a in agencies]
     for tenant in g.get("visible_tenants", []):
-        if inv._manages_tenant(scope, tenant):
+        if inv.manages_tenant(scope, tenant):
             choices.append((f"tenant:{tenant.id}", f"Business: {tenant.name}"))
     return choices
 
