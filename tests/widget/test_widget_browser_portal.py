@@ -80,6 +80,26 @@ def test_portal_magic_link_reschedule_and_cancel(app, client, live_server, widge
         other.close()
 
 
+def _confirmation_mail_is_sent(app, slug: str, appt_id: str, email: str) -> None:
+    """Run the notification job for the booking's outbox event against a loopback SMTP sink."""
+    from fakes.smtp_sink import SmtpSink
+
+    from app.jobs.notify import handle_event
+
+    (event_id,) = tenant_rows(app, slug, "SELECT id FROM outbox_event WHERE aggregate_id = :i AND event_type = 'appointment.booked'",
+                              i=appt_id)[0]
+    saved = {k: app.config.get(k) for k in ("SMTP_HOST", "SMTP_PORT")}
+    with SmtpSink() as sink:
+        app.config.update(SMTP_HOST=sink.host, SMTP_PORT=sink.port)
+        try:
+            with app.app_context():
+                handle_event(slug, event_id)
+            mails = sink.wait_for(1, timeout=10)
+        finally:
+            app.config.update(saved)
+    assert any(email in m.rcpt_tos for m in mails)
+
+
 def _login(page, base: str, username: str) -> None:
     page.goto(f"{base}/logout/")
     page.goto(f"{base}/login/")
@@ -134,7 +154,8 @@ def test_seed_flow_builder_snippet_to_booking_seen_by_staff(app, live_server, ho
     frame.locator("#upz-done").wait_for()
     appt_id = frame.locator("#upz-done").get_attribute("data-appointment")
     booked = tenant_rows(app, slug, "SELECT event_type, payload->>'source' FROM outbox_event WHERE aggregate_id = :i", i=appt_id)
-    assert ("appointment.booked", "widget") in [tuple(r) for r in booked]  # the confirmation mail is sent from this event
+    assert ("appointment.booked", "widget") in [tuple(r) for r in booked]
+    _confirmation_mail_is_sent(app, slug, appt_id, "carla@example.com")
 
     _login(page, live_server, staff_name)
     page.goto(f"{live_server}/myday/list/")
