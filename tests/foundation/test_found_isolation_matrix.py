@@ -238,6 +238,17 @@ def test_staff_sees_only_own_calendar(app, world):
     assert f"{bizs['xa'].row} holiday" in off and bizs["xa"].bob not in off
     for url in ("/appointmentview/list/", "/customerview/list/", "/staffview/list/", "/api/v1/appointments/"):
         assert client.get(url).status_code in (302, 403), url
+    # A colleague's profile and appointments are not found, and cannot be edited.
+    bob = bizs["xa"].ids["bob"]
+    assert client.get(f"/myprofile/show/{bob}").status_code == 404
+    assert client.post(f"/myprofile/edit/{bob}", data={"phone": "+49 1"}).status_code == 404
+    for appointment in bizs["xa"].ids["appointments"]:
+        assert client.get(f"/myday/show/{appointment}").status_code in (200, 404)
+    shown = [a for a in bizs["xa"].ids["appointments"] if client.get(f"/myday/show/{a}").status_code == 200]
+    assert len(shown) == 1  # Ann's own, not Bob's
+    own = bizs["xa"].ids["ann"]
+    assert client.post(f"/myprofile/edit/{own}", data={"phone": "+49 30 1234", "bio": "", "photo_url": ""}).status_code == 302
+    assert "+49 30 1234" in client.get(f"/myprofile/show/{own}").get_data(as_text=True)
 
 
 def test_staff_pages_name_no_colleague_anywhere(app, world):
