@@ -205,3 +205,14 @@ def test_existing_user_accepts_without_new_password(app, client, make_tenant, ma
     assert client.get(f"/switch/{b}").status_code == 302
     # Client Admin in b now: may write there.
     assert client.get("/locationview/add").status_code == 200
+
+
+def test_public_pages_carry_csrf_tokens(app, client):
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        page = client.get("/account/forgot").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        assert client.post("/account/forgot", data={"email": _email()}).status_code == 400
+        assert client.post("/account/forgot", data={"email": _email(), "csrf_token": token}).status_code == 200
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False

@@ -127,3 +127,9 @@ def test_user_without_a_business_gets_404(app, client, make_user, login):
     response = client.get("/api/v1/locations/")
     assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
     assert client.get("/api/v1/locations/").status_code == 404
+
+
+def test_x_api_key_header_works_too(client, make_tenant, make_api_key):
+    secret = make_api_key(make_tenant())
+    assert client.get("/api/v1/services/", headers={"X-Api-Key": secret}).status_code == 200
+    assert client.get("/api/v1/services/", headers={"X-Api-Key": secret + "x"}).status_code == 401
