@@ -109,10 +109,17 @@ def main() -> int:
     (DATA_DIR / "log").mkdir(parents=True, exist_ok=True)
     worker = ManagedProcess(
         "rq worker",
-        [sys.executable, "-m", "rq.cli", "worker", "--with-scheduler", "--url", os.environ["REDIS_URL"],
-         "notifications", "integrations", "default"],
+        [sys.executable, "-m", "rq.cli", "worker", "--with-scheduler", "-w", "app.jobs.worker.AppWorker",
+         "--url", os.environ["REDIS_URL"], "notifications", "integrations", "default"],
         env=env,
         stop_signals=(signal.SIGTERM, signal.SIGTERM),
+    )
+    # Outbox relay (LISTEN/NOTIFY, relays on commit) and periodic jobs (reminders, sweeps, retention).
+    relay = ManagedProcess("outbox relay", [sys.executable, "-m", "app.jobs.relay"], env=env)
+    cron = ManagedProcess(
+        "rq cron",
+        [sys.executable, "-m", "rq.cli", "cron", "--url", os.environ["REDIS_URL"], "app/jobs/cron_config.py"],
+        env=env, cwd=str(Path(__file__).resolve().parent),
     )
     web = ManagedProcess(
         "gunicorn",
@@ -121,7 +128,7 @@ def main() -> int:
          "app.wsgi:application"],
         env=env,
     )
-    children = [worker.start(), web.start()]
+    children = [worker.start(), relay.start(), cron.start(), web.start()]
     RUNTIME_FILE.write_text(
         json.dumps({"pid": os.getpid(), "database_url": os.environ["DATABASE_URL"], "redis_url": os.environ["REDIS_URL"]})
     )

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 from sqlalchemy import delete, select, text, update
 
-from app.jobs.runtime import config, engine, mailer, setting, sms_client
+from app.jobs.runtime import config, job_session, mailer, setting, sms_client
 from app.models import tenant as m
 from app.models.notifications import NotificationDelivery
 from app.services import notify
-from app.tenancy import tenant_session
 
 log = logging.getLogger(__name__)
 SEND_JOB = "app.jobs.notify.send_delivery"
@@ -35,26 +35,44 @@ def _now() -> dt.datetime:
 
 
 def handle_event(tenant: str, event_id: int) -> int:
-    """RQ job: plan the deliveries of one outbox event and send those due now; returns how many were new."""
+    """RQ job: the deliveries of one outbox event (see handle_events)."""
+    return handle_events(tenant, [event_id])
+
+
+def handle_events(tenant: str, event_ids: list[int]) -> int:
+    """RQ job: plan the deliveries of some outbox events and send those due now; returns how many were new.
+
+    New rows due now are inserted already claimed ("sending", with a lease) and
+    rendered in the same transaction, so a batch costs two commits in all.
+    """
     now = _now()
-    settings = notify.Settings.from_config(config())
-    with tenant_session(engine(), tenant) as (session, ref):
-        event = session.get(m.OutboxEvent, event_id)
-        if event is None:
-            return 0
-        rows = notify.plan_event(session, ref, event, settings, now)
+    cfg = config()
+    settings = notify.Settings.from_config(cfg)
+    lease = dt.timedelta(seconds=setting("NOTIFY_LEASE_SECONDS", 120))
+    with job_session(tenant) as (session, ref):
+        events = session.scalars(select(m.OutboxEvent).where(m.OutboxEvent.id.in_(event_ids))
+                                 .order_by(m.OutboxEvent.id)).all()
+        notify.preload_appointments(session, [e.aggregate_id for e in events])
+        rows = [row for event in events for row in notify.plan_event(session, ref, event, settings, now)]
+        for row in rows:
+            if row["not_before"] <= now:
+                row.update(status="sending", lease_until=now + lease, attempts=1)
         ids = notify.insert_deliveries(session, rows)
-        later = {r["not_before"] for r in rows if r["not_before"] > now}
-    for delivery_id in ids:
-        deliver(tenant, delivery_id)
-    if later:
-        log.info("%s: %d delivery(ies) wait until %s", tenant, len(later), min(later))
+        prepared = [_prepare(session, ref, d, settings, cfg, now) for d in _claimed(session, ids)]
+    _send_and_record(tenant, prepared, now)
     return len(ids)
 
 
 def send_delivery(tenant: str, delivery_id: int) -> str:
     """RQ job: send one delivery (no-op when another worker has it or it is done)."""
     return deliver(tenant, delivery_id)
+
+
+def _claimed(session, ids: list[int]) -> list[NotificationDelivery]:
+    if not ids:
+        return []
+    return list(session.scalars(select(NotificationDelivery).where(
+        NotificationDelivery.id.in_(ids), NotificationDelivery.status == "sending").order_by(NotificationDelivery.id)))
 
 
 def _claim(session, delivery_id: int, now: dt.datetime, lease: float) -> NotificationDelivery | None:
@@ -73,7 +91,7 @@ def _claim(session, delivery_id: int, now: dt.datetime, lease: float) -> Notific
 
 def _irrelevant(session, d: NotificationDelivery) -> str | None:
     """Why the message should not go out any more, or "moved" for a reminder to re-plan."""
-    appt = session.get(m.Appointment, d.appointment_id)
+    appt = notify.load_appointment(session, d.appointment_id)
     if appt is None:
         return "appointment deleted"
     if d.kind in notify.NEEDS_LIVE and appt.status == m.STATUS_CANCELLED:
@@ -88,53 +106,88 @@ def _irrelevant(session, d: NotificationDelivery) -> str | None:
     return None
 
 
+@dataclass
+class Prepared:
+    """A claimed delivery, rendered and ready to hand to the provider (or already settled)."""
+
+    delivery: NotificationDelivery
+    outcome: str | None = None  # set when nothing is to be sent: skipped / failed / moved
+    error: str | None = None
+    out: notify.Composed | None = None
+    sender_name: str = ""
+    reply_to: str | None = None
+    callback: str = ""
+
+
+def _prepare(session, ref, d: NotificationDelivery, settings, cfg, now: dt.datetime) -> Prepared:
+    """Check a claimed row still matters and render it (inside the claiming transaction)."""
+    reason = _irrelevant(session, d)
+    if reason == "moved":
+        # The reminder is due at another time now; the scan plans it afresh.
+        session.execute(delete(NotificationDelivery).where(NotificationDelivery.id == d.id))
+        return Prepared(d, outcome="moved")
+    if reason:
+        _finish(d, "skipped", now, error=reason)
+        return Prepared(d, outcome="skipped")
+    try:
+        out = notify.compose(session, ref, d, settings, cfg["MAIL_FROM"], now)
+    except Exception as exc:  # a broken template or data: retrying will not help
+        _finish(d, "failed", now, error=f"cannot render: {exc}")
+        return Prepared(d, outcome="failed")
+    d.subject, d.body_text, d.body_html = out.subject, out.text, out.html
+    sender_name, reply_to = notify.sender(session, ref)
+    return Prepared(d, out=out, sender_name=sender_name, reply_to=reply_to,
+                    callback=f"{settings.public_url}/hooks/sms/status/{ref.slug}")
+
+
 def deliver(tenant: str, delivery_id: int, now: dt.datetime | None = None) -> str:
     """Claim, render and send one delivery; returns the resulting status ("busy" if not claimed)."""
     now = now or _now()
-    lease = setting("NOTIFY_LEASE_SECONDS", 120)
     cfg = config()
     settings = notify.Settings.from_config(cfg)
-    with tenant_session(engine(), tenant) as (session, ref):
-        d = _claim(session, delivery_id, now, lease)
+    with job_session(tenant) as (session, ref):
+        d = _claim(session, delivery_id, now, setting("NOTIFY_LEASE_SECONDS", 120))
         if d is None:
             return "busy"
-        reason = _irrelevant(session, d)
-        if reason == "moved":
-            # The reminder is due at another time now; the scan plans it afresh.
-            session.execute(delete(NotificationDelivery).where(NotificationDelivery.id == d.id))
-            return "moved"
-        if reason:
-            _finish(d, "skipped", now, error=reason)
-            return "skipped"
+        prepared = _prepare(session, ref, d, settings, cfg, now)
+    # The claim (and the rendered text) is committed: now talk to the provider.
+    return _send_and_record(tenant, [prepared], now)[0]
+
+
+def _send_and_record(tenant: str, items: list[Prepared], now: dt.datetime) -> list[str]:
+    """Send each prepared delivery, then record every outcome in one transaction."""
+    cfg = config()
+    results = []
+    for p in items:
+        if p.outcome is not None:
+            results.append((p, p.outcome, None, None, None))
+            continue
         try:
-            out = notify.compose(session, ref, d, settings, cfg["MAIL_FROM"], now)
-        except Exception as exc:  # a broken template or data: retrying will not help
-            _finish(d, "failed", now, error=f"cannot render: {exc}")
-            return "failed"
-        d.subject, d.body_text, d.body_html = out.subject, out.text, out.html
-        sender_name, reply_to = notify.sender(session, ref)
-        opted_out_phone = None
-        callback = f"{settings.public_url}/hooks/sms/status/{tenant}"
-    # The claim and the rendered text are committed: now talk to the provider.
-    try:
-        status, provider_id = _send(d, out, sender_name, reply_to, cfg, callback)
-        error = None
-    except Exception as exc:
-        status, provider_id, error = _classify(exc, d)
-        opted_out_phone = d.recipient if getattr(exc, "opted_out", False) else None
-    with tenant_session(engine(), tenant) as (session, _ref):
-        row = session.get(NotificationDelivery, delivery_id, with_for_update=True)
-        if status == "retry":
-            delay = _retry_delay(row.attempts, getattr(error, "retry_after", None))
-            row.status, row.not_before, row.lease_until = "retry", now + dt.timedelta(seconds=delay), None
-            row.last_error = str(error)[:2000]
-        else:
-            _finish(row, status, now, error=str(error)[:2000] if error else None, provider_id=provider_id)
-        if opted_out_phone:
-            session.execute(update(m.Customer).where(m.Customer.phone == opted_out_phone).values(sms_opt_out=True))
-    if status == "retry":
+            status, provider_id = _send(p.delivery, p.out, p.sender_name, p.reply_to, cfg, p.callback)
+            results.append((p, status, provider_id, None, None))
+        except Exception as exc:
+            status, _none, error = _classify(exc, p.delivery)
+            opted_out = p.delivery.recipient if getattr(exc, "opted_out", False) else None
+            results.append((p, status, None, error, opted_out))
+    retries = []
+    if any(r[0].outcome is None for r in results):
+        with job_session(tenant) as (session, _ref):
+            for p, status, provider_id, error, opted_out in results:
+                if p.outcome is not None:
+                    continue
+                row = session.get(NotificationDelivery, p.delivery.id, with_for_update=True)
+                if status == "retry":
+                    delay = _retry_delay(row.attempts, getattr(error, "retry_after", None))
+                    row.status, row.not_before, row.lease_until = "retry", now + dt.timedelta(seconds=delay), None
+                    row.last_error = str(error)[:2000]
+                    retries.append((row.id, delay))
+                else:
+                    _finish(row, status, now, error=str(error)[:2000] if error else None, provider_id=provider_id)
+                if opted_out:
+                    session.execute(update(m.Customer).where(m.Customer.phone == opted_out).values(sms_opt_out=True))
+    for delivery_id, delay in retries:
         _schedule(tenant, delivery_id, delay)
-    return status
+    return [r[1] for r in results]
 
 
 def _finish(d: NotificationDelivery, status: str, now: dt.datetime, *, error: str | None = None,

@@ -51,6 +51,14 @@ def sms_client():
                        cfg.get("SMS_FROM") or "")
 
 
+@lru_cache(maxsize=1)
+def _tls_context():
+    import ssl
+
+    # Building a default context reads the system CA store (~25 ms); do it once per process.
+    return ssl.create_default_context()
+
+
 def mailer():
     """An SMTP mailer, or None in development (no SMTP_HOST): mail then stays in the outbox page."""
     from app.notifications.mailer import SmtpMailer
@@ -59,10 +67,61 @@ def mailer():
     if not cfg.get("SMTP_HOST"):
         return None
     return SmtpMailer(cfg["SMTP_HOST"], int(cfg.get("SMTP_PORT") or 25), cfg.get("SMTP_USER"),
-                      cfg.get("SMTP_PASSWORD"), starttls=bool(cfg.get("SMTP_TLS")), timeout=10)
+                      cfg.get("SMTP_PASSWORD"), starttls=bool(cfg.get("SMTP_TLS")), timeout=10,
+                      ssl_context=_tls_context())
 
 
 def setting(name: str, default: float) -> float:
     """A numeric tuning value from the environment (tests shorten retry delays and leases)."""
     value = os.environ.get(name) or config().get(name)
     return float(value) if value not in (None, "") else default
+
+
+_refs: dict[str, tuple[float, object]] = {}
+REF_TTL_SECONDS = 60.0
+
+
+def tenant_ref(slug: str):
+    """The TenantRef of `slug`, cached for a minute (saves a round trip per job)."""
+    import time
+
+    from sqlalchemy.orm import Session
+
+    from app.tenancy import NoTenant, TenantRef, find_tenant
+
+    hit = _refs.get(slug)
+    if hit and time.monotonic() - hit[0] < REF_TTL_SECONDS:
+        return hit[1]
+    with Session(engine()) as lookup:
+        tenant = find_tenant(lookup, slug)
+        if tenant is None:
+            raise NoTenant(f"unknown tenant {slug!r}")
+        ref = TenantRef.of(tenant)
+    _refs[slug] = (time.monotonic(), ref)
+    return ref
+
+
+class job_session:
+    """`with job_session(slug) as (session, ref)`: like tenancy.tenant_session, with the tenant cached."""
+
+    def __init__(self, slug: str):
+        self.slug = slug
+
+    def __enter__(self):
+        from sqlalchemy.orm import Session
+
+        from app.tenancy import TENANT_INFO_KEY
+
+        self.ref = tenant_ref(self.slug)
+        self.session = Session(engine(), expire_on_commit=False, info={TENANT_INFO_KEY: self.ref.schema})
+        return self.session, self.ref
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.session.commit()
+            else:
+                self.session.rollback()
+        finally:
+            self.session.close()
+        return False

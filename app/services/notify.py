@@ -19,7 +19,7 @@ from urllib.parse import quote_plus
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.models import tenant as m
 from app.models.notifications import (
@@ -120,13 +120,48 @@ def settings_for(session: Session, service_id: int) -> ServiceNotificationSettin
         reminder_channels=["email", "sms"], follow_up_delay_min=DEFAULT_FOLLOW_UP_DELAY_MIN)
 
 
+def load_appointment(session: Session, appointment_id) -> m.Appointment | None:
+    """The appointment with what every message needs, in one query, kept for the session's life."""
+    if isinstance(appointment_id, str):
+        appointment_id = uuid.UUID(appointment_id)
+    # The identity map holds objects weakly; keep them so a batch does not load them again.
+    kept = session.info.setdefault("notify_appointments", {})
+    if appointment_id not in kept:
+        kept[appointment_id] = session.get(m.Appointment, appointment_id, options=[
+            joinedload(m.Appointment.customer), joinedload(m.Appointment.service),
+            joinedload(m.Appointment.staff), joinedload(m.Appointment.location)])
+    return kept[appointment_id]
+
+
+def _kept(session: Session, cls, key):
+    kept = session.info.setdefault("notify_rows", {})
+    if (cls, key) not in kept:
+        kept[(cls, key)] = session.get(cls, key)
+    return kept[(cls, key)]
+
+
+def preload_appointments(session: Session, appointment_ids) -> None:
+    """Load many appointments (with customer, service, staff, location) into the session in one query."""
+    keys = set()
+    for value in appointment_ids:
+        try:
+            keys.add(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    if keys:
+        found = session.scalars(select(m.Appointment).where(m.Appointment.id.in_(keys)).options(
+            joinedload(m.Appointment.customer), joinedload(m.Appointment.service),
+            joinedload(m.Appointment.staff), joinedload(m.Appointment.location))).unique().all()
+        session.info.setdefault("notify_appointments", {}).update({a.id: a for a in found})
+
+
 def plan_event(session: Session, tenant: TenantRef, event: m.OutboxEvent, settings: Settings,
                now: dt.datetime) -> list[dict]:
     """Delivery rows for one domain event (none for imports or unknown appointments)."""
     payload = event.payload or {}
     if payload.get("source") == "import":
         return []
-    appt = session.get(m.Appointment, uuid.UUID(event.aggregate_id))
+    appt = load_appointment(session, event.aggregate_id)
     if appt is None:
         return []
     customer = appt.customer
@@ -306,8 +341,8 @@ def invite(appt: m.Appointment, tenant: TenantRef, business: Tenant, organizer_e
 def compose(session: Session, tenant: TenantRef, delivery: NotificationDelivery, settings: Settings,
             organizer_email: str, now: dt.datetime) -> Composed:
     """Render one delivery; raises templating.TemplateRenderError for a broken override."""
-    appt = session.get(m.Appointment, delivery.appointment_id)
-    business = session.get(Tenant, tenant.id)
+    appt = load_appointment(session, delivery.appointment_id)
+    business = _kept(session, Tenant, tenant.id)
     language = delivery.language or tenant.locale or "en"
     previous = None
     if delivery.kind == "rescheduled" and delivery.event_id:
@@ -315,7 +350,11 @@ def compose(session: Session, tenant: TenantRef, delivery: NotificationDelivery,
         if event is not None and event.payload.get("previous_start"):
             previous = dt.datetime.fromisoformat(event.payload["previous_start"].replace("Z", "+00:00"))
     ctx = build_context(appt, tenant, business, delivery.recipient_role, language, settings, previous)
-    tenant_map, agency_map = overrides(session, tenant.agency_id, delivery.kind)
+    # One batch renders many messages of the same kinds: read each kind's overrides once.
+    cache = session.info.setdefault("notify_overrides", {})
+    if delivery.kind not in cache:
+        cache[delivery.kind] = overrides(session, tenant.agency_id, delivery.kind)
+    tenant_map, agency_map = cache[delivery.kind]
     resolved = templating.resolve_template(delivery.kind, delivery.channel, language, tenant_map, agency_map)
     out = templating.render(resolved.template, ctx)
     method = ICS_KINDS.get(delivery.kind) if delivery.channel == "email" else None
@@ -325,7 +364,7 @@ def compose(session: Session, tenant: TenantRef, delivery: NotificationDelivery,
 
 def sender(session: Session, tenant: TenantRef) -> tuple[str, str | None]:
     """(display name, reply-to) of a tenant's mail: its own, else its agency's, else its name."""
-    business = session.get(Tenant, tenant.id)
-    agency = session.get(Agency, tenant.agency_id)
+    business = _kept(session, Tenant, tenant.id)
+    agency = _kept(session, Agency, tenant.agency_id)
     name = business.sender_name or (agency.sender_name if agency else None) or business.name
     return name, business.reply_to or business.contact_email

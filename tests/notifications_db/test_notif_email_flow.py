@@ -47,7 +47,8 @@ def test_booking_sends_one_confirmation_to_customer_and_staff_with_invite(app, c
     staff = by_rcpt["ann@salon.test"].message
     assert "Eve Example" in staff["Subject"]
 
-    rows = deliveries(app, notif_tenant)
+    rows = wait_until(lambda: (lambda rs: rs if {r["status"] for r in rs} == {"sent"} else None)(
+        deliveries(app, notif_tenant)))
     assert sorted((r["kind"], r["status"], r["attempts"]) for r in rows) == [
         ("booking_confirmed", "sent", 1), ("booking_confirmed_staff", "sent", 1)]
 
