@@ -88,11 +88,12 @@ MEASURE = """() => {
 IN_FRAME = """() => {
   const parts = performance.getEntriesByType('resource').map(e => [e.name.split('/').pop().slice(0, 40), Math.round(e.startTime), Math.round(e.responseEnd), e.transferSize]);
   const mark = performance.getEntriesByName('upz-first-slots')[0];
+  const js = performance.getEntriesByName('upz-js-start')[0];
   const nav = performance.getEntriesByType('navigation')[0];
   const before = performance.getEntriesByType('resource').filter(e => e.responseEnd <= mark.startTime)
                    .reduce((n, e) => n + e.transferSize, 0);
   return {origin: performance.timeOrigin, mark: mark.startTime, bytes: before + nav.transferSize, parts: parts, own: mark.startTime,
-          nav: [Math.round(nav.requestStart), Math.round(nav.responseEnd), nav.transferSize]};
+          nav: [Math.round(nav.requestStart), Math.round(nav.responseEnd), nav.transferSize, Math.round(js.startTime)]};
 }"""
 
 
@@ -109,6 +110,7 @@ def measure(browser, url: str, context=None) -> dict:
         frame = frame_el.content_frame()
         try:
             frame.wait_for_selector("button.upz-slot", timeout=15000)
+            frame.wait_for_function("performance.getEntriesByName('upz-first-slots').length > 0")
         except Exception:
             print("no slots appeared; console:", console, "frame:", frame.url, frame.content()[-2500:], file=sys.stderr)
             raise
