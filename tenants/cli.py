@@ -128,26 +128,26 @@ def tenant_delete(slug, confirm):
     click.echo(f"deleted tenant {slug}")
 
 
+def _set_status(slug: str, status: str, done: str) -> None:
+    try:
+        prov.set_status(_engine(), slug, status)
+    except prov.ProvisioningError as exc:
+        fail(str(exc))
+    click.echo(f"{done} {slug}")
+
+
 @tenants_cli.command("suspend")
 @click.argument("slug")
 def tenant_suspend(slug):
     """Suspend a tenant: its widget, portal and API stop taking requests."""
-    try:
-        prov.set_status(_engine(), slug, Tenant.STATUS_SUSPENDED)
-    except prov.ProvisioningError as exc:
-        fail(str(exc))
-    click.echo(f"suspended {slug}")
+    _set_status(slug, Tenant.STATUS_SUSPENDED, "suspended")
 
 
 @tenants_cli.command("activate")
 @click.argument("slug")
 def tenant_activate(slug):
     """Re-activate a suspended tenant."""
-    try:
-        prov.set_status(_engine(), slug, Tenant.STATUS_ACTIVE)
-    except prov.ProvisioningError as exc:
-        fail(str(exc))
-    click.echo(f"activated {slug}")
+    _set_status(slug, Tenant.STATUS_ACTIVE, "activated")
 
 
 @tenants_cli.command("import")

@@ -117,3 +117,14 @@ def test_tenant_cli_create_list_delete(app):
     assert _run(app, "tenants", "delete", slug, "--confirm").exit_code == 0
     assert slug not in _run(app, "tenants", "list").output
     assert _run(app, "tenants", "migrate", "--all").exit_code == 0
+
+
+def test_suspended_tenant_stops_taking_bookings(app, client):
+    slug = unique_slug("susp")
+    assert _run(app, "tenants", "create", slug, "--agency", "test-agency", "--name", "S").exit_code == 0
+    assert _run(app, "tenants", "suspend", slug).exit_code == 0
+    response = client.get(f"/api/v1/public/{slug}/services")
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "tenant_suspended"
+    assert _run(app, "tenants", "activate", slug).exit_code == 0
+    assert client.get(f"/api/v1/public/{slug}/services").status_code == 200
+    assert _run(app, "tenants", "suspend", "no_such_one").exit_code == 1

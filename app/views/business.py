@@ -99,8 +99,23 @@ class TenantModelView(ModelView):
     page_size = 25
 
 
-def weekday_label(value: int) -> str:
-    return WEEKDAY_CHOICES[value][1] if value is not None else ""
+def weekly_span_form(start_label: str, end_label: str) -> dict:
+    """Form fields of a weekly wall-clock row: weekday choice plus HH:MM start and end."""
+    return {
+        "weekday": weekday_field(),
+        "start_min": HHMMField(start_label, validators=[DataRequired()], **hhmm_widget_args()),
+        "end_min": HHMMField(end_label, validators=[DataRequired(), _span_validator], **hhmm_widget_args()),
+    }
+
+
+class StaffWeeklyView(TenantModelView):
+    """Staff hours and breaks: the same columns and form, different tables."""
+
+    list_columns = ["staff", "location", "weekday_name", "start", "end"]
+    add_columns = edit_columns = ["staff", "location", "weekday", "start_min", "end_min"]
+    search_columns = ["staff", "location", "weekday"]
+    label_columns = {"start_min": "From", "end_min": "Until", "start": "From", "end": "Until", "weekday_name": "Weekday"}
+    add_form_extra_fields = edit_form_extra_fields = weekly_span_form("From", "Until")
 
 
 class LocationHoursView(TenantModelView):
@@ -109,11 +124,7 @@ class LocationHoursView(TenantModelView):
     list_columns = ["location", "weekday_name", "start", "end"]
     add_columns = edit_columns = ["location", "weekday", "start_min", "end_min"]
     label_columns = {"weekday_name": "Weekday", "start_min": "Opens", "end_min": "Closes", "start": "Opens", "end": "Closes"}
-    add_form_extra_fields = edit_form_extra_fields = {
-        "weekday": weekday_field(),
-        "start_min": HHMMField("Opens", validators=[DataRequired()], **hhmm_widget_args()),
-        "end_min": HHMMField("Closes", validators=[DataRequired(), _span_validator], **hhmm_widget_args()),
-    }
+    add_form_extra_fields = edit_form_extra_fields = weekly_span_form("Opens", "Closes")
 
 
 class LocationView(TenantModelView):
@@ -164,32 +175,14 @@ class ServiceView(TenantModelView):
     validators_columns = {"key": [DataRequired(), KEY_VALIDATOR]}
 
 
-class StaffHoursView(TenantModelView):
+class StaffHoursView(StaffWeeklyView):
     datamodel = Interface(m.StaffHours)
     class_permission_name = "StaffHours"
-    list_columns = ["staff", "location", "weekday_name", "start", "end"]
-    add_columns = edit_columns = ["staff", "location", "weekday", "start_min", "end_min"]
-    search_columns = ["staff", "location", "weekday"]
-    label_columns = {"start_min": "From", "end_min": "Until", "start": "From", "end": "Until", "weekday_name": "Weekday"}
-    add_form_extra_fields = edit_form_extra_fields = {
-        "weekday": weekday_field(),
-        "start_min": HHMMField("From", validators=[DataRequired()], **hhmm_widget_args()),
-        "end_min": HHMMField("Until", validators=[DataRequired(), _span_validator], **hhmm_widget_args()),
-    }
 
 
-class StaffBreakView(TenantModelView):
+class StaffBreakView(StaffWeeklyView):
     datamodel = Interface(m.StaffBreak)
     class_permission_name = "StaffBreaks"
-    list_columns = ["staff", "location", "weekday_name", "start", "end"]
-    add_columns = edit_columns = ["staff", "location", "weekday", "start_min", "end_min"]
-    search_columns = ["staff", "location", "weekday"]
-    label_columns = {"start_min": "From", "end_min": "Until", "start": "From", "end": "Until", "weekday_name": "Weekday"}
-    add_form_extra_fields = edit_form_extra_fields = {
-        "weekday": weekday_field(),
-        "start_min": HHMMField("From", validators=[DataRequired()], **hhmm_widget_args()),
-        "end_min": HHMMField("Until", validators=[DataRequired(), _span_validator], **hhmm_widget_args()),
-    }
 
 
 class TimeOffView(TenantModelView):
