@@ -278,3 +278,30 @@ def test_reserved_answer_keys_cannot_become_form_fields(app, widget_tenant, pinn
     with app.app_context(), tenant_session(db.engine, slug) as (session, _):
         with pytest.raises(ValidationError, match="reserved"):
             forms.save_field(session, w.FormField(key="meeting_url", label="Link", field_type="text", options=[]))
+
+
+def test_service_specific_fields_apply_to_that_service_only(app, client, widget_tenant, pinned_now):
+    pinned_now(NOW)
+    slug, _ = widget_tenant(fields=[{"key": "notes", "label": "Notes", "field_type": "text"},
+                                    {"key": "level", "label": "Level", "field_type": "select", "required": True,
+                                     "options": ["beginner", "advanced"]}])
+    from sqlalchemy import update
+
+    from app.extensions import db
+    from app.models import tenant as m
+    from app.models import widgets as w
+    from app.tenancy import tenant_session
+
+    with app.app_context(), tenant_session(db.engine, slug) as (session, _):
+        class_id = session.query(m.Service.id).filter_by(key="class").scalar()
+        session.execute(update(w.FormField).where(w.FormField.key == "level").values(service_id=class_id))
+        session.add(w.FormField(key="notes", label="Notes for the class", field_type="textarea", required=True,
+                                service_id=class_id, position=5, options=[]))
+    visit = client.get(f"/api/v1/public/{slug}/form?service=visit").get_json()["fields"]
+    klass = client.get(f"/api/v1/public/{slug}/form?service=class").get_json()["fields"]
+    assert [f["key"] for f in visit] == ["notes"] and visit[0]["required"] is False
+    assert {f["key"]: (f["label"], f["required"]) for f in klass} == {
+        "level": ("Level", True), "notes": ("Notes for the class", True)}
+    r = client.post(f"/api/v1/public/{slug}/bookings", json={
+        "service": "visit", "start": MONDAY_9, "customer": {"name": "Eve", "email": "eve@example.com"}, "answers": {}})
+    assert r.status_code == 201
