@@ -212,7 +212,8 @@ def frame(tenant_slug: str, public_id: str):
         "now": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"), "lang": lang, "t": i18n.strings(lang),
         "api": f"/api/v1/public/{tenant.slug}", "portal": f"/portal/{tenant.slug}/manage/",
         "widget": widget_json(widget), "parent_origin": parent_origin,
-        "closable": widget.mode != "inline" or args.get("closable") == "1",
+        # Only the loader's popup and floating modes have something to close.
+        "closable": args.get("closable") == "1",
         "pre": {k: args.get(k) or None for k in ("service", "location", "staff")},
         "hide_phone": not widget.show_phone or "phone" in embed_hidden,
         "locations": locations, "services": services, "staff": staff, "fields": fields, "consents": consents,
