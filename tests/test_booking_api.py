@@ -252,3 +252,23 @@ def test_series_reschedules_as_one_or_not_at_all(client, make_tenant, pinned_now
     cancelled = client.post(f"/api/v1/public/{slug}/bookings/{token}/cancel", json={"series": True})
     assert len(cancelled.get_json()["cancelled"]) == 3
     assert _count(app, slug) == 1  # only the other customer's booking is left
+
+
+def test_any_staff_takes_the_least_booked_that_day_then_key_order(client, make_tenant, pinned_now):
+    pinned_now(NOW)
+    setup = minimal_setup()
+    setup["staff"].append({**setup["staff"][0], "key": "bob", "name": "Bob"})
+    slug = make_tenant(setup)
+
+    def book(start, staff=None, n=0):
+        body = _booking(start=start, customer={"name": f"C{n}", "email": f"c{n}@example.com"})
+        if staff:
+            body["staff"] = staff
+        response = client.post(f"/api/v1/public/{slug}/bookings", json=body)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()["appointment"]["staff"]
+
+    assert book("2027-01-11T09:00:00Z", staff="ann", n=1) == "ann"
+    assert book("2027-01-11T10:00:00Z", n=2) == "bob"   # ann has one that day, bob none
+    assert book("2027-01-11T11:00:00Z", n=3) == "ann"   # one each: ties go by key
+    assert book("2027-01-12T09:00:00Z", n=4) == "ann"   # a new day counts afresh

@@ -12,6 +12,11 @@ def pick_staff(setup: Setup, slot: Slot, exclude_refs: frozenset[str] = frozense
     """Among the slot's staff, the one with the fewest live appointments that local day; ties by key."""
     if not slot.staff:
         raise ValueError("the slot has no staff")
+    return rank_staff(setup, slot, exclude_refs)[0]
+
+
+def rank_staff(setup: Setup, slot: Slot, exclude_refs: frozenset[str] = frozenset()) -> list[str]:
+    """The slot's staff in the order "any staff" tries them (the next one takes over if a race is lost)."""
 
     def load(key: str) -> tuple[int, str]:
         loc = setup.locations.get(slot.locations.get(key, ""))
@@ -28,4 +33,4 @@ def pick_staff(setup: Setup, slot: Slot, exclude_refs: frozenset[str] = frozense
         )
         return count, key
 
-    return min(slot.staff, key=load)
+    return sorted(slot.staff, key=load)

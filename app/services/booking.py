@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from app.errors import ApiError, Conflict, NotFound, UnknownKey, ValidationError
 from app.models import tenant as m
 from app.scheduling import model as sm
+from app.scheduling.assign import rank_staff
 from app.scheduling.engine import find_slots
 from app.scheduling.explain import explain
 from app.services import events
@@ -209,8 +210,8 @@ def _bookable_staff_at(
     location: str | None,
     tz: str,
     exclude_refs: frozenset[str] = frozenset(),
-) -> tuple[dict[str, int | None], dict[str, str]]:
-    """Who can take `start` right now: staff key -> seats left (None for 1:1), and their location."""
+) -> tuple[dict[str, int | None], dict[str, str], list[str]]:
+    """Who can take `start` now: staff key -> seats left (None for 1:1), their location, "any staff" order."""
     local_date, lo, hi = _local_day_bounds(start, tz)
     setup = load_setup(session, service.key, lo, hi, staff_keys)
     query = sm.SlotQuery(
@@ -225,8 +226,8 @@ def _bookable_staff_at(
     for slot in find_slots(setup, query):
         if slot.start == start:
             seats = {k: (slot.seats_left or {}).get(k) for k in slot.staff}
-            return seats, dict(slot.locations)
-    return {}, {}
+            return seats, dict(slot.locations), rank_staff(setup, slot, exclude_refs)
+    return {}, {}, []
 
 
 def _why_not(session: Session, service: m.Service, staff_key: str, start: dt.datetime, now: dt.datetime, tz: str) -> list[str]:
@@ -235,20 +236,6 @@ def _why_not(session: Session, service: m.Service, staff_key: str, start: dt.dat
     if staff_key not in setup.staff:
         return ["not_offered"]
     return [r.code for r in explain(setup, service.key, staff_key, start, now).reasons]
-
-
-def _live_count_on_day(session: Session, staff_ids: list[int], lo: dt.datetime, hi: dt.datetime) -> dict[int, int]:
-    rows = session.execute(
-        select(m.Appointment.staff_id, func.count())
-        .where(
-            m.Appointment.staff_id.in_(staff_ids),
-            m.Appointment.status != m.STATUS_CANCELLED,
-            m.Appointment.start_at >= lo,
-            m.Appointment.start_at < hi,
-        )
-        .group_by(m.Appointment.staff_id)
-    )
-    return {sid: n for sid, n in rows}
 
 
 def _flush_guarded(session: Session) -> None:
@@ -298,13 +285,18 @@ def _place_one(
         order = [_staff_by_key(session, req.staff)]
     else:
         # A first look without locks, to know whom to lock; the real check follows under the lock.
-        candidates, _ = _bookable_staff_at(session, service, start, now, staff_keys, req.location, tz)
+        candidates, _, ranked = _bookable_staff_at(session, service, start, now, staff_keys, req.location, tz)
         if not candidates:
             raise SlotUnavailable()
-        order = _pick_order(session, service, start, tz, list(candidates), preferred_staff)
+        if preferred_staff in ranked:
+            # A series keeps the staff member of its first occurrence where possible.
+            ranked.remove(preferred_staff)
+            ranked.insert(0, preferred_staff)
+        by_key = {s.key: s for s in session.scalars(select(m.Staff).where(m.Staff.key.in_(ranked)))}
+        order = [by_key[k] for k in ranked]
     for staff in order:
         lock_staff(session, tenant, [staff.id])
-        seats_left, locations = _bookable_staff_at(session, service, start, now, [staff.key], req.location, tz)
+        seats_left, locations, _ = _bookable_staff_at(session, service, start, now, [staff.key], req.location, tz)
         if staff.key not in seats_left:
             continue
         left = seats_left[staff.key]
@@ -317,15 +309,6 @@ def _place_one(
         reasons = _why_not(session, service, req.staff, start, now, tz)
         raise SlotUnavailable(reasons=reasons) if reasons else SlotUnavailable()
     raise SlotUnavailable()
-
-
-def _pick_order(session, service, start, tz, keys: list[str], preferred: str | None) -> list[m.Staff]:
-    """"Any staff": fewest live appointments that local day first, ties by key (AVAILABILITY.md §8)."""
-    staff = list(session.scalars(select(m.Staff).where(m.Staff.key.in_(keys))))
-    _, lo, hi = _local_day_bounds(start, tz)
-    counts = _live_count_on_day(session, [s.id for s in staff], lo, hi)
-    staff.sort(key=lambda s: (s.key != preferred, counts.get(s.id, 0), s.key))
-    return staff
 
 
 def _place_override(session, tenant, service, req, start, customer, actor, tz, series, token_hash) -> m.Appointment:
@@ -562,7 +545,7 @@ def reschedule(
     tz = appointment.timezone or tenant.timezone
     location_key = appointment.location.key if appointment.location else None
     if not override_rules:
-        seats_left, locations = _bookable_staff_at(
+        seats_left, locations, _ = _bookable_staff_at(
             session, service, new_start, now, [target.key], None, tz, exclude_refs=frozenset({str(appointment.id)})
         )
         left = seats_left.get(target.key, 0) if target.key in seats_left else 0
