@@ -133,3 +133,11 @@ def test_x_api_key_header_works_too(client, make_tenant, make_api_key):
     secret = make_api_key(make_tenant())
     assert client.get("/api/v1/services/", headers={"X-Api-Key": secret}).status_code == 200
     assert client.get("/api/v1/services/", headers={"X-Api-Key": secret + "x"}).status_code == 401
+
+
+def test_swagger_page_is_served_locally(client, make_tenant, make_user, login):
+    login(client, make_user("Client Admin", tenant=make_tenant()))
+    page = client.get("/swagger/v1")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "swagger-ui-bundle.js" in text and "https://" not in text.split("<body")[0]
