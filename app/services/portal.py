@@ -10,7 +10,7 @@ import datetime as dt
 import secrets
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.errors import ApiError, NotFound, ValidationError
@@ -56,6 +56,9 @@ def request_magic_link(session: Session, tenant: TenantRef, email: str, ip: str 
         w.PortalLoginAttempt.ip == ip, w.PortalLoginAttempt.at > since)) if ip else 0
     if by_email >= MAX_PER_EMAIL or by_ip >= MAX_PER_IP:
         raise RateLimited()
+    # Attempts only matter for the rate window; spent and expired links for nothing.
+    session.execute(delete(w.PortalLoginAttempt).where(w.PortalLoginAttempt.at < now - dt.timedelta(days=1)))
+    session.execute(delete(w.PortalToken).where(w.PortalToken.expires_at < now - dt.timedelta(days=1)))
     session.add(w.PortalLoginAttempt(email=email, ip=ip, at=now))
     customer = session.scalar(select(m.Customer).where(func.lower(m.Customer.email) == email.lower()))
     if customer is None:

@@ -180,3 +180,13 @@ def test_magic_link_uses_public_url_not_the_host_header(app, client, shop):
     assert f"https://book.example.com/portal/{shop}/auth/" in body and "evil.example" not in body
     export = client.get(f"/portal/{shop}/")
     assert export.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_old_attempts_and_links_are_purged(app, client, shop, pinned_now):
+    email = f"old_{shop}@example.com"
+    _book(client, shop, MONDAY_11, email)
+    client.post(f"/portal/{shop}/login", data={"email": email})
+    pinned_now("2027-01-03T00:00:00Z")
+    client.post(f"/portal/{shop}/login", data={"email": email})
+    assert tenant_rows(app, shop, "SELECT count(*) FROM portal_login_attempt")[0][0] == 1
+    assert tenant_rows(app, shop, "SELECT count(*) FROM portal_token")[0][0] == 1
