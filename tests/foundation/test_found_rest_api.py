@@ -71,6 +71,12 @@ def test_writes_are_validated_with_the_error_shape(app, client, make_tenant, mak
     assert ok.status_code == 201, ok.get_data(as_text=True)
     hours = client.get("/api/v1/staff_hours/", headers=key).get_json()
     assert hours["count"] == 6  # five imported weekdays plus Saturday; the bad ones wrote nothing
+    saturday = ok.get_json()["id"]
+    turned = client.put(f"/api/v1/staff_hours/{saturday}", headers=key, json={"start_min": 800})
+    assert turned.status_code == 422 and turned.get_json()["error"]["field"] == "end_min"
+    assert client.get(f"/api/v1/staff_hours/{saturday}", headers=key).get_json()["result"]["start_min"] == 600
+    assert client.put(f"/api/v1/staff_hours/{saturday}", headers=key, json={"end_min": 780}).status_code == 200
+    assert client.delete(f"/api/v1/staff_hours/{saturday}", headers=key).status_code == 200
     opening = {"location": location, "weekday": 2, "start_min": 480, "end_min": 480}
     empty = client.post("/api/v1/location_hours/", headers=key, json=opening)
     assert empty.status_code == 422 and empty.get_json()["error"]["field"] == "end_min"
