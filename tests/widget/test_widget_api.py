@@ -305,3 +305,13 @@ def test_service_specific_fields_apply_to_that_service_only(app, client, widget_
     r = client.post(f"/api/v1/public/{slug}/bookings", json={
         "service": "visit", "start": MONDAY_9, "customer": {"name": "Eve", "email": "eve@example.com"}, "answers": {}})
     assert r.status_code == 201
+
+
+def test_every_language_has_every_text():
+    from app.widget import i18n
+
+    english = set(i18n.STRINGS["en"])
+    for lang in i18n.LANGUAGES:
+        assert set(i18n.STRINGS[lang]) == english, lang
+        assert all(i18n.STRINGS[lang][k].strip() for k in english), lang
+    assert i18n.pick("xx", None, "de") == "de" and i18n.pick("es") == "es"
