@@ -181,16 +181,8 @@ def frame_csp(widget, nonce: str) -> str:
     )
 
 
-@bp.get("/<tenant_slug>/<public_id>/frame")
-def frame(tenant_slug: str, public_id: str):
-    tenant = _tenant_or_404(tenant_slug)
-    widget = forms.find_widget(db.session, public_id)
-    if widget is None:
-        abort(404)
-    args = request.args
-    lang = i18n.pick(args.get("lang") or (widget.language if widget.language != "auto" else None),
-                     request.accept_languages, tenant.locale)
-    look = _look(widget, args)
+def frame_data(tenant: Tenant, widget, args, lang: str, look: dict) -> dict:
+    """Everything the booking flow needs before its first request: catalogue, form, texts, first slots."""
     own_origin = request.host_url.rstrip("/")
     parent = (args.get("origin") or "").rstrip("/")
     # Messages go only to an origin the business allowed (or to our own admin preview).
@@ -214,20 +206,34 @@ def frame(tenant_slug: str, public_id: str):
         "widget": widget_json(widget), "parent_origin": parent_origin,
         # Only the loader's popup and floating modes have something to close.
         "closable": args.get("closable") == "1",
-        "pre": {k: args.get(k) or None for k in ("service", "location", "staff")},
+        "pre": {
+            "service": args.get("service") or widget.default_service,
+            "location": args.get("location") or widget.default_location,
+            "staff": args.get("staff") or None,
+        },
         "hide_phone": not widget.show_phone or "phone" in embed_hidden,
         "locations": locations, "services": services, "staff": staff, "fields": fields, "consents": consents,
         "notes": look["notes"],
     }
-    if not data["pre"]["service"]:
-        data["pre"]["service"] = widget.default_service
-    if not data["pre"]["location"]:
-        data["pre"]["location"] = widget.default_location
     data["inline"] = _first_slots(data, services, widget)
+    return data
+
+
+@bp.get("/<tenant_slug>/<public_id>/frame")
+def frame(tenant_slug: str, public_id: str):
+    tenant = _tenant_or_404(tenant_slug)
+    widget = forms.find_widget(db.session, public_id)
+    if widget is None:
+        abort(404)
+    args = request.args
+    lang = i18n.pick(args.get("lang") or (widget.language if widget.language != "auto" else None),
+                     request.accept_languages, tenant.locale)
+    look = _look(widget, args)
+    data = frame_data(tenant, widget, args, lang, look)
     db.session.rollback()
     nonce = secrets.token_urlsafe(12)
-    # "</" inside the JSON would end the script element; escape it.
-    payload = Markup(json.dumps(data, separators=(",", ":")).replace("</", "<\\/"))
+    # No "<" at all inside the script element ("</script", "<!--" would change how it parses).
+    payload = Markup(json.dumps(data, separators=(",", ":")).replace("<", "\\u003c"))
     html = render_template(
         "widget/frame.html", data=payload, lang=lang, nonce=nonce, primary=look["primary"], accent=look["accent"],
         radius=look["radius"], font=look["font"], logo=widget.logo_url or tenant.logo_url,
