@@ -169,6 +169,8 @@ def auth_confirm(token: str):
 @bp.get("/manage/<token>")
 def manage(token: str):
     appt = booking.find_by_token(db.session, token)
+    if appt.customer is None:  # imported bookings may have no customer to sign in as
+        abort(404)
     _sign_in(appt.customer)
     return redirect(url_for("portal.appointment", appointment_id=appt.id), 303)
 
