@@ -68,7 +68,7 @@ def _target_from_form(form) -> inv.Target:
 
 
 class InvitationsView(BaseView):
-    """Pending invitations of this business (and, for owners, of their agencies): invite, revoke."""
+    """Pending invitations of this business and agency-level ones the user manages: invite, revoke."""
 
     route_base = "/invitations"
     class_permission_name = "Invitations"
