@@ -16,7 +16,6 @@ from sqlalchemy import delete, text
 from app.jobs import notify as jobs
 from app.jobs.relay import active_tenants
 from app.jobs.runtime import config, engine, setting
-from app.models.notifications import NotificationDelivery
 from app.models.tenant import OutboxEvent
 from app.services import notify
 from app.tenancy import tenant_session
@@ -83,4 +82,4 @@ def retention(now=None) -> int:
     return removed
 
 
-__all__ = ["scan_reminders", "sweep_due", "retention", "scan_tenant_reminders", "NotificationDelivery"]
+__all__ = ["scan_reminders", "sweep_due", "retention", "scan_tenant_reminders"]

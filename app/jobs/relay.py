@@ -112,8 +112,8 @@ def _slug_of(schema: str) -> str | None:
     return schema[len(prefix):] if schema.startswith(prefix) else None
 
 
-def run(engine: Engine, sweep_every: float = 2.0, limit: int = 200) -> None:
-    """Relay until SIGTERM/SIGINT: at once on NOTIFY, and a full sweep every `sweep_every` seconds."""
+def run(engine: Engine, sweep_every: float = 2.0, limit: int = 200, coalesce: float = 0.05) -> None:
+    """Relay until SIGTERM/SIGINT: on NOTIFY (after `coalesce` seconds), and a full sweep every `sweep_every` seconds."""
     stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
@@ -131,7 +131,10 @@ def run(engine: Engine, sweep_every: float = 2.0, limit: int = 200) -> None:
                     ready, _, _ = select_module.select([raw.fileno()], [], [], 0.5)
                     if not ready:
                         continue
-                    schemas = {n.payload for n in raw.notifies(timeout=0, stop_after=10_000)}
+                    # Gather the commits of the next few milliseconds too: one job then
+                    # carries several events and shares its queries and commits among them.
+                    time.sleep(coalesce)
+                    schemas = {n.payload for n in raw.notifies(timeout=0, stop_after=100_000)}
                     for schema in schemas:
                         slug = _slug_of(schema)
                         if slug:
@@ -147,7 +150,8 @@ def main() -> None:
     from app.jobs.runtime import engine
 
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
-    run(engine(), sweep_every=float(os.environ.get("OUTBOX_SWEEP_SECONDS", "2")))
+    run(engine(), sweep_every=float(os.environ.get("OUTBOX_SWEEP_SECONDS", "2")),
+        coalesce=float(os.environ.get("OUTBOX_COALESCE_SECONDS", "0.05")))
 
 
 if __name__ == "__main__":
