@@ -91,9 +91,12 @@ def _tenant_or_404(slug: str) -> Tenant:
     return tenant
 
 
-def _services_json(session) -> list[dict]:
-    staff_rows = list(session.scalars(select(m.Staff).where(m.Staff.active.is_(True)).options(selectinload(m.Staff.services))))
-    active_locations = sorted(session.scalars(select(m.Location.key).where(m.Location.active.is_(True))))
+def _catalogue(session) -> tuple[list[dict], list[m.Staff], list[m.Location]]:
+    """Active services (as the flow needs them), staff and locations, in few queries."""
+    staff_rows = list(session.scalars(
+        select(m.Staff).where(m.Staff.active.is_(True)).options(selectinload(m.Staff.services)).order_by(m.Staff.name)))
+    location_rows = list(session.scalars(select(m.Location).where(m.Location.active.is_(True)).order_by(m.Location.name)))
+    active_locations = sorted(l.key for l in location_rows)
     out = []
     for svc in session.scalars(
         select(m.Service).where(m.Service.active.is_(True)).options(selectinload(m.Service.locations), selectinload(m.Service.category))
@@ -108,7 +111,7 @@ def _services_json(session) -> list[dict]:
             "locations": active_locations if svc.all_locations else [l.key for l in svc.locations if l.active],
             "staff": sorted(s.key for s in staff_rows if svc in s.services),
         })
-    return out
+    return out, staff_rows, location_rows
 
 
 def _override_color(value: str | None, fallback: str, name: str, notes: list[str]) -> str:
@@ -187,11 +190,9 @@ def frame_data(tenant: Tenant, widget, args, lang: str, look: dict) -> dict:
     parent = (args.get("origin") or "").rstrip("/")
     # Messages go only to an origin the business allowed (or to our own admin preview).
     parent_origin = parent if parent in widget.allowed_origins or parent == own_origin else None
-    services = _services_json(db.session)
-    locations = [location_json(l) for l in db.session.scalars(
-        select(m.Location).where(m.Location.active.is_(True)).order_by(m.Location.name))]
-    staff = [{"key": s.key, "name": s.name} for s in db.session.scalars(
-        select(m.Staff).where(m.Staff.active.is_(True)).order_by(m.Staff.name))]
+    services, staff_rows, location_rows = _catalogue(db.session)
+    locations = [location_json(l) for l in location_rows]
+    staff = [{"key": s.key, "name": s.name} for s in staff_rows]
     hidden = set(widget.hidden_fields or [])
     # The embed code may hide optional questions only: the API still requires the required ones.
     embed_hidden = {h for h in (args.get("hide") or "").split(",") if h}
