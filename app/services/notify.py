@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import quote_plus
 
-from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, joinedload
@@ -41,7 +40,6 @@ LIVE_FOR_REMINDERS = (m.STATUS_PENDING, m.STATUS_CONFIRMED)
 NEEDS_LIVE = ("booking_confirmed", "booking_confirmed_staff", "rescheduled", "reminder")
 ICS_KINDS = {"booking_confirmed": "REQUEST", "booking_confirmed_staff": "REQUEST",
              "rescheduled": "REQUEST", "cancelled": "CANCEL"}
-MANAGE_SALT = "upzento-manage-link"
 
 
 @dataclass(frozen=True)
@@ -50,14 +48,12 @@ class Settings:
 
     sms_enabled: bool
     public_url: str
-    secret_key: str
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "Settings":
         return cls(
             sms_enabled=bool(config.get("SMS_API_BASE_URL") and config.get("SMS_ACCOUNT_SID")),
             public_url=(config.get("PUBLIC_URL") or f"http://{config.get('HOST', '127.0.0.1')}:{config.get('PORT', 5000)}").rstrip("/"),
-            secret_key=config["SECRET_KEY"],
         )
 
 
@@ -72,22 +68,9 @@ class Composed:
 
 # ------------------------------------------------------------------ manage links
 
-def manage_token(secret_key: str, tenant_slug: str, appointment_id: str) -> str:
-    """A signed, stable reference to one appointment for links in messages."""
-    return URLSafeSerializer(secret_key, salt=MANAGE_SALT).dumps([tenant_slug, str(appointment_id)])
-
-
-def read_manage_token(secret_key: str, token: str) -> tuple[str, str] | None:
-    """(tenant slug, appointment id) of a manage-link token, or None when forged."""
-    try:
-        slug, appointment_id = URLSafeSerializer(secret_key, salt=MANAGE_SALT).loads(token)
-        return str(slug), str(appointment_id)
-    except (BadSignature, ValueError, TypeError):
-        return None
-
-
 def manage_url(settings: Settings, tenant_slug: str, appointment_id) -> str:
-    return f"{settings.public_url}/portal/{tenant_slug}/manage/{manage_token(settings.secret_key, tenant_slug, appointment_id)}"
+    """The appointment's page in the customer portal (a visitor not signed in gets a sign-in link mailed)."""
+    return f"{settings.public_url}/portal/{tenant_slug}/appointments/{appointment_id}"
 
 
 # ---------------------------------------------------------------------- planning
@@ -304,7 +287,7 @@ def build_context(appt: m.Appointment, tenant: TenantRef, business: Tenant, role
         "appointment": {
             **templating.format_when(appt.start_at, appt.end_at, zone, language),
             "status": appt.status, "seats": appt.seats, "manage_url": link,
-            "meeting_url": (appt.answers or {}).get("meeting_url"), "ics_url": f"{link}/invite.ics",
+            "meeting_url": (appt.answers or {}).get("meeting_url"), "ics_url": f"{link}.ics",
             "cancel_reason": appt.cancel_reason,
         },
         "business": {"name": business.sender_name or business.name, "phone": business.contact_phone,

@@ -42,7 +42,12 @@ def test_booking_sends_one_confirmation_to_customer_and_staff_with_invite(app, c
     assert str(event["UID"]) == f"appt-{appointment_id}@{notif_tenant}.upzento"
     assert int(event["SEQUENCE"]) == 0
     # The customer booked in Berlin: the text shows 09:00 local, not 08:00 UTC.
-    assert "9:00" in customer.get_body(("plain",)).get_content()
+    text = customer.get_body(("plain",)).get_content()
+    assert "9:00" in text
+    # The manage link opens the appointment in the customer portal (sign-in first).
+    path = f"/portal/{notif_tenant}/appointments/{appointment_id}"
+    assert path in text
+    assert client.get(path).status_code in (302, 303)
 
     staff = by_rcpt["ann@salon.test"].message
     assert "Eve Example" in staff["Subject"]
