@@ -133,12 +133,14 @@ def main() -> int:
         json.dumps({"pid": os.getpid(), "database_url": os.environ["DATABASE_URL"], "redis_url": os.environ["REDIS_URL"]})
     )
     base = f"http://{host}:{port}"
+    from app.seed import demo_links
+
     print(
         f"\nUpzento Appointments is running.\n"
         f"  Admin:   {base}/login/   (admin / admin-demo-1, owner / owner-demo-1, salon / salon-demo-1, mia / staff-demo-1)\n"
         f"  API:     {base}/api/v1/public/bella_salon/services   OpenAPI: {base}/api/v1/_openapi\n"
-        f"  Widget:  {base}/widget/bella_salon/   Portal: {base}/portal/bella_salon/\n"
-        f"  Health:  {base}/health\n"
+        + "".join(f"  {line}\n" for line in demo_links(app, base))
+        + f"  Health:  {base}/health\n"
         f"Data in {DATA_DIR}. Press Ctrl-C to stop.\n",
         flush=True,
     )

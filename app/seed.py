@@ -104,6 +104,43 @@ def physio_setup() -> dict:
     }
 
 
+def _seed_widget(engine, slug: str, primary: str) -> str | None:
+    """One inline booking widget per demo business (the builder's defaults), unless it has one."""
+    from werkzeug.datastructures import MultiDict
+
+    from app.models import widgets as w
+    from app.services import forms
+    from app.tenancy import tenant_session
+
+    with tenant_session(engine, slug) as (session, _ref):
+        if session.scalar(select(w.Widget.id).limit(1)) is not None:
+            return None
+        widget = w.Widget(hidden_fields=[], allowed_origins=[])
+        problems = forms.apply_widget_settings(session, widget, MultiDict({
+            "name": "Website", "mode": "inline", "primary_color": primary, "accent_color": "#0f766e", "language": "auto",
+            "radius_px": "8", "allowed_origins": "", "show_location_step": "1", "show_staff_step": "1",
+            "show_phone": "1", "active": "1",
+        }))
+        if problems:
+            raise RuntimeError(f"demo widget for {slug}: {problems[0].message}")
+        return widget.public_id
+
+
+def demo_links(app: Flask, base: str) -> list[str]:
+    """Where to try each demo business: its widget demo page and its portal."""
+    from app.models import widgets as w
+    from app.tenancy import tenant_session
+
+    lines = []
+    with app.app_context():
+        for slug in ("bella_salon", "city_physio"):
+            with tenant_session(db.engine, slug) as (session, _ref):
+                public_id = session.scalar(select(w.Widget.public_id).order_by(w.Widget.id).limit(1))
+            if public_id:
+                lines.append(f"{slug}: widget {base}/widget/v1/{slug}/{public_id}/demo   portal {base}/portal/{slug}/")
+    return lines
+
+
 def seed_demo(app: Flask) -> list[str]:
     """Create what is missing of the demo; returns lines worth printing."""
     from app.models.tenant import Staff
@@ -124,6 +161,9 @@ def seed_demo(app: Flask) -> list[str]:
                 import_setup(engine, setup, DEMO_AGENCY[0])
                 out.append(f"created tenant {setup['tenant']['slug']}")
         db.session.commit()
+        for slug, color in (("bella_salon", "#9d174d"), ("city_physio", "#1d4ed8")):
+            if _seed_widget(engine, slug, color):
+                out.append(f"created a booking widget for {slug}")
         sm = app.appbuilder.sm
         for username, password, role, agency, tenant_slug, staff_key in DEMO_USERS:
             if sm.find_user(username=username):

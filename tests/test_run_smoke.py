@@ -44,13 +44,14 @@ def test_run_py_serves_demo_and_stops_cleanly(tmp_path_factory):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(DATA_DIR=str(data_dir), PORT=str(port), WEB_WORKERS="1")
-    proc = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    log_path = data_dir.parent / f"{data_dir.name}-run.log"
+    log = open(log_path, "w")  # a file, not a pipe: children's logs must never block on a full pipe
+    proc = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
-            assert proc.poll() is None, proc.stdout.read()
+            assert proc.poll() is None, log_path.read_text()
             try:
                 health = requests.get(f"{base}/health", timeout=2)
                 if health.status_code == 200:
@@ -71,6 +72,14 @@ def test_run_py_serves_demo_and_stops_cleanly(tmp_path_factory):
         page = http.get(f"{base}/switch/", timeout=10)
         assert page.status_code == 200
         assert "Bella Hair Salon" in page.text and "City Physio" in page.text
+
+        # The banner names each demo business's widget demo page; it serves the booking flow.
+        deadline = time.monotonic() + 30
+        while "/demo" not in log_path.read_text():
+            assert time.monotonic() < deadline, log_path.read_text()[-2000:]
+            time.sleep(0.5)
+        demo = re.search(r"(http://\S+/widget/v1/bella_salon/\S+/demo)", log_path.read_text()).group(1)
+        assert requests.get(demo, timeout=10).status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -78,6 +87,7 @@ def test_run_py_serves_demo_and_stops_cleanly(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
-    assert proc.returncode == 0
+    log.close()
+    assert proc.returncode == 0, log_path.read_text()[-2000:]
     time.sleep(1)
     assert _processes_under(data_dir) == []
