@@ -19,6 +19,20 @@ from app.services import booking
 UTC = dt.timezone.utc
 
 
+def answers_text(answers) -> str:
+    """Booking-form answers as plain "question: answer" lines (escaped by the template like any text)."""
+    if not answers:
+        return ""
+    parts = []
+    for key, value in answers.items():
+        if isinstance(value, list):
+            value = ", ".join(map(str, value))
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        parts.append(f"{key}: {value}")
+    return "; ".join(parts)
+
+
 def _actor() -> str:
     user = g.get("user")
     return f"admin:{user.username}" if user is not None and getattr(user, "username", None) else "admin"
@@ -35,7 +49,8 @@ class AppointmentView(ModelView):
     ]
     search_columns = ["start_at", "service", "staff", "location", "customer", "status", "source"]
     base_order = ("start_at", "desc")
-    label_columns = {"start_at": "Start (UTC)", "end_at": "End (UTC)"}
+    label_columns = {"start_at": "Start (UTC)", "end_at": "End (UTC)", "answers": "Booking form answers"}
+    formatters_columns = {"answers": answers_text}
 
     def _apply(self, items, fn, done: str):
         items = items if isinstance(items, list) else [items]
@@ -79,6 +94,8 @@ class MyDayView(ModelView):
     base_permissions = ["can_list", "can_show"]
     list_columns = ["start_at", "end_at", "service", "location", "customer", "status", "seats"]
     show_columns = ["start_at", "end_at", "service", "location", "customer", "status", "seats", "notes", "answers"]
+    label_columns = {"answers": "Booking form answers"}
+    formatters_columns = {"answers": answers_text}
     # No relation filters: their choice lists would name every customer of the business.
     search_columns = ["start_at", "status"]
     base_filters = [["staff_id", FilterEqualFunction, lambda: security.current_staff_id() or -1]]

@@ -107,7 +107,7 @@ def test_form_field_editor_and_escaping_of_labels_and_answers(app, admin):
     assert r.status_code == 422  # not one of the choices
     appt = booked.get_json()["appointment"]["id"]
     show = client.get(f"/appointmentview/show/{appt}").get_data(as_text=True)
-    assert "pollen" in show and EVIL not in show
+    assert "allergies: pollen" in show and EVIL not in show
 
 
 def test_consent_texts_are_versioned_never_edited(app, admin):
