@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from redis.exceptions import RedisError
 from sqlalchemy import delete, select, text, update
 
+from app.jobs.mailout import BatchSender
 from app.jobs.runtime import config, job_session, mailer, setting, sms_client
 from app.models import tenant as m
 from app.models.notifications import NotificationDelivery
@@ -158,17 +159,23 @@ def _send_and_record(tenant: str, items: list[Prepared], now: dt.datetime) -> li
     """Send each prepared delivery, then record every outcome in one transaction."""
     cfg = config()
     results = []
-    for p in items:
-        if p.outcome is not None:
-            results.append((p, p.outcome, None, None, None))
-            continue
-        try:
-            status, provider_id = _send(p.delivery, p.out, p.sender_name, p.reply_to, cfg, p.callback)
-            results.append((p, status, provider_id, None, None))
-        except Exception as exc:
-            status, _none, error = _classify(exc, p.delivery)
-            opted_out = p.delivery.recipient if getattr(exc, "opted_out", False) else None
-            results.append((p, status, None, error, opted_out))
+    smtp_mailer = mailer()
+    smtp = BatchSender(smtp_mailer) if smtp_mailer is not None else None
+    try:
+        for p in items:
+            if p.outcome is not None:
+                results.append((p, p.outcome, None, None, None))
+                continue
+            try:
+                status, provider_id = _send(p.delivery, p.out, p.sender_name, p.reply_to, cfg, p.callback, smtp)
+                results.append((p, status, provider_id, None, None))
+            except Exception as exc:
+                status, _none, error = _classify(exc, p.delivery)
+                opted_out = p.delivery.recipient if getattr(exc, "opted_out", False) else None
+                results.append((p, status, None, error, opted_out))
+    finally:
+        if smtp is not None:
+            smtp.close()
     retries = []
     if any(r[0].outcome is None for r in results):
         with job_session(tenant) as (session, _ref):
@@ -202,7 +209,7 @@ def _finish(d: NotificationDelivery, status: str, now: dt.datetime, *, error: st
 
 
 def _send(d: NotificationDelivery, out: notify.Composed, sender_name: str, reply_to: str | None, cfg,
-          callback: str) -> tuple[str, str | None]:
+          callback: str, smtp: BatchSender | None) -> tuple[str, str | None]:
     if d.channel == "sms":
         client = sms_client()
         if client is None:
@@ -215,7 +222,6 @@ def _send(d: NotificationDelivery, out: notify.Composed, sender_name: str, reply
                       to=d.recipient, subject=out.subject, text=out.text, html=out.html, ics=out.ics,
                       ics_method=out.ics_method,
                       headers={"X-Upzento-Delivery": str(d.id)})
-    smtp = mailer()
     if smtp is None:
         # Development: the admin's mail outbox page shows the stored message.
         return "sent", "dev-outbox"
