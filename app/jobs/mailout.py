@@ -9,9 +9,65 @@ with the mailer's classes, so the retry rules stay the same.
 from __future__ import annotations
 
 import smtplib
-from email.message import EmailMessage
+from datetime import datetime, timezone
+from email.charset import QP, Charset
+from email.header import Header
+from email.policy import compat32
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr, make_msgid
 
 from app.notifications.mailer import MailPermanentError, MailTemporaryError, SmtpMailer
+
+ICS_FILENAME = "invite.ics"
+# SMTP wants CRLF line ends; smtplib leaves bytes as they are.
+WIRE = compat32.clone(linesep="\r\n")
+_QP_UTF8 = Charset("utf-8")
+_QP_UTF8.body_encoding = QP
+
+
+def _header(value: str) -> str | Header:
+    return value if value.isascii() else Header(value, "utf-8")
+
+
+def fast_email(sender_name: str, sender_email: str, reply_to: str | None, to: str, subject: str, text: str,
+               html: str | None, ics: bytes | None, ics_method: str | None,
+               headers: dict[str, str] | None = None) -> tuple[bytes, str]:
+    """(wire bytes, Message-ID) of the MIME layout `mailer.build_email` documents, built with the
+    compat32 classes: about a third of the cost, which matters at hundreds of messages a second."""
+    if ics is not None and f"METHOD:{ics_method}".encode() not in ics:
+        raise ValueError(f"the calendar data does not say METHOD:{ics_method}")
+    alternative = MIMEMultipart("alternative")
+    alternative.attach(MIMEText(text, "plain", "utf-8"))
+    if html:
+        alternative.attach(MIMEText(html, "html", "utf-8"))
+    if ics is not None:
+        # Calendar parts stay readable (7bit) when they can; some clients only scan those.
+        body = ics.decode("utf-8")
+        calendar = MIMEText(body, "calendar", "us-ascii" if body.isascii() else _QP_UTF8)
+        calendar.set_param("method", ics_method)
+        alternative.attach(calendar)
+    if ics is not None:
+        msg = MIMEMultipart("mixed")
+        msg.attach(alternative)
+        attachment = MIMEApplication(ics, "ics", name=ICS_FILENAME)
+        attachment.add_header("Content-Disposition", "attachment", filename=ICS_FILENAME)
+        msg.attach(attachment)
+    else:
+        msg = alternative
+    message_id = make_msgid(domain=sender_email.rpartition("@")[2] or "upzento.invalid")
+    msg["From"] = formataddr((sender_name or "", sender_email), charset="utf-8")
+    msg["To"] = to
+    if reply_to:
+        msg["Reply-To"] = reply_to
+    msg["Subject"] = _header(subject)
+    msg["Date"] = format_datetime(datetime.now(timezone.utc))
+    msg["Message-ID"] = message_id
+    msg["Auto-Submitted"] = "auto-generated"
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    return msg.as_bytes(policy=WIRE), message_id
 
 
 def _classify(code: int, text) -> Exception:
@@ -21,7 +77,7 @@ def _classify(code: int, text) -> Exception:
 
 
 class BatchSender:
-    """`send(msg)` over a shared session; `close()` at the end of the batch."""
+    """`send_bytes(...)` over a shared session; `close()` at the end of the batch."""
 
     def __init__(self, mailer: SmtpMailer):
         self.mailer = mailer
@@ -42,14 +98,13 @@ class BatchSender:
                 raise MailPermanentError(f"SMTP login failed: {exc.smtp_code}", exc.smtp_code) from exc
         return client
 
-    def send(self, msg: EmailMessage) -> str:
-        """Deliver one message; raises MailTemporaryError / MailPermanentError like SmtpMailer."""
-        message_id = str(msg["Message-ID"])
+    def send_bytes(self, sender: str, to: str, data: bytes, message_id: str) -> str:
+        """Deliver wire bytes built by `fast_email`; raises MailTemporaryError / MailPermanentError like SmtpMailer."""
         for fresh in (self.client is None, True):
             if self.client is None:
                 self.client = self._open()
             try:
-                self.client.send_message(msg)
+                self.client.sendmail(sender, [to], data)
                 return message_id
             except smtplib.SMTPServerDisconnected as exc:
                 self.client = None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from redis.exceptions import RedisError
 from sqlalchemy import delete, select, text, update
 
-from app.jobs.mailout import BatchSender
+from app.jobs.mailout import BatchSender, fast_email
 from app.jobs.runtime import config, job_session, mailer, setting, sms_client
 from app.models import tenant as m
 from app.models.notifications import NotificationDelivery
@@ -216,16 +216,12 @@ def _send(d: NotificationDelivery, out: notify.Composed, sender_name: str, reply
             raise RuntimeError("SMS is not configured (SMS_API_BASE_URL, SMS_ACCOUNT_SID)")
         result = client.send(d.recipient, out.text, status_callback=callback)
         return "sent", result.sid
-    from app.notifications.mailer import build_email
-
-    msg = build_email(sender_name=sender_name, sender_email=cfg["MAIL_FROM"], reply_to=reply_to,
-                      to=d.recipient, subject=out.subject, text=out.text, html=out.html, ics=out.ics,
-                      ics_method=out.ics_method,
-                      headers={"X-Upzento-Delivery": str(d.id)})
     if smtp is None:
         # Development: the admin's mail outbox page shows the stored message.
         return "sent", "dev-outbox"
-    return "sent", smtp.send(msg)
+    data, message_id = fast_email(sender_name, cfg["MAIL_FROM"], reply_to, d.recipient, out.subject, out.text,
+                                  out.html, out.ics, out.ics_method, {"X-Upzento-Delivery": str(d.id)})
+    return "sent", smtp.send_bytes(cfg["MAIL_FROM"], d.recipient, data, message_id)
 
 
 def _classify(exc: Exception, d: NotificationDelivery):
