@@ -346,6 +346,94 @@ class TemplateEditorView(BaseView):
         return jsonify({"ok": True, "subject": out.subject, "text": out.text, "html": out.html, "source": source})
 
 
+# ------------------------------------------------------------ reminder settings
+
+MAX_OFFSETS = 5
+MAX_OFFSET_MIN = 60 * 24 * 30
+
+
+def parse_reminder_form(form) -> tuple[dict, list[tuple[str, str]]]:
+    """(values, [(field, message)]) of the reminder settings form of one service."""
+    errors: list[tuple[str, str]] = []
+    offsets: list[int] = []
+    for part in (form.get("offsets") or "").replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            value = int(part)
+        except ValueError:
+            errors.append(("offsets", f"{part!r} is not a whole number of minutes"))
+            continue
+        if not 5 <= value <= MAX_OFFSET_MIN:
+            errors.append(("offsets", f"{value} is out of range (5 minutes to {MAX_OFFSET_MIN // 1440} days)"))
+        offsets.append(value)
+    if len(set(offsets)) > MAX_OFFSETS:
+        errors.append(("offsets", f"at most {MAX_OFFSETS} reminders per service"))
+    channels = [c for c in templating.CHANNELS if form.get(f"channel_{c}")]
+    if offsets and not channels:
+        errors.append(("channels", "choose email and/or SMS for the reminders"))
+    follow_raw = (form.get("follow_up") or "").strip()
+    follow_up = None
+    if follow_raw:
+        try:
+            follow_up = int(follow_raw)
+            if not 0 <= follow_up <= MAX_OFFSET_MIN:
+                errors.append(("follow_up", f"{follow_up} is out of range (0 to {MAX_OFFSET_MIN} minutes)"))
+        except ValueError:
+            errors.append(("follow_up", f"{follow_raw!r} is not a whole number of minutes"))
+    values = {"reminder_offsets": sorted(set(offsets), reverse=True), "reminder_channels": channels,
+              "follow_up_delay_min": follow_up}
+    return values, errors
+
+
+class ReminderSettingsView(BaseView):
+    """Reminder offsets, channels and follow-up delay per service."""
+
+    route_base = "/notifications/reminders"
+    class_permission_name = "NotificationReminders"
+    default_view = "list"
+
+    @expose("/")
+    @has_access
+    @permission_name("list")
+    def list(self):
+        if _tenant_or_redirect() is None:
+            return redirect(url_for("TenantSwitchView.choose"))
+        services = db.session.scalars(select(m.Service).order_by(m.Service.position, m.Service.name)).all()
+        rows = [(svc, notify.settings_for(db.session, svc.id)) for svc in services]
+        return self.render_template("notif_reminders.html", rows=rows, errors={}, form=None, editing=None,
+                                    may_write=self.appbuilder.sm.has_access("can_edit", self.class_permission_name))
+
+    @expose("/<int:service_id>", methods=["POST"])
+    @has_access
+    @permission_name("edit")
+    def save(self, service_id: int):
+        if _tenant_or_redirect() is None:
+            return redirect(url_for("TenantSwitchView.choose"))
+        service = db.session.get(m.Service, service_id)
+        if service is None:
+            abort(404)
+        values, errors = parse_reminder_form(request.form)
+        if errors:
+            services = db.session.scalars(select(m.Service).order_by(m.Service.position, m.Service.name)).all()
+            rows = [(svc, notify.settings_for(db.session, svc.id)) for svc in services]
+            return self.render_template("notif_reminders.html", rows=rows, errors=errors, form=request.form,
+                                        editing=service_id, may_write=True), 422
+        from app.models.notifications import ServiceNotificationSettings
+
+        row = db.session.get(ServiceNotificationSettings, service_id)
+        if row is None:
+            row = ServiceNotificationSettings(service_id=service_id)
+            db.session.add(row)
+        row.reminder_offsets = values["reminder_offsets"]
+        row.reminder_channels = values["reminder_channels"]
+        row.follow_up_delay_min = values["follow_up_delay_min"]
+        db.session.commit()
+        flash(f"Reminders of {service.name} saved.", "success")
+        return redirect(url_for("ReminderSettingsView.list"))
+
+
 # ------------------------------------------------------------ development outbox
 
 class MailOutboxView(BaseView):
@@ -378,6 +466,7 @@ VIEWS = [
     (DeliveryLogView, "Delivery log", "Notifications", security.TENANT_VIEWS, {"icon": "fa-envelope"}),
     (FailedJobsView, "Failed jobs", "Notifications", security.TENANT_VIEWS, {"icon": "fa-exclamation-triangle"}),
     (TemplateEditorView, "Templates", "Notifications", security.TENANT_VIEWS, {"icon": "fa-pencil"}),
+    (ReminderSettingsView, "Reminders", "Notifications", security.TENANT_VIEWS, {"icon": "fa-bell"}),
     (MailOutboxView, "Mail outbox (dev)", "Notifications", security.TENANT_VIEWS, {"icon": "fa-inbox"}),
 ]
 

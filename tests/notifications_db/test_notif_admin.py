@@ -96,3 +96,32 @@ def test_dev_outbox_lists_mail_kept_without_smtp(app, client, notif_tenant, noti
     page = client.get("/notifications/outbox/").get_data(as_text=True)
     assert "SMTP_HOST is not set" in page
     assert "eve@example.com" in page and "Booking confirmed" in page
+
+
+def test_reminder_settings_per_service_are_validated_and_used(app, client, notif_tenant, smtp, notif):
+    import datetime as dt
+
+    from app.extensions import db
+    from app.jobs.periodic import scan_tenant_reminders
+
+    _login(app, client, notif_tenant)
+    with app.app_context(), db.engine.connect() as conn:
+        service_id = conn.execute(text(f'SELECT id FROM "tenant_{notif_tenant}".service')).scalar()
+    assert "1440, 120" in client.get("/notifications/reminders/").get_data(as_text=True)  # the defaults
+
+    bad = client.post(f"/notifications/reminders/{service_id}", data={"offsets": "60, soon, 2", "channel_email": "1"})
+    assert bad.status_code == 422
+    page = bad.get_data(as_text=True)
+    assert "&#39;soon&#39; is not a whole number" in page and "2 is out of range" in page
+    with app.app_context(), db.engine.connect() as conn:
+        assert conn.execute(text(f'SELECT count(*) FROM "tenant_{notif_tenant}".service_notification_settings')).scalar() == 0
+
+    ok = client.post(f"/notifications/reminders/{service_id}", data={"offsets": "60", "channel_email": "1",
+                                                                     "follow_up": ""})
+    assert ok.status_code == 302
+    _book(client, notif_tenant)
+    start = dt.datetime(2027, 1, 11, 8, 0, tzinfo=dt.timezone.utc)
+    with app.app_context():
+        assert scan_tenant_reminders(notif_tenant, start - dt.timedelta(hours=2)) == []  # no 2 h reminder any more
+        assert len(scan_tenant_reminders(notif_tenant, start - dt.timedelta(minutes=59))) == 1
+    assert [(r["kind"], r["offset_min"]) for r in deliveries(app, notif_tenant, "kind = 'reminder'")] == [("reminder", 60)]
