@@ -198,6 +198,7 @@ def plan_reminders(session: Session, tenant: TenantRef, settings: Settings, now:
     ).all()
     cache: dict[int, ServiceNotificationSettings] = {}
     rows: list[dict] = []
+    no_email = _email_reminders_off(session, {a.customer_id for a in appts if a.customer_id})
     for appt in appts:
         conf = cache.get(appt.service_id) or cache.setdefault(appt.service_id, settings_for(session, appt.service_id))
         due_offsets = [int(o) for o in conf.reminder_offsets or []
@@ -209,10 +210,21 @@ def plan_reminders(session: Session, tenant: TenantRef, settings: Settings, now:
         due = appt.start_at - dt.timedelta(minutes=offset)
         if appt.created_at > due:
             continue
-        for channel, to in _customer_targets(appt.customer, settings, tuple(conf.reminder_channels or ())):
+        channels = tuple(c for c in conf.reminder_channels or () if not (c == "email" and appt.customer_id in no_email))
+        for channel, to in _customer_targets(appt.customer, settings, channels):
             rows.append(_row(appt, "reminder", channel, to, "customer", offset=offset, not_before=now,
                              due_at=due, language=_language(appt.customer, tenant)))
     return rows
+
+
+def _email_reminders_off(session: Session, customer_ids: set[int]) -> set[int]:
+    """Customers who turned email reminders off in the customer portal."""
+    from app.models.widgets import NotificationPreference
+
+    if not customer_ids:
+        return set()
+    return set(session.scalars(select(NotificationPreference.customer_id).where(
+        NotificationPreference.customer_id.in_(customer_ids), NotificationPreference.email_reminders.is_(False))))
 
 
 def insert_deliveries(session: Session, rows: list[dict]) -> list[int]:

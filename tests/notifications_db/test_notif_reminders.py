@@ -97,3 +97,16 @@ def test_two_workers_scanning_at_once_send_each_reminder_once(app, client, notif
     assert sum(j.return_value() for j in jobs) == 5  # the unique key let each in exactly once
     wait_until(lambda: len(smtp.messages) >= 5)
     assert sorted(r.rcpt_tos[0] for r in smtp.messages) == [f"c{i}@example.com" for i in range(5)]
+
+
+def test_customer_who_turned_email_reminders_off_gets_none(app, client, notif_tenant, smtp, notif):
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    _book(client, notif_tenant)
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(text(f'INSERT INTO "tenant_{notif_tenant}".notification_preference (customer_id, email_reminders,'
+                          f' updated_at) SELECT id, false, now() FROM "tenant_{notif_tenant}".customer'))
+    assert _scan(app, notif_tenant, utc(START) - dt.timedelta(hours=2) + MINUTE) == []
+    assert smtp.messages == []
