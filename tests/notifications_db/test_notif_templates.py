@@ -146,3 +146,32 @@ def test_editor_rejects_unknown_variables_and_unsafe_constructs_and_saves_nothin
     assert "client" in grid
     # An agency-wide text needs an agency role.
     assert client.get(url + "?scope=agency").status_code == 403
+
+
+def test_agency_owner_saves_an_agency_wide_text(app, client, make_tenant):
+    from app.extensions import db
+    from app.services.people import create_user_with_role
+    from support import unique_slug
+    from tenants.provisioning import create_agency
+
+    agency = unique_slug("ag").replace("_", "-")
+    with app.app_context():
+        create_agency(db.session, agency, "Own Agency")
+        db.session.commit()
+    slug = make_tenant(agency=agency)
+    name = f"ao_{slug}"
+    with app.app_context():
+        create_user_with_role(db.session, username=name, email=f"{name}@x.org", password="password-1",
+                              role="Agency Owner", agency_slug=agency)
+        db.session.commit()
+    assert client.post("/login/", data={"username": name, "password": "password-1"}).status_code in (200, 302)
+    url = "/notifications/templates/reminder/sms/en"
+    answer = client.post(url, data={"scope": "agency", "subject": "", "body_html": "", "action": "save",
+                                    "body_text": "{{ business.name }}: see you {{ appointment.time }}"})
+    assert answer.status_code == 302, answer.get_data(as_text=True)[:500]
+    with app.app_context(), db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT a.slug, t.event, t.channel FROM agency_notification_template t "
+                                 "JOIN agency a ON a.id = t.agency_id WHERE a.slug = :s"), {"s": agency}).all()
+        own = conn.execute(text(f'SELECT count(*) FROM "tenant_{slug}".notification_template')).scalar()
+    assert [tuple(r) for r in rows] == [(agency, "reminder", "sms")] and own == 0
+    assert "agency" in client.get("/notifications/templates/").get_data(as_text=True)
