@@ -16,6 +16,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.from_object(Config)
     if overrides:
         app.config.update(overrides)
+    # Keep fields in the order the code writes them (start, end, staff...), and skip the sort.
+    app.json.sort_keys = False
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         raise RuntimeError(
             "DATABASE_URL is not set. `python run.py` starts an embedded PostgreSQL for you; "

@@ -47,6 +47,7 @@ start children from the main thread (run.py does).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -77,6 +78,7 @@ __all__ = [
     "ManagedProcess",
     "postgres_install_dir",
     "redis_server_binary",
+    "scratch_environment",
 ]
 
 PG_OS_USER = "embedded_postgres"
@@ -965,3 +967,47 @@ class ManagedProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def scratch_environment(prefix: str = "upzento_scratch", database_url: str | None = None,
+                        redis_url: str | None = None):
+    """Yield (URL of a fresh empty database, Redis URL) for tests and benchmarks; clean up after.
+
+    The servers are DATABASE_URL / REDIS_URL (or the arguments) when set, else
+    embedded ones in a temporary folder under /var/tmp. The database is dropped
+    and embedded servers are stopped when the block ends.
+    """
+    import tempfile
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    from sqlalchemy import create_engine, text
+
+    base_db = database_url or os.environ.get("DATABASE_URL")
+    redis = redis_url or os.environ.get("REDIS_URL")
+    tmp = Path(tempfile.mkdtemp(prefix="upzento-scratch-", dir="/var/tmp" if Path("/var/tmp").is_dir() else None))
+    started: list = []
+    admin = None
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        if not base_db:
+            started.append(EmbeddedPostgres(tmp, dbname="postgres"))
+            base_db = started[-1].start()
+        if not redis:
+            started.append(EmbeddedRedis(tmp))
+            redis = started[-1].start()
+        if base_db.startswith("postgresql://"):
+            base_db = "postgresql+psycopg://" + base_db[len("postgresql://"):]
+        admin = create_engine(base_db, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield urlunsplit(urlsplit(base_db)._replace(path=f"/{name}")), redis
+    finally:
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+        for server in reversed(started):
+            server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)

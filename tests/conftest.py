@@ -7,61 +7,21 @@ tests never see each other's rows and need no cleanup.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import tempfile
-import uuid
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from support import minimal_setup, unique_slug
-
-
-def _replace_db(url: str, dbname: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{dbname}"))
 
 
 @pytest.fixture(scope="session")
 def services():
     """(database_url, redis_url) of a fresh database: env-provided servers, else embedded ones."""
-    started = []
-    base_db = os.environ.get("DATABASE_URL")
-    redis_url = os.environ.get("REDIS_URL")
-    tmp = Path(tempfile.mkdtemp(prefix="upzento-test-", dir="/var/tmp" if Path("/var/tmp").exists() else None))
-    if not base_db or not redis_url:
-        from app.embedded import EmbeddedPostgres, EmbeddedRedis
+    from app.embedded import scratch_environment
 
-        if not base_db:
-            pg = EmbeddedPostgres(tmp, dbname="postgres")
-            base_db = pg.start()
-            started.append(pg)
-        if not redis_url:
-            rd = EmbeddedRedis(tmp)
-            redis_url = rd.start()
-            started.append(rd)
-    if base_db.startswith("postgresql://"):
-        base_db = "postgresql+psycopg://" + base_db[len("postgresql://"):]
-    name = f"upzento_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base_db, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = _replace_db(base_db, name)
-    try:
-        yield url, redis_url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        for server in reversed(started):
-            server.stop()
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
+    with scratch_environment("upzento_test") as urls:
+        yield urls
 
 
 @pytest.fixture(scope="session")

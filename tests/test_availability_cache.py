@@ -43,3 +43,20 @@ def test_two_tenants_with_equal_versions_do_not_share_cached_rules(client, make_
     _sql(app, f'UPDATE "tenant_{first}".rules_version SET version = (SELECT version FROM "tenant_{second}".rules_version)')
     assert len(_starts(client, first)) == 16
     assert len(_starts(client, second)) == 2
+
+
+def test_answer_cache_follows_bookings_time_off_and_the_clock(client, make_tenant, pinned_now, app):
+    pinned_now(NOW)
+    slug = make_tenant()
+    before = _starts(client, slug)
+    assert _starts(client, slug) == before  # a repeat (served from the answer cache) is identical
+    booked = client.post(f"/api/v1/public/{slug}/bookings", json={
+        "service": "visit", "start": before[0], "customer": {"name": "A", "email": "a@example.com"}})
+    assert booked.status_code == 201
+    assert _starts(client, slug) == before[1:]
+    _sql(app, f'INSERT INTO "tenant_{slug}".time_off (staff_id, start_at, end_at) SELECT id, \'{before[1]}\', \'{before[3]}\''
+              f' FROM "tenant_{slug}".staff')
+    assert _starts(client, slug) == before[3:]
+    # The clock moves into the day: starts before "now" disappear.
+    pinned_now("2027-01-11T12:00:00Z")
+    assert _starts(client, slug) == [s for s in before[3:] if s >= "2027-01-11T12:00:00Z"]

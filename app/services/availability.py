@@ -9,6 +9,7 @@ requested range.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -137,6 +138,10 @@ def _load_static(session: Session) -> StaticRules:
 
 def static_rules(session: Session) -> StaticRules:
     """The tenant's static rules, from the cache while its rules version is unchanged."""
+    return _static_rules_keyed(session)[1]
+
+
+def _static_rules_keyed(session: Session) -> tuple[tuple, StaticRules]:
     version = session.execute(text("SELECT version FROM rules_version")).scalar_one()
     bind = session.get_bind()
     key = (str(bind.url), session_schema(session), version)
@@ -144,13 +149,13 @@ def static_rules(session: Session) -> StaticRules:
         cached = _CACHE.get(key)
         if cached is not None:
             _CACHE.move_to_end(key)
-            return cached
+            return key, cached
     loaded = _load_static(session)
     with _CACHE_LOCK:
         _CACHE[key] = loaded
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
-    return loaded
+    return key, loaded
 
 
 def load_setup(
@@ -165,7 +170,12 @@ def load_setup(
     Static rules come from the per-version cache; time off, busy blocks and
     bookings are read fresh (two queries) on every call.
     """
-    rules = static_rules(session)
+    return _load_setup_keyed(session, service_key, window_start, window_end, staff_keys)[0]
+
+
+def _load_setup_keyed(session, service_key, window_start, window_end, staff_keys=None) -> tuple[sm.Setup, tuple]:
+    """load_setup(), plus a key that is equal exactly when the returned Setup is (rules version + fresh rows)."""
+    rules_key, rules = _static_rules_keyed(session)
     if service_key not in rules.services:
         raise UnknownKey(f"unknown service {service_key!r}", "service")
     lo, hi = window_start - MARGIN, window_end + MARGIN
@@ -228,12 +238,15 @@ def load_setup(
         r.key: replace(r, time_off=tuple(time_off.get(sid, ())), busy=tuple(busy.get(sid, ())))
         for sid, r in people
     }
-    return sm.Setup(
+    setup = sm.Setup(
         locations=rules.locations,
         services={service_key: rules.services[service_key][1]},
         staff=staff,
         bookings=tuple(bookings),
     )
+    # The rows themselves, not a hash of them: equal keys then mean equal inputs, exactly.
+    fresh = (setup.bookings, tuple((k, r.time_off, r.busy) for k, r in staff.items()))
+    return setup, (rules_key, service_key, fresh)
 
 
 def service_rules(service: m.Service, location_keys: set[str]) -> sm.ServiceRules:
@@ -253,17 +266,26 @@ def service_rules(service: m.Service, location_keys: set[str]) -> sm.ServiceRule
 
 def query_slots(session: Session, query: AvailabilityQuery, now: dt.datetime) -> tuple[list[sm.Slot], bool]:
     """Bookable slots for `query` as of `now`; also whether the service is a group service."""
+    setup, _key = _prepare(session, query)
+    return _compute(setup, query, now), setup.services[query.service].capacity > 1
+
+
+def _prepare(session: Session, query: AvailabilityQuery) -> tuple[sm.Setup, tuple]:
     start, end = absolute_range(query.date_from, query.date_to, query.timezone)
     staff_keys = [query.staff] if query.staff else None
-    setup = load_setup(session, query.service, start, end, staff_keys)
+    setup, key = _load_setup_keyed(session, query.service, start, end, staff_keys)
     if query.location and query.location not in setup.locations:
         raise UnknownKey(f"unknown location {query.location!r}", "location")
     if query.staff and query.staff not in setup.staff:
         if session.scalar(select(m.Staff.id).where(m.Staff.key == query.staff)) is None:
             raise UnknownKey(f"unknown staff {query.staff!r}", "staff")
-        # Known staff who does not offer this service: simply no slots.
-        return [], setup.services[query.service].capacity > 1
-    slots = find_slots(
+    return setup, key
+
+
+def _compute(setup: sm.Setup, query: AvailabilityQuery, now: dt.datetime) -> list[sm.Slot]:
+    if query.staff and query.staff not in setup.staff:
+        return []  # a known staff member who does not offer this service
+    return find_slots(
         setup,
         sm.SlotQuery(
             service=query.service,
@@ -276,13 +298,42 @@ def query_slots(session: Session, query: AvailabilityQuery, now: dt.datetime) ->
             exclude_refs=query.exclude_refs,
         ),
     )
-    return slots, setup.services[query.service].capacity > 1
 
 
 def slots_json(session: Session, query: AvailabilityQuery, now: dt.datetime) -> dict:
     """The availability answer as the API and the CLI print it."""
     slots, group = query_slots(session, query, now)
     return {"slots": [slot_to_json(s, group) for s in slots]}
+
+
+_ANSWERS: "OrderedDict[tuple, str]" = OrderedDict()
+_ANSWERS_SIZE = 512
+
+
+def slots_json_text(session: Session, query: AvailabilityQuery, now: dt.datetime) -> str:
+    """slots_json() serialised, remembered while its inputs are unchanged.
+
+    The key holds the rules version, the fresh rows (bookings, time off, busy
+    blocks), the query, and `now` floored to the second: slot starts
+    are whole seconds, so notice and advance give the same answer anywhere in
+    that second. Many visitors asking for the same month then cost only the
+    three small queries that build the key.
+    """
+    setup, inputs = _prepare(session, query)
+    moment = now.replace(microsecond=0)
+    key = (inputs, query, moment)
+    with _CACHE_LOCK:
+        text_body = _ANSWERS.get(key)
+        if text_body is not None:
+            _ANSWERS.move_to_end(key)
+            return text_body
+    group = setup.services[query.service].capacity > 1
+    text_body = json.dumps({"slots": [slot_to_json(s, group) for s in _compute(setup, query, now)]}, separators=(",", ":"))
+    with _CACHE_LOCK:
+        _ANSWERS[key] = text_body
+        while len(_ANSWERS) > _ANSWERS_SIZE:
+            _ANSWERS.popitem(last=False)
+    return text_body
 
 
 def parse_query(args, max_days: int) -> AvailabilityQuery:

@@ -34,7 +34,7 @@ from app.extensions import db
 from app.models import tenant as m
 from app.models.public import Tenant
 from app.services import booking, forms
-from app.services.availability import parse_query, slots_json
+from app.services.availability import parse_query, slots_json_text
 from app.tenancy import activate, find_tenant
 
 bp = Blueprint("public_api", __name__, url_prefix="/api/v1/public/<tenant_slug>")
@@ -177,9 +177,9 @@ def staff():
 @bp.get("/availability")
 def availability():
     query = parse_query(request.args, current_app.config["AVAILABILITY_MAX_RANGE_DAYS"])
-    body = slots_json(db.session, query, utcnow())
+    body = slots_json_text(db.session, query, utcnow())
     db.session.rollback()
-    return jsonify(body)
+    return current_app.response_class(body, mimetype="application/json")
 
 
 # --------------------------------------------------------------------------- bookings
