@@ -15,22 +15,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import logging  # noqa: E402
 
 import requests  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 PASSWORD = "bench-password-1"
@@ -39,33 +34,6 @@ PASSWORD = "bench-password-1"
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def _server_url(args) -> tuple[str, object | None, Path | None]:
-    url = args.database_url or os.environ.get("DATABASE_URL")
-    if url:
-        return url.replace("postgresql://", "postgresql+psycopg://", 1), None, None
-    from app.embedded import EmbeddedPostgres
-
-    tmp = Path(tempfile.mkdtemp(prefix="upzento-bench-", dir="/var/tmp"))
-    pg = EmbeddedPostgres(tmp, dbname="postgres")
-    return pg.start(), pg, tmp
-
-
-def _scratch(base: str) -> tuple[str, str]:
-    name = f"upzento_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return name, urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
-
-
-def _drop(base: str, name: str) -> None:
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def provision(app, count: int) -> tuple[list[float], list[float]]:
@@ -114,55 +82,53 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=200)
     parser.add_argument("--requests", type=int, default=100)
-    parser.add_argument("--database-url")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--database-url", help="server to create the scratch database on (default: DATABASE_URL or embedded)")
     args = parser.parse_args()
 
-    base, embedded, tmp = _server_url(args)
-    name, url = _scratch(base)
-    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
-    try:
-        from app import create_app
-        from app.extensions import db
-        from app.security import sync_all_roles
-        from app.services.people import create_user_with_role
-        from tenants.provisioning import create_agency, migrate_all
+    from app.embedded import scratch_environment
 
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "bench"})
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
-        with app.app_context():
-            migrate_all(db.engine)
-            sync_all_roles(app)
-            create_agency(db.session, "bench", "Bench Agency")
-            db.session.commit()
-            create_user_with_role(db.session, username="bench_owner", email="owner@bench.invalid", password=PASSWORD,
-                                  role="Agency Owner", agency_slug="bench")
-            db.session.commit()
+    with scratch_environment("upzento_bench", database_url=args.database_url) as (url, redis_url):
+        run(args, url, redis_url)
 
-        print(f"database {name}; provisioning {args.tenants} tenants ...", flush=True)
-        started = time.perf_counter()
-        per_tenant, migrate_times = provision(app, args.tenants)
-        wall = time.perf_counter() - started
-        print(f"provision: {args.tenants} tenants, mean {statistics.mean(per_tenant):.3f} s, "
-              f"median {statistics.median(per_tenant):.3f} s, p95 {_pct(per_tenant, 0.95):.3f} s, "
-              f"max {max(per_tenant):.3f} s per tenant (target <= 0.5 s)")
-        print(f"migrate --all (already current): {len(migrate_times)} tenants, mean {statistics.mean(migrate_times):.3f} s, "
-              f"p95 {_pct(migrate_times, 0.95):.3f} s per tenant, {sum(migrate_times):.1f} s in all; "
-              f"provision + migrate wall time {wall:.1f} s")
 
-        timings, shown = list_page_latency(app, args.requests)
-        ms = [t * 1000 for t in timings]
-        print(f"GET /tenantview/list/ as agency owner with {args.tenants} tenants ({shown} rows on the page), "
-              f"{len(ms)} requests: p50 {_pct(ms, 0.5):.1f} ms, p95 {_pct(ms, 0.95):.1f} ms, max {max(ms):.1f} ms")
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        if not args.keep:
-            _drop(base, name)
-        if embedded is not None:
-            embedded.stop()
-            shutil.rmtree(tmp, ignore_errors=True)
+def run(args, url: str, redis_url: str) -> None:
+    """Provision into the scratch database, then time the tenant list page."""
+    os.environ["REDIS_URL"] = redis_url
+    from app import create_app
+    from app.extensions import db
+    from app.security import sync_all_roles
+    from app.services.people import create_user_with_role
+    from tenants.provisioning import create_agency, migrate_all
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "bench"})
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
+    with app.app_context():
+        migrate_all(db.engine)
+        sync_all_roles(app)
+        create_agency(db.session, "bench", "Bench Agency")
+        db.session.commit()
+        create_user_with_role(db.session, username="bench_owner", email="owner@bench.invalid", password=PASSWORD,
+                              role="Agency Owner", agency_slug="bench")
+        db.session.commit()
+
+    print(f"provisioning {args.tenants} tenants ...", flush=True)
+    started = time.perf_counter()
+    per_tenant, migrate_times = provision(app, args.tenants)
+    wall = time.perf_counter() - started
+    print(f"provision: {args.tenants} tenants, mean {statistics.mean(per_tenant):.3f} s, "
+          f"median {statistics.median(per_tenant):.3f} s, p95 {_pct(per_tenant, 0.95):.3f} s, "
+          f"max {max(per_tenant):.3f} s per tenant (target <= 0.5 s)")
+    print(f"migrate --all (already current): {len(migrate_times)} tenants, mean {statistics.mean(migrate_times):.3f} s, "
+          f"p95 {_pct(migrate_times, 0.95):.3f} s per tenant, {sum(migrate_times):.1f} s in all; "
+          f"provision + migrate wall time {wall:.1f} s")
+
+    timings, shown = list_page_latency(app, args.requests)
+    ms = [t * 1000 for t in timings]
+    print(f"GET /tenantview/list/ as agency owner with {args.tenants} tenants ({shown} rows on the page), "
+          f"{len(ms)} requests: p50 {_pct(ms, 0.5):.1f} ms, p95 {_pct(ms, 0.95):.1f} ms, max {max(ms):.1f} ms")
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
 
 
 if __name__ == "__main__":

@@ -17,33 +17,23 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
-import re
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
-from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.support import gunicorn  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def setup_doc(slug: str) -> dict:
@@ -139,122 +129,98 @@ def main() -> int:
     loader_raw = (ROOT / "app/widget/static/loader.js").read_bytes()
     print(f"loader.js: {len(loader_raw)} B raw, {len(gzip.compress(loader_raw, 9))} B gzipped (target ≤ 5120 B)")
 
-    tmp = Path(tempfile.mkdtemp(prefix="upzento-wbench-", dir="/var/tmp"))
-    started = []
-    base_db, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
-    if not base_db or not redis_url:
-        from app.embedded import EmbeddedPostgres, EmbeddedRedis
+    from app.embedded import scratch_environment
 
-        if not base_db:
-            pg = EmbeddedPostgres(tmp, dbname="postgres")
-            base_db = pg.start()
-            started.append(pg)
-        if not redis_url:
-            rd = EmbeddedRedis(tmp)
-            redis_url = rd.start()
-            started.append(rd)
-    if base_db.startswith("postgresql://"):
-        base_db = base_db.replace("postgresql://", "postgresql+psycopg://", 1)
-    name = f"upzento_wbench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base_db, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    scheme, rest = base_db.split("://", 1)
-    db_url = scheme + "://" + re.sub(r"/[^/?]*(\?|$)", f"/{name}\\1", rest, count=1)
-    web = host = None
-    try:
-        os.environ.update(DATABASE_URL=db_url, REDIS_URL=redis_url)
-        from app import create_app
-        from app.extensions import db
-        from app.models import widgets as w
-        from app.services.setup_io import import_setup
-        from app.tenancy import tenant_session
-        from tenants.provisioning import create_agency, migrate_all
+    with scratch_environment("upzento_wbench") as (db_url, redis_url):
+        return run(args, db_url, redis_url)
 
-        port = free_port()
-        app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": redis_url})
-        with app.app_context():
-            migrate_all(db.engine)
-            create_agency(db.session, "bench", "Bench")
-            db.session.commit()
-            import_setup(db.engine, setup_doc("wbench"), "bench")
-            with tenant_session(db.engine, "wbench") as (session, _):
-                widget = w.Widget(name="Bench", allowed_origins=[], hidden_fields=[], show_staff_step=False)
-                session.add(widget)
-                session.flush()
-                public_id = widget.public_id
-            db.engine.dispose()
 
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}", "app.wsgi:application"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(120):
-            try:
-                if requests.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.25)
-        served = requests.get(f"{base}/widget/v1/loader.js", headers={"Accept-Encoding": "gzip"}, stream=True)
-        print(f"loader.js served: Content-Encoding {served.headers.get('Content-Encoding')}, {len(served.raw.read())} B on the wire")
+def run(args, db_url: str, redis_url: str) -> int:
+    """Fill the scratch database, serve it with gunicorn, then measure in headless Chromium."""
+    os.environ.update(DATABASE_URL=db_url, REDIS_URL=redis_url)
+    from app import create_app
+    from app.extensions import db
+    from app.models import widgets as w
+    from app.services.setup_io import import_setup
+    from app.tenancy import tenant_session
+    from tenants.provisioning import create_agency, migrate_all
 
-        frame_url = f"{base}/widget/v1/wbench/{public_id}/frame?service=cut"
-        server = []
-        with requests.Session() as http:
-            for _ in range(20):
-                t = time.perf_counter()
-                http.get(frame_url, headers={"Accept-Encoding": "gzip"}).raise_for_status()
-                server.append((time.perf_counter() - t) * 1000)
-        print(f"frame page with the first week of slots, server only: p50 {statistics.median(server):.1f} ms")
-        page_html = (f'<!doctype html><html><head><title>Host</title></head><body><h1>Bench host</h1>'
-                     f'<div data-upzento-tenant="wbench" data-upzento-widget="{public_id}" data-service="cut"></div>'
-                     f'<script src="{base}/widget/v1/loader.js"></script></body></html>')
-        host, host_origin = host_server(page_html)
-        with app.app_context(), tenant_session(db.engine, "wbench") as (session, _):
-            session.query(w.Widget).update({"allowed_origins": [host_origin]})
-        from playwright.sync_api import sync_playwright
+    app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": redis_url})
+    with app.app_context():
+        migrate_all(db.engine)
+        create_agency(db.session, "bench", "Bench")
+        db.session.commit()
+        import_setup(db.engine, setup_doc("wbench"), "bench")
+        with tenant_session(db.engine, "wbench") as (session, _):
+            widget = w.Widget(name="Bench", allowed_origins=[], hidden_fields=[], show_staff_step=False)
+            session.add(widget)
+            session.flush()
+            public_id = widget.public_id
+        db.engine.dispose()
 
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            for _ in range(2):  # warm the workers (imports, pools), not counted
-                measure(browser, host_origin + "/")
-            results = [measure(browser, host_origin + "/") for _ in range(args.runs)]
-            warm_context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Europe/Berlin")
-            measure(browser, host_origin + "/", warm_context)
-            warm = [measure(browser, host_origin + "/", warm_context) for _ in range(args.runs)]
-            warm_context.close()
-            browser.close()
-        p50, p95, fastest = summary(results)
-        w50, w95, wfastest = summary(warm)
-        frame_bytes = statistics.median(r["bytes"] for r in results)
-        loader_bytes = statistics.median(r["loader"] for r in results)
-        print(f"iframe bytes before first slots: {frame_bytes:.0f} B (target ≤ 30720 B); with loader: {frame_bytes + loader_bytes:.0f} B")
-        print(f"page load → first slots, cold cache ({args.runs} runs): p50 {p50:.0f} ms, p95 {p95:.0f} ms, min {fastest:.0f} ms (target p50 ≤ 150 ms)")
-        print(f"page load → first slots, warm cache ({args.runs} runs): p50 {w50:.0f} ms, p95 {w95:.0f} ms, min {wfastest:.0f} ms")
-        print(f"iframe navigation → first slots, cold: p50 {statistics.median(r['frame_ms'] for r in results):.0f} ms")
-        print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work on the machine inflates the times)")
-    finally:
-        if host is not None:
-            host.shutdown()
-            host.server_close()
-        if web is not None:
-            web.terminate()
-            try:
-                web.wait(10)
-            except subprocess.TimeoutExpired:
-                web.kill()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        for server in reversed(started):
-            server.stop()
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
+    with gunicorn(db_url, redis_url, workers=2, threads=4) as base:
+        measure_all(args, app, public_id, base)
     return 0
+
+
+def measure_all(args, app, public_id: str, base: str) -> None:
+    """Print every figure of the widget benchmark against the running server."""
+    from app.extensions import db
+    from app.models import widgets as w
+    from app.tenancy import tenant_session
+
+    served = requests.get(f"{base}/widget/v1/loader.js", headers={"Accept-Encoding": "gzip"}, stream=True)
+    print(f"loader.js served: Content-Encoding {served.headers.get('Content-Encoding')}, {len(served.raw.read())} B on the wire")
+
+    frame_url = f"{base}/widget/v1/wbench/{public_id}/frame?service=cut"
+    server = []
+    with requests.Session() as http:
+        for _ in range(20):
+            t = time.perf_counter()
+            http.get(frame_url, headers={"Accept-Encoding": "gzip"}).raise_for_status()
+            server.append((time.perf_counter() - t) * 1000)
+    print(f"frame page with the first week of slots, server only: p50 {statistics.median(server):.1f} ms")
+    page_html = (f'<!doctype html><html><head><title>Host</title></head><body><h1>Bench host</h1>'
+                 f'<div data-upzento-tenant="wbench" data-upzento-widget="{public_id}" data-service="cut"></div>'
+                 f'<script src="{base}/widget/v1/loader.js"></script></body></html>')
+    host, host_origin = host_server(page_html)
+    try:
+        browser_figures(args, app, host_origin)
+    finally:
+        host.shutdown()
+        host.server_close()
+
+
+def browser_figures(args, app, host_origin: str) -> None:
+    """Time page load → first slots in headless Chromium, cold and warm."""
+    from playwright.sync_api import sync_playwright
+
+    from app.extensions import db
+    from app.models import widgets as w
+    from app.tenancy import tenant_session
+
+    with app.app_context(), tenant_session(db.engine, "wbench") as (session, _):
+        session.query(w.Widget).update({"allowed_origins": [host_origin]})
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        for _ in range(2):  # warm the workers (imports, pools), not counted
+            measure(browser, host_origin + "/")
+        results = [measure(browser, host_origin + "/") for _ in range(args.runs)]
+        warm_context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Europe/Berlin")
+        measure(browser, host_origin + "/", warm_context)
+        warm = [measure(browser, host_origin + "/", warm_context) for _ in range(args.runs)]
+        warm_context.close()
+        browser.close()
+    p50, p95, fastest = summary(results)
+    w50, w95, wfastest = summary(warm)
+    frame_bytes = statistics.median(r["bytes"] for r in results)
+    loader_bytes = statistics.median(r["loader"] for r in results)
+    print(f"iframe bytes before first slots: {frame_bytes:.0f} B (target ≤ 30720 B); with loader: {frame_bytes + loader_bytes:.0f} B")
+    print(f"page load → first slots, cold cache ({args.runs} runs): p50 {p50:.0f} ms, p95 {p95:.0f} ms, min {fastest:.0f} ms (target p50 ≤ 150 ms)")
+    print(f"page load → first slots, warm cache ({args.runs} runs): p50 {w50:.0f} ms, p95 {w95:.0f} ms, min {wfastest:.0f} ms")
+    print(f"iframe navigation → first slots, cold: p50 {statistics.median(r['frame_ms'] for r in results):.0f} ms")
+    print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work on the machine inflates the times)")
 
 
 if __name__ == "__main__":
