@@ -48,7 +48,7 @@ def active_tenants(engine: Engine) -> list[str]:
         return list(session.scalars(select(Tenant.slug).where(Tenant.status == Tenant.STATUS_ACTIVE)))
 
 
-def relay_tenant(engine: Engine, slug: str, limit: int = 200, connection=None) -> int:
+def relay_tenant(engine: Engine, slug: str, limit: int = 200) -> int:
     """Enqueue up to `limit` pending events of one tenant; returns how many went to RQ."""
     from app.jobs.queues import queue
 
@@ -61,7 +61,7 @@ def relay_tenant(engine: Engine, slug: str, limit: int = 200, connection=None) -
         if not rows:
             return 0
         try:
-            q = queue("notifications") if connection is None else _queue(connection)
+            q = queue("notifications")
             with q.connection.pipeline() as pipe:
                 for i in range(0, len(rows), JOB_BATCH):
                     ids = [r.id for r in rows[i:i + JOB_BATCH]]
@@ -80,12 +80,6 @@ def relay_tenant(engine: Engine, slug: str, limit: int = 200, connection=None) -
                         .values(relayed_at=now, last_error=None))
         sent = len(rows)
     return sent
-
-
-def _queue(connection):
-    from rq import Queue
-
-    return Queue("notifications", connection=connection)
 
 
 def relay_all(engine: Engine, limit: int = 200) -> int:
