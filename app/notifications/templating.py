@@ -787,8 +787,8 @@ def _detail_rows(event: str, L: dict[str, str]) -> list[tuple[str, str, str, str
                  "appointment.seats and appointment.seats > 1"))
     if event != "booking_confirmed_staff":
         rows.append((L["price"], "{{ service.price }}", "{{ service.price }}", "service.price"))
-    rows.append((L["where"], "{{ location.name }}, {{ location.address }}",
-                 "{{ location.name }}<br>{{ location.address }}"
+    rows.append((L["where"], "{{ location.name }}{% if location.address %}, {{ location.address }}{% endif %}",
+                 "{{ location.name }}{% if location.address %}<br>{{ location.address }}{% endif %}"
                  "{% if location.directions_url %}<br>"
                  f'<a href="{{{{ location.directions_url }}}}" {_LINK}>{L["directions"]}</a>'
                  "{% endif %}", "location"))

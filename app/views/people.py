@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import abort, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction
-from flask_appbuilder.models.sqla.interface import SQLAInterface
+from app.views.base import Interface
 from flask_appbuilder.security.decorators import permission_name
 from sqlalchemy import select
 
@@ -212,7 +212,7 @@ class StaffAccountsView(BaseView):
 class MyProfileView(ModelView):
     """A staff member's own profile; the filter narrows every query to their own staff row."""
 
-    datamodel = SQLAInterface(tm.Staff)
+    datamodel = Interface(tm.Staff)
     class_permission_name = "MyProfile"
     route_base = "/myprofile"
     base_permissions = ["can_list", "can_show", "can_edit"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.actions import action
-from flask_appbuilder.models.sqla.interface import SQLAInterface
+from app.views.base import Interface
 from flask_appbuilder.security.decorators import permission_name
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from markupsafe import escape
@@ -142,7 +142,7 @@ FIELD_CHOICES = [(t, t) for t in w.FIELD_TYPES]
 class FormFieldView(ModelView):
     """Booking-form questions: for every service or one service; order by position."""
 
-    datamodel = SQLAInterface(w.FormField)
+    datamodel = Interface(w.FormField)
     class_permission_name = "BookingFormFields"
     list_columns = ["position", "label", "key", "field_type", "required", "service", "active"]
     show_columns = ["label", "key", "field_type", "required", "help_text", "options", "service", "position", "active"]
@@ -183,7 +183,7 @@ class FormFieldView(ModelView):
 class ConsentTextView(ModelView):
     """Terms and privacy texts: never edited; saving a changed text adds the next version."""
 
-    datamodel = SQLAInterface(w.ConsentText)
+    datamodel = Interface(w.ConsentText)
     class_permission_name = "ConsentTexts"
     base_permissions = ["can_list", "can_show", "can_add"]
     list_columns = ["kind", "version", "created_at", "created_by"]
@@ -202,7 +202,7 @@ class ConsentTextView(ModelView):
 class ConsentRecordView(ModelView):
     """Who agreed to which text version, when, from which IP (read-only evidence)."""
 
-    datamodel = SQLAInterface(w.ConsentRecord)
+    datamodel = Interface(w.ConsentRecord)
     class_permission_name = "ConsentRecords"
     base_permissions = ["can_list", "can_show"]
     list_columns = ["at", "email", "text", "ip", "appointment"]
@@ -215,7 +215,7 @@ class ConsentRecordView(ModelView):
 class ErasureRequestView(ModelView):
     """Customers' GDPR erasure requests from the portal."""
 
-    datamodel = SQLAInterface(w.ErasureRequest)
+    datamodel = Interface(w.ErasureRequest)
     class_permission_name = "ErasureRequests"
     base_permissions = ["can_list", "can_show", "can_edit"]
     list_columns = ["requested_at", "email", "status", "ip"]

@@ -294,3 +294,14 @@ def test_sample_context_has_every_documented_variable():
         assert set(ctx) == set(VARIABLES)
         for name, attrs in VARIABLES.items():
             assert set(ctx[name]) == set(attrs), name
+
+
+def test_where_line_has_no_stray_comma_without_an_address():
+    from app.notifications.templating import DEFAULT_TEMPLATES, render, sample_context
+
+    context = sample_context("en")
+    context["location"] = {**context["location"], "address": None}
+    template = DEFAULT_TEMPLATES[("booking_confirmed", "email", "en")]
+    text = render(template, context).text
+    where = [line for line in text.splitlines() if line.startswith("Where")]
+    assert where and not where[0].rstrip().endswith(",")
