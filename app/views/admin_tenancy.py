@@ -64,6 +64,19 @@ class TenantView(ModelView):
     add_form_query_rel_fields = search_form_query_rel_fields = {"agency": [["id", FilterInFunction, _own_agency_ids]]}
     validators_columns = {"slug": [DataRequired(), Regexp(r"^[a-z][a-z0-9_]{1,40}$")]}
 
+    def pre_delete(self, item):
+        """Only the owning agency (or a platform admin) deletes a business; its schema goes with it."""
+        from app.models.public import ROLE_AGENCY_OWNER, schema_for
+
+        scope = g.get("scope")
+        owner = scope is not None and (
+            scope.platform or ROLE_AGENCY_OWNER in scope.agency_roles.get(item.agency_id, set())
+        )
+        if not owner:
+            raise ValueError("Only the agency that owns this business may delete it.")
+        # Same transaction as FAB's delete of the row: both happen or neither does.
+        db.session.connection().exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema_for(item.slug)}" CASCADE')
+
     def pre_add(self, item):
         from tenants.provisioning import ProvisioningError, TenantSpec, validate_spec
 
