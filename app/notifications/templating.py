@@ -72,7 +72,9 @@ EVENTS = (
     "booking_confirmed",
     "booking_confirmed_staff",
     "rescheduled",
+    "rescheduled_staff",
     "cancelled",
+    "cancelled_staff",
     "reminder",
     "follow_up",
     "no_show",
@@ -574,6 +576,19 @@ _PHRASES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]]
             "{{ business.name }}: your {{ service.name }} on {{ appointment.date }}, "
             "{{ appointment.time }} has been cancelled.",
         ),
+        "rescheduled_staff": (
+            "Booking moved: {{ service.name }} with {{ customer.name }} on {{ appointment.date }}",
+            ("A booking of yours has been rescheduled. Here are the new details:",),
+            (),
+            "Booking moved: {{ customer.name }}, {{ service.name }}, now {{ appointment.date }}, {{ appointment.time }}",
+        ),
+        "cancelled_staff": (
+            "Booking cancelled: {{ service.name }} with {{ customer.name }} on {{ appointment.date }}",
+            ("The booking of {{ customer.name }} for {{ service.name }} on {{ appointment.start_local }} "
+             "has been cancelled.",),
+            (),
+            "Booking cancelled: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, {{ appointment.time }}",
+        ),
         "reminder": (
             "Reminder: {{ service.name }} on {{ appointment.date }} at {{ appointment.time }}",
             ("This is a friendly reminder of your upcoming appointment.",),
@@ -624,6 +639,20 @@ _PHRASES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]]
             ("Wir freuen uns, Sie ein anderes Mal bei uns begrüßen zu dürfen.",),
             "{{ business.name }}: Ihr Termin ({{ service.name }}) am {{ appointment.date }}, "
             "{{ appointment.time }} wurde storniert.",
+        ),
+        "rescheduled_staff": (
+            "Buchung verschoben: {{ service.name }} mit {{ customer.name }} am {{ appointment.date }}",
+            ("Eine Ihrer Buchungen wurde verschoben. Hier sind die neuen Details:",),
+            (),
+            "Buchung verschoben: {{ customer.name }}, {{ service.name }}, jetzt {{ appointment.date }}, "
+            "{{ appointment.time }}",
+        ),
+        "cancelled_staff": (
+            "Buchung storniert: {{ service.name }} mit {{ customer.name }} am {{ appointment.date }}",
+            ("Die Buchung von {{ customer.name }} ({{ service.name }}) am {{ appointment.start_local }} "
+             "wurde storniert.",),
+            (),
+            "Buchung storniert: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, {{ appointment.time }}",
         ),
         "reminder": (
             "Erinnerung: {{ service.name }} am {{ appointment.date }} um {{ appointment.time }}",
@@ -677,6 +706,21 @@ _PHRASES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]]
             "{{ business.name }}\u00a0: votre rendez-vous ({{ service.name }}) du {{ appointment.date }}, "
             "{{ appointment.time }} a été annulé.",
         ),
+        "rescheduled_staff": (
+            "Réservation déplacée\u00a0: {{ service.name }} avec {{ customer.name }} le {{ appointment.date }}",
+            ("Une de vos réservations a été déplacée. Voici les nouveaux détails\u00a0:",),
+            (),
+            "Réservation déplacée\u00a0: {{ customer.name }}, {{ service.name }}, désormais {{ appointment.date }}, "
+            "{{ appointment.time }}",
+        ),
+        "cancelled_staff": (
+            "Réservation annulée\u00a0: {{ service.name }} avec {{ customer.name }} le {{ appointment.date }}",
+            ("La réservation de {{ customer.name }} ({{ service.name }}) du {{ appointment.start_local }} "
+             "a été annulée.",),
+            (),
+            "Réservation annulée\u00a0: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, "
+            "{{ appointment.time }}",
+        ),
         "reminder": (
             "Rappel\u00a0: {{ service.name }} le {{ appointment.date }} à {{ appointment.time }}",
             ("Nous vous rappelons votre prochain rendez-vous.",),
@@ -728,6 +772,20 @@ _PHRASES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]]
             "{{ business.name }}: su cita ({{ service.name }}) del {{ appointment.date }}, "
             "{{ appointment.time }} ha sido cancelada.",
         ),
+        "rescheduled_staff": (
+            "Reserva cambiada: {{ service.name }} con {{ customer.name }} el {{ appointment.date }}",
+            ("Una de sus reservas ha cambiado de fecha. Estos son los nuevos detalles:",),
+            (),
+            "Reserva cambiada: {{ customer.name }}, {{ service.name }}, ahora {{ appointment.date }}, "
+            "{{ appointment.time }}",
+        ),
+        "cancelled_staff": (
+            "Reserva cancelada: {{ service.name }} con {{ customer.name }} el {{ appointment.date }}",
+            ("La reserva de {{ customer.name }} ({{ service.name }}) del {{ appointment.start_local }} "
+             "ha sido cancelada.",),
+            (),
+            "Reserva cancelada: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, {{ appointment.time }}",
+        ),
         "reminder": (
             "Recordatorio: {{ service.name }} el {{ appointment.date }} a las {{ appointment.time }}",
             ("Le recordamos su próxima cita.",),
@@ -757,7 +815,10 @@ _PHRASES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]]
 # letter bills the message as UCS-2 at 70 characters per segment.
 
 # Which blocks each email carries.
-_WITH_DETAILS = {"booking_confirmed", "booking_confirmed_staff", "rescheduled", "reminder"}
+_WITH_DETAILS = {"booking_confirmed", "booking_confirmed_staff", "rescheduled", "rescheduled_staff",
+                 "cancelled_staff", "reminder"}
+# Written to the staff member: greets them and lists the customer instead of the staff and price.
+_STAFF_EVENTS = {"booking_confirmed_staff", "rescheduled_staff", "cancelled_staff"}
 _WITH_MANAGE_LINKS = {"booking_confirmed", "rescheduled", "reminder"}
 
 _TD_LABEL = 'style="padding:4px 16px 4px 0;color:#6e6e73;vertical-align:top"'
@@ -770,13 +831,13 @@ _BUTTON = ('style="display:inline-block;padding:10px 18px;background:#0a66c2;col
 def _detail_rows(event: str, L: dict[str, str]) -> list[tuple[str, str, str, str | None]]:
     """(label, text value, html value, guarding condition) of the details block."""
     rows: list[tuple[str, str, str, str | None]] = []
-    if event == "rescheduled":
+    if event in ("rescheduled", "rescheduled_staff"):
         rows.append((L["previous"], "{{ previous.start_local }}", "<s>{{ previous.start_local }}</s>", "previous"))
     rows.append((L["when"], "{{ appointment.start_local }} ({{ appointment.timezone }})",
                  "<strong>{{ appointment.start_local }}</strong> ({{ appointment.timezone }})", None))
     duration = "{{ service.name }} ({{ service.duration_min }} " + L["minutes"] + ")"
     rows.append((L["service"], duration, duration, None))
-    if event == "booking_confirmed_staff":
+    if event in _STAFF_EVENTS:
         rows.append((L["customer"], "{{ customer.name }}", "{{ customer.name }}", None))
         rows.append((L["email"], "{{ customer.email }}",
                      f'<a href="mailto:{{{{ customer.email }}}}" {_LINK}>{{{{ customer.email }}}}</a>', "customer.email"))
@@ -785,7 +846,7 @@ def _detail_rows(event: str, L: dict[str, str]) -> list[tuple[str, str, str, str
         rows.append((L["with_"], "{{ staff.name }}", "{{ staff.name }}", None))
     rows.append((L["seats"], "{{ appointment.seats }}", "{{ appointment.seats }}",
                  "appointment.seats and appointment.seats > 1"))
-    if event != "booking_confirmed_staff":
+    if event not in _STAFF_EVENTS:
         rows.append((L["price"], "{{ service.price }}", "{{ service.price }}", "service.price"))
     rows.append((L["where"], "{{ location.name }}{% if location.address %}, {{ location.address }}{% endif %}",
                  "{{ location.name }}{% if location.address %}<br>{{ location.address }}{% endif %}"
@@ -808,7 +869,7 @@ def _build_email(lang: str, event: str) -> MessageTemplate:
     L = _LABELS[lang]
     subject, before, after, _sms = _PHRASES[lang][event]
     colon = L["colon"]
-    staff = event == "booking_confirmed_staff"
+    staff = event in _STAFF_EVENTS
     hello = L["hello_staff"] if staff else L["hello"]
 
     text: list[str] = [hello, ""]
@@ -824,7 +885,7 @@ def _build_email(lang: str, event: str) -> MessageTemplate:
         text += [para, ""]
         html.append(f"<p>{para}</p>\n")
 
-    if event == "cancelled":
+    if event in ("cancelled", "cancelled_staff"):
         text.append(_guarded("appointment.cancel_reason",
                              f"{L['reason']}{colon}{{{{ appointment.cancel_reason }}}}\n\n").rstrip("\n"))
         html.append(_guarded("appointment.cancel_reason",
