@@ -37,9 +37,10 @@ from app.tenancy import TenantRef
 UTC = dt.timezone.utc
 LIVE_FOR_REMINDERS = (m.STATUS_PENDING, m.STATUS_CONFIRMED)
 # Kinds whose message says "your appointment is on": pointless once it is cancelled.
-NEEDS_LIVE = ("booking_confirmed", "booking_confirmed_staff", "rescheduled", "reminder")
+NEEDS_LIVE = ("booking_confirmed", "booking_confirmed_staff", "rescheduled", "rescheduled_staff", "reminder")
 ICS_KINDS = {"booking_confirmed": "REQUEST", "booking_confirmed_staff": "REQUEST",
-             "rescheduled": "REQUEST", "cancelled": "CANCEL"}
+             "rescheduled": "REQUEST", "rescheduled_staff": "REQUEST",
+             "cancelled": "CANCEL", "cancelled_staff": "CANCEL"}
 
 
 @dataclass(frozen=True)
@@ -154,18 +155,18 @@ def plan_event(session: Session, tenant: TenantRef, event: m.OutboxEvent, settin
         for channel, to in _customer_targets(customer, settings):
             rows.append(_row(appt, "booking_confirmed", channel, to, "customer", event_id=event.id,
                              not_before=now, language=lang))
-        if appt.staff and appt.staff.email:
-            rows.append(_row(appt, "booking_confirmed_staff", "email", appt.staff.email.strip().lower(), "staff",
-                             event_id=event.id, not_before=now, language=tenant.locale))
+        rows += _staff_row(appt, appt.staff, "booking_confirmed_staff", tenant, event, now)
     elif event.event_type == events.RESCHEDULED:
         revision = int(payload.get("sequence") or appt.sequence)
         for channel, to in _customer_targets(customer, settings):
             rows.append(_row(appt, "rescheduled", channel, to, "customer", revision=revision,
                              event_id=event.id, not_before=now, language=lang))
+        rows += _staff_reschedule_rows(session, appt, tenant, event, revision, now)
     elif event.event_type == events.CANCELLED:
         for channel, to in _customer_targets(customer, settings):
             rows.append(_row(appt, "cancelled", channel, to, "customer", revision=appt.sequence,
                              event_id=event.id, not_before=now, language=lang))
+        rows += _staff_row(appt, appt.staff, "cancelled_staff", tenant, event, now, revision=appt.sequence)
     elif event.event_type == events.STATUS_CHANGED and payload.get("to_status") == m.STATUS_COMPLETED:
         delay = settings_for(session, appt.service_id).follow_up_delay_min
         if delay is not None:
@@ -177,6 +178,34 @@ def plan_event(session: Session, tenant: TenantRef, event: m.OutboxEvent, settin
             rows.append(_row(appt, "no_show", channel, to, "customer", event_id=event.id,
                              not_before=now, language=lang))
     return rows
+
+
+def _staff_row(appt: m.Appointment, staff: m.Staff | None, kind: str, tenant: TenantRef, event: m.OutboxEvent,
+               now: dt.datetime, revision: int = 0) -> list[dict]:
+    """The staff member's email row of one event, none when they have no address."""
+    if staff is None or not staff.email:
+        return []
+    # Staff have no language of their own: they read the business's.
+    return [_row(appt, kind, "email", staff.email.strip().lower(), "staff", revision=revision,
+                 event_id=event.id, not_before=now, language=tenant.locale)]
+
+
+def _previous_staff(session: Session, appt: m.Appointment, payload: Mapping[str, Any]) -> m.Staff | None:
+    """The staff member a reschedule moved the appointment away from, if it did."""
+    key = payload.get("previous_staff")
+    if not key or appt.staff is None or key == appt.staff.key:
+        return None
+    return session.scalar(select(m.Staff).where(m.Staff.key == key))
+
+
+def _staff_reschedule_rows(session: Session, appt: m.Appointment, tenant: TenantRef, event: m.OutboxEvent,
+                           revision: int, now: dt.datetime) -> list[dict]:
+    """Same staff: one "moved" notice. Another staff: the old one loses it, the new one gains it."""
+    previous = _previous_staff(session, appt, event.payload or {})
+    if previous is None:
+        return _staff_row(appt, appt.staff, "rescheduled_staff", tenant, event, now, revision=revision)
+    return (_staff_row(appt, previous, "cancelled_staff", tenant, event, now, revision=revision)
+            + _staff_row(appt, appt.staff, "booking_confirmed_staff", tenant, event, now, revision=revision))
 
 
 def plan_reminders(session: Session, tenant: TenantRef, settings: Settings, now: dt.datetime,
@@ -284,8 +313,7 @@ def _map_urls(location: m.Location) -> tuple[str | None, str | None]:
 def build_context(appt: m.Appointment, tenant: TenantRef, business: Tenant, role: str, language: str,
                   settings: Settings, previous_start: dt.datetime | None = None) -> dict[str, Any]:
     """The render context of one message (see templating's "Variables")."""
-    zone = customer_zone(appt, tenant) if role == "customer" else (
-        appt.location.timezone if appt.location else tenant.timezone)
+    zone = customer_zone(appt, tenant) if role == "customer" else _staff_zone(appt, tenant)
     customer = appt.customer
     location = appt.location if appt.location and not appt.location.virtual else None
     link = manage_url(settings, tenant.slug, appt.id)
@@ -315,6 +343,26 @@ def build_context(appt: m.Appointment, tenant: TenantRef, business: Tenant, role
     return ctx
 
 
+def _instant(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _staff_zone(appt: m.Appointment, tenant: TenantRef) -> str:
+    return appt.location.timezone if appt.location else tenant.timezone
+
+
+def _as_previous_staff(session: Session, ctx: dict[str, Any], payload: Mapping[str, Any], zone: str,
+                       language: str) -> None:
+    """A reschedule took the appointment from this staff member: address them, at the time they lose."""
+    key = payload.get("previous_staff")
+    staff = session.scalar(select(m.Staff).where(m.Staff.key == key)) if key else None
+    if staff is not None:
+        ctx["staff"] = {"name": staff.name, "email": staff.email}
+    if payload.get("previous_start") and payload.get("previous_end"):
+        ctx["appointment"].update(templating.format_when(
+            _instant(payload["previous_start"]), _instant(payload["previous_end"]), zone, language))
+
+
 def invite(appt: m.Appointment, tenant: TenantRef, business: Tenant, organizer_email: str, method: str,
            settings: Settings, now: dt.datetime) -> bytes:
     """The .ics of the appointment as it is now: stable UID, SEQUENCE = appointment.sequence."""
@@ -340,11 +388,15 @@ def compose(session: Session, tenant: TenantRef, delivery: NotificationDelivery,
     business = _kept(session, Tenant, tenant.id)
     language = delivery.language or tenant.locale or "en"
     previous = None
-    if delivery.kind == "rescheduled" and delivery.event_id:
-        event = session.get(m.OutboxEvent, delivery.event_id)
-        if event is not None and event.payload.get("previous_start"):
-            previous = dt.datetime.fromisoformat(event.payload["previous_start"].replace("Z", "+00:00"))
+    # Only these kinds read the event; the others would pay a query per message for nothing.
+    reads_event = delivery.kind in ("rescheduled", "rescheduled_staff", "cancelled_staff")
+    event = session.get(m.OutboxEvent, delivery.event_id) if delivery.event_id and reads_event else None
+    moved = event is not None and event.event_type == events.RESCHEDULED
+    if delivery.kind in ("rescheduled", "rescheduled_staff") and moved and event.payload.get("previous_start"):
+        previous = _instant(event.payload["previous_start"])
     ctx = build_context(appt, tenant, business, delivery.recipient_role, language, settings, previous)
+    if delivery.kind == "cancelled_staff" and moved:
+        _as_previous_staff(session, ctx, event.payload, _staff_zone(appt, tenant), language)
     # One batch renders many messages of the same kinds: read each kind's overrides once.
     cache = session.info.setdefault("notify_overrides", {})
     if delivery.kind not in cache:

@@ -68,4 +68,5 @@ def test_booking_sends_one_confirmation_to_customer_and_staff_with_invite(app, c
     assert int(event["SEQUENCE"]) == 1
     assert str(event["STATUS"]) == "CANCELLED"
     workers.stop_all()
-    assert len(smtp.messages) == 3
+    # Customer and staff: confirmation each, then a cancellation each.
+    assert len(smtp.messages) == 4
