@@ -168,3 +168,26 @@ def test_move_to_another_staff_tells_both(app, client, engine, make_tenant, pinn
     method, event = _ics_event(gained)
     assert method == "REQUEST" and event["DTSTART"].dt == utc(MOVED) and int(event["SEQUENCE"]) == 1
     assert "Hello Bob," in gained.get_body(("plain",)).get_content()
+
+
+def test_staff_rows_are_planned_once_and_never_for_imports(app, client, engine, notif_tenant):
+    from sqlalchemy import select
+
+    from app.models import tenant as m
+    from app.services import events, notify
+    from app.tenancy import tenant_session
+
+    booked = _book(client, notif_tenant)
+    _reschedule(client, notif_tenant, booked["manage_token"])
+    settings = notify.Settings(sms_enabled=False, public_url="http://127.0.0.1:5000")
+    now = utc("2027-01-01T00:00:00Z")
+    with tenant_session(engine, notif_tenant) as (session, tenant):
+        moved = session.scalar(select(m.OutboxEvent).where(m.OutboxEvent.event_type == events.RESCHEDULED))
+        first = notify.insert_deliveries(session, notify.plan_event(session, tenant, moved, settings, now))
+        again = notify.insert_deliveries(session, notify.plan_event(session, tenant, moved, settings, now))
+        imported = m.OutboxEvent(id=moved.id, event_type=events.CANCELLED, aggregate_id=moved.aggregate_id,
+                                 payload={"source": "import"})
+        assert notify.plan_event(session, tenant, imported, settings, now) == []
+    assert len(first) == 2 and again == []
+    staff = deliveries(app, notif_tenant, "recipient_role = 'staff'")
+    assert [(r["kind"], r["revision"], r["recipient"]) for r in staff] == [("rescheduled_staff", 1, "ann@salon.test")]
