@@ -141,7 +141,8 @@ def test_seed_flow_builder_snippet_to_booking_seen_by_staff(app, live_server, ho
     page.screenshot(path=str(ARTIFACTS / "builder-1280.png"), full_page=True)
     snippet = page.locator("#snippet-js").input_value()
     page.get_by_role("button", name="Copy").first.click()
-    assert page.locator("#upz-copied").inner_text() == "Copied."
+    # The clipboard API answers asynchronously: wait for the note instead of reading it at once.
+    page.wait_for_function("document.getElementById('upz-copied').textContent === 'Copied.'", timeout=5000)
 
     allowed.pages["/salon.html"] = f"<!doctype html><html><body><h1>Salon</h1>{snippet}</body></html>"
     page.goto(f"{allowed.origin}/salon.html")
