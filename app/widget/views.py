@@ -176,10 +176,19 @@ def _first_slots(data: dict, services: list[dict], widget) -> dict | None:
     }
 
 
+@lru_cache(maxsize=4)
+def _inline_asset(name: str) -> Markup:
+    """A static file's text, read once, for inlining into the frame (it has no "<" that could end the element)."""
+    text = (Path(__file__).resolve().parent / "static" / name).read_text()
+    if "</" in text:
+        raise ValueError(f"{name} cannot be inlined safely")
+    return Markup(text)
+
+
 def frame_csp(widget, nonce: str) -> str:
     ancestors = " ".join(["'self'", *widget.allowed_origins])
     return (
-        f"default-src 'none'; script-src 'self'; style-src 'self' 'nonce-{nonce}'; img-src 'self' https: data:; "
+        f"default-src 'none'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}'; img-src 'self' https: data:; "
         f"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}"
     )
 
@@ -239,6 +248,8 @@ def frame(tenant_slug: str, public_id: str):
         "widget/frame.html", data=payload, lang=lang, nonce=nonce, primary=look["primary"], accent=look["accent"],
         radius=look["radius"], font=look["font"], logo=widget.logo_url or tenant.logo_url,
         business=tenant.name, t=data["t"],
+        # Inlined: two round trips fewer before the first slots show (about 9 KB, gzipped with the page).
+        css=_inline_asset("widget.css"), js=_inline_asset("flow.js"),
     )
     body = html.encode()
     response = Response(body, mimetype="text/html")
