@@ -15,7 +15,6 @@ SQLSTATE 23P01 (exclusion) and 40P01 (deadlock) become `slot_unavailable`.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 import secrets
 import uuid
@@ -24,17 +23,18 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from app.errors import ApiError, Conflict, NotFound, UnknownKey, ValidationError
 from app.models import tenant as m
+from app.notifications import sms
 from app.scheduling import model as sm
 from app.scheduling.assign import rank_staff
 from app.scheduling.engine import find_slots
 from app.scheduling.explain import explain
+from app.security import hash_secret
 from app.services import events
 from app.services.availability import load_setup
 from app.tenancy import TenantRef
@@ -61,10 +61,6 @@ class PolicyWindow(Conflict):
 
 def iso(value: dt.datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -113,15 +109,13 @@ class BookingResult:
 
 
 def normalize_phone(raw: str | None, region: str | None, field_name: str = "customer.phone") -> str | None:
+    """An optional phone number as E.164 (the SMS client's rule), or a 422 naming the field."""
     if raw is None or not raw.strip():
         return None
     try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        raise ValidationError(f"{raw!r} is not a phone number", field_name)
-    if not phonenumbers.is_valid_number(number):
-        raise ValidationError(f"{raw!r} is not a valid phone number", field_name)
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return sms.normalize_phone(raw, region)
+    except sms.InvalidPhone as exc:
+        raise ValidationError(str(exc), field_name)
 
 
 def validate_customer(customer: CustomerInput | None, region: str | None) -> CustomerInput:
@@ -426,7 +420,7 @@ def book(session: Session, tenant: TenantRef, actor: str, req: BookingRequest, n
         data = validate_customer(req.customer, _region(tenant))
         customer = upsert_customer(session, data)
     token = secrets.token_urlsafe(24)
-    token_hash = hash_token(token)
+    token_hash = hash_secret(token)
 
     if req.recurrence is None:
         appointment = _place_one(session, tenant, service, req, start, customer, actor, now, tz, None, token_hash)
@@ -496,7 +490,7 @@ def zone_country(tz: str) -> str | None:
 
 
 def find_by_token(session: Session, token: str) -> m.Appointment:
-    appointment = session.scalar(select(m.Appointment).where(m.Appointment.manage_token_hash == hash_token(token or "")))
+    appointment = session.scalar(select(m.Appointment).where(m.Appointment.manage_token_hash == hash_secret(token or "")))
     if appointment is None:
         raise NotFound("no booking matches this link", "token")
     return appointment

@@ -17,6 +17,7 @@ from app.errors import ApiError, NotFound, ValidationError
 from app.models import tenant as m
 from app.models import widgets as w
 from app.notifications import ics
+from app.security import hash_secret
 from app.services import booking
 from app.services.availability import AvailabilityQuery, query_slots
 from app.services.mail import queue_mail
@@ -65,7 +66,7 @@ def request_magic_link(session: Session, tenant: TenantRef, email: str, ip: str 
         session.flush()
         return False
     token = secrets.token_urlsafe(32)
-    session.add(w.PortalToken(token_hash=booking.hash_token(token), customer_id=customer.id, created_at=now,
+    session.add(w.PortalToken(token_hash=hash_secret(token), customer_id=customer.id, created_at=now,
                               expires_at=now + LINK_TTL))
     link = f"{link_base}{token}"
     queue_mail(
@@ -79,7 +80,7 @@ def request_magic_link(session: Session, tenant: TenantRef, email: str, ip: str 
 def consume_magic_link(session: Session, token: str, now: dt.datetime) -> m.Customer:
     """The customer a link signs in; the link is spent. Unknown → 404, used or expired → 410."""
     row = session.scalar(
-        select(w.PortalToken).where(w.PortalToken.token_hash == booking.hash_token(token or "")).with_for_update()
+        select(w.PortalToken).where(w.PortalToken.token_hash == hash_secret(token or "")).with_for_update()
     )
     if row is None:
         raise NotFound("this sign-in link is not valid", "token")

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.models import tenant as m
 from app.models.public import Agency, Tenant
+from app.services.booking import iso
 from app.tenancy import TenantRef, route_session
 from tenants.provisioning import ProvisioningError, TenantSpec, check_timezone, create_tenant_in, validate_spec
 
@@ -526,12 +527,12 @@ def export_setup(session: Session, tenant: Tenant) -> dict:
             ]
         if person.time_off:
             item["time_off"] = [
-                {"start": _iso(t.start_at), "end": _iso(t.end_at), **({"reason": t.reason} if t.reason else {})}
+                {"start": iso(t.start_at), "end": iso(t.end_at), **({"reason": t.reason} if t.reason else {})}
                 for t in person.time_off
             ]
         busy = list(session.scalars(select(m.BusyBlock).where(m.BusyBlock.staff_id == person.id).order_by(m.BusyBlock.start_at)))
         if busy:
-            item["busy"] = [{"start": _iso(b.start_at), "end": _iso(b.end_at)} for b in busy]
+            item["busy"] = [{"start": iso(b.start_at), "end": iso(b.end_at)} for b in busy]
         staff.append(item)
     doc["staff"] = staff
     appointments = []
@@ -539,7 +540,7 @@ def export_setup(session: Session, tenant: Tenant) -> dict:
         item = {"service": appt.service.key, "staff": appt.staff.key}
         if appt.location:
             item["location"] = appt.location.key
-        item["start"] = _iso(appt.start_at)
+        item["start"] = iso(appt.start_at)
         if appt.status != "confirmed":
             item["status"] = appt.status
         if appt.seats != 1:
@@ -552,7 +553,3 @@ def export_setup(session: Session, tenant: Tenant) -> dict:
         appointments.append(item)
     doc["appointments"] = appointments
     return doc
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
