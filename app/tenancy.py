@@ -11,6 +11,8 @@ never leak a path.
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -96,6 +98,39 @@ def session_schema(session: Session) -> str | None:
 def find_tenant(session: Session, slug: str) -> Tenant | None:
     """Look a tenant up by slug in the public schema."""
     return session.scalar(select(Tenant).where(Tenant.slug == slug))
+
+
+# Public endpoints (availability, bookings, the widget frame) look the tenant up on
+# every request; a row read moments ago answers instead, saving a round trip and
+# the public-schema transaction start. A write to any tenant row in this process
+# drops the cache at once; other processes notice within RECENT_TENANT_SECONDS.
+RECENT_TENANT_SECONDS = 5.0
+_recent: dict[tuple[str, str], tuple[float, Tenant]] = {}
+_recent_lock = threading.Lock()
+
+
+def find_recent_tenant(session: Session, slug: str) -> Tenant | None:
+    """find_tenant() for hot public endpoints: a detached, read-only row, at most a few seconds old."""
+    engine = session.get_bind()
+    key = (str(engine.url), slug)
+    now = time.monotonic()
+    hit = _recent.get(key)
+    if hit is not None and now - hit[0] < RECENT_TENANT_SECONDS:
+        return hit[1]
+    # Its own short transaction: the caller's session then starts straight in the tenant's schema.
+    with Session(engine, expire_on_commit=False) as lookup:
+        tenant = find_tenant(lookup, slug)
+    if tenant is not None:
+        with _recent_lock:
+            _recent[key] = (now, tenant)
+    return tenant
+
+
+@event.listens_for(Tenant, "after_update")
+@event.listens_for(Tenant, "after_delete")
+def _forget_recent_tenants(mapper, connection, target) -> None:
+    with _recent_lock:
+        _recent.clear()
 
 
 def activate(session: Session, tenant: Tenant | TenantRef) -> TenantRef:

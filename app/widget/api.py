@@ -35,7 +35,7 @@ from app.models import tenant as m
 from app.models.public import Tenant
 from app.services import booking, forms
 from app.services.availability import parse_query, slots_json_text
-from app.tenancy import activate, find_tenant
+from app.tenancy import activate, find_recent_tenant
 
 bp = Blueprint("public_api", __name__, url_prefix="/api/v1/public/<tenant_slug>")
 UTC = dt.timezone.utc
@@ -52,7 +52,7 @@ def utcnow() -> dt.datetime:
 @bp.url_value_preprocessor
 def _resolve_tenant(endpoint, values):
     slug = values.pop("tenant_slug", None)
-    tenant = find_tenant(db.session, slug or "")
+    tenant = find_recent_tenant(db.session, slug or "")
     if tenant is None or tenant.status == Tenant.STATUS_PROVISIONING:
         raise NotFound(f"unknown business {slug!r}", "tenant")
     if tenant.status != Tenant.STATUS_ACTIVE:
