@@ -15,8 +15,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, literal, select, text, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import CompoundSelect, Select, and_, event, literal, literal_column, null, select, text, union_all
+from sqlalchemy.orm import Session, scoped_session
 
 from app.errors import UnknownKey, ValidationError
 from app.models import tenant as m
@@ -66,7 +66,7 @@ class StaticRules:
     staff_by_service: dict[str, list[tuple[int, sm.StaffRules]]]
 
 
-_CACHE: "OrderedDict[tuple, StaticRules]" = OrderedDict()
+_CACHE: "OrderedDict[tuple, object]" = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 256
 
@@ -142,17 +142,74 @@ def static_rules(session: Session) -> StaticRules:
 
 
 def _static_rules_keyed(session: Session) -> tuple[tuple, StaticRules]:
-    version = session.execute(text("SELECT version FROM rules_version")).scalar_one()
+    return versioned(session, "rules", _load_static)
+
+
+# Tables whose rows are cached per rules version: a trigger on each bumps the
+# version (migrations t0004c and t0005v), and so does a write through the ORM
+# below, for the rest of the writing transaction.
+VERSIONED_TABLES = frozenset({
+    "location", "location_hours", "location_closure", "service", "service_location", "category",
+    "staff", "staff_service", "staff_location", "staff_hours", "staff_break", "staff_override",
+    "form_field", "consent_text",
+})
+_VERSION_MEMO = "rules_version"
+
+
+def rules_version(session: Session) -> int:
+    """The tenant's rules version: read once per transaction, again after anything that may change it."""
+    if isinstance(session, scoped_session):
+        session = session()
+    transaction, schema = session.get_transaction(), session_schema(session)
+    if any(_is_rule(obj) for obj in (*session.new, *session.dirty, *session.deleted)):
+        # Unflushed rule edits: write them, so the triggers bump the version read below.
+        # (A Core select does not autoflush.)
+        session.flush()
+    memo = session.info.get(_VERSION_MEMO)
+    if memo is not None and transaction is not None and memo[0] is transaction and memo[1] == schema:
+        return memo[2]
+    version = session.execute(select(literal_column("version")).select_from(text("rules_version"))).scalar_one()
+    session.info[_VERSION_MEMO] = (session.get_transaction(), schema, version)
+    return version
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _forget_version_on_write(state) -> None:
+    # Reads keep the version; so do writes to tables outside the rules (a customer
+    # upsert). Plain SQL (text) might touch anything: read the version again.
+    statement = getattr(state.statement, "element", state.statement)  # from_statement() wraps DML
+    if isinstance(statement, (Select, CompoundSelect)):
+        return
+    table = getattr(statement, "table", None)
+    if table is not None and getattr(table, "name", None) not in VERSIONED_TABLES:
+        return
+    state.session.info.pop(_VERSION_MEMO, None)
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_version_after_rule_flush(session: Session, flush_context) -> None:
+    # new/dirty/deleted still hold what was just flushed; a booking or a customer keeps the memo.
+    if any(_is_rule(obj) for obj in (*session.new, *session.dirty, *session.deleted)):
+        session.info.pop(_VERSION_MEMO, None)
+
+
+def _is_rule(obj) -> bool:
+    return getattr(getattr(obj, "__table__", None), "name", None) in VERSIONED_TABLES
+
+
+def versioned(session: Session, name: str, loader):
+    """`loader(session)`, cached per (database, tenant schema, rules version, name); also returns the key."""
+    version = rules_version(session)
     bind = session.get_bind()
     key = (str(bind.url), session_schema(session), version)
     with _CACHE_LOCK:
-        cached = _CACHE.get(key)
+        cached = _CACHE.get((key, name))
         if cached is not None:
-            _CACHE.move_to_end(key)
+            _CACHE.move_to_end((key, name))
             return key, cached
-    loaded = _load_static(session)
+    loaded = loader(session)
     with _CACHE_LOCK:
-        _CACHE[key] = loaded
+        _CACHE[(key, name)] = loaded
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return key, loaded
@@ -189,37 +246,31 @@ def _load_setup_keyed(session, service_key, window_start, window_end, staff_keys
     busy: dict[int, list[sm.Interval]] = {}
     bookings = []
     if ids:
-        intervals = union_all(
-            select(literal("off").label("kind"), m.TimeOff.staff_id, m.TimeOff.start_at, m.TimeOff.end_at).where(
-                m.TimeOff.staff_id.in_(ids), m.TimeOff.start_at < hi, m.TimeOff.end_at > lo
-            ),
-            select(literal("busy").label("kind"), m.BusyBlock.staff_id, m.BusyBlock.start_at, m.BusyBlock.end_at).where(
-                m.BusyBlock.staff_id.in_(ids), m.BusyBlock.start_at < hi, m.BusyBlock.end_at > lo
-            ),
-        )
-        for row in session.execute(intervals):
-            target = time_off if row.kind == "off" else busy
-            target.setdefault(row.staff_id, []).append(sm.Interval(row.start_at, row.end_at))
-        rows = session.execute(
+        # One round trip for everything that changes between requests; unused columns are NULL.
+        nothing = null()
+        rows = session.execute(union_all(
             select(
-                m.Appointment.id,
-                m.Appointment.staff_id,
-                m.Appointment.service_id,
-                m.Appointment.start_at,
-                m.Appointment.end_at,
-                m.Appointment.seats,
-                m.Appointment.location_id,
+                literal("appt").label("kind"), m.Appointment.staff_id, m.Appointment.start_at, m.Appointment.end_at,
+                m.Appointment.id, m.Appointment.service_id, m.Appointment.seats, m.Appointment.location_id,
             ).where(
-                and_(
-                    m.Appointment.staff_id.in_(ids),
-                    m.Appointment.status != m.STATUS_CANCELLED,
-                    m.Appointment.padded_start < hi,
-                    m.Appointment.padded_end > lo,
-                )
-            )
-        )
+                m.Appointment.staff_id.in_(ids),
+                m.Appointment.status != m.STATUS_CANCELLED,
+                m.Appointment.padded_start < hi,
+                m.Appointment.padded_end > lo,
+            ),
+            select(
+                literal("off"), m.TimeOff.staff_id, m.TimeOff.start_at, m.TimeOff.end_at, nothing, nothing, nothing, nothing,
+            ).where(m.TimeOff.staff_id.in_(ids), m.TimeOff.start_at < hi, m.TimeOff.end_at > lo),
+            select(
+                literal("busy"), m.BusyBlock.staff_id, m.BusyBlock.start_at, m.BusyBlock.end_at, nothing, nothing, nothing, nothing,
+            ).where(m.BusyBlock.staff_id.in_(ids), m.BusyBlock.start_at < hi, m.BusyBlock.end_at > lo),
+        ))
         service_by_id = {sid: r for sid, r in rules.services.values()}
         for r in rows:
+            if r.kind != "appt":
+                target = time_off if r.kind == "off" else busy
+                target.setdefault(r.staff_id, []).append(sm.Interval(r.start_at, r.end_at))
+                continue
             svc = service_by_id[r.service_id]
             bookings.append(
                 sm.Booking(

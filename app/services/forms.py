@@ -18,6 +18,7 @@ from app.errors import ValidationError
 from app.models import tenant as m
 from app.models import widgets as w
 from app.services.booking import EMAIL_RE, normalize_phone
+from app.services.catalogue import catalogue
 
 HEX_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 FONT_RE = re.compile(r"^[A-Za-z0-9 ,\-]{1,100}$")
@@ -90,6 +91,17 @@ def fields_for(session: Session, service_key: str | None) -> list[w.FormField]:
     by_key: dict[str, w.FormField] = {}
     for field in session.scalars(query.order_by(w.FormField.service_id.nulls_first(), w.FormField.id)):
         by_key[field.key] = field
+    return sorted(by_key.values(), key=lambda f: (f.position, f.id))
+
+
+def booking_fields(session: Session, service_key: str | None) -> list[w.FormField]:
+    """fields_for() answered from the catalogue snapshot: read-only objects, no query while nothing changed."""
+    snapshot = catalogue(session)
+    service = snapshot.services.get(service_key) if service_key else None
+    by_key: dict[str, w.FormField] = {}
+    for field in snapshot.form_fields:
+        if field.service_id is None or (service is not None and field.service_id == service.id):
+            by_key[field.key] = field
     return sorted(by_key.values(), key=lambda f: (f.position, f.id))
 
 
@@ -174,7 +186,7 @@ def _clean_one(field: w.FormField, raw, region: str | None):
 def clean_answers(session: Session, service_key: str, answers: dict, hidden: set[str] | frozenset = frozenset(),
                   region: str | None = None) -> dict:
     """Answers checked against the service's form; every problem is listed in `errors`, nothing is stored on failure."""
-    fields = [f for f in fields_for(session, service_key) if f.key not in hidden]
+    fields = [f for f in booking_fields(session, service_key) if f.key not in hidden]
     known = {f.key for f in fields}
     errors = [{"field": f"answers.{k}", "message": "this question is not on the booking form"}
               for k in sorted(set(answers) - known)]
@@ -276,7 +288,7 @@ def check_consents(session: Session, given) -> list[w.ConsentText]:
         given = {}
     if not isinstance(given, dict):
         raise ValidationError("consents must be an object {terms: version, privacy: version}", "consents")
-    texts = current_consents(session)
+    texts = catalogue(session).consents
     unknown = sorted(set(given) - set(texts))
     if unknown:
         raise ValidationError(f"there is no {unknown[0]!r} text to agree to", f"consents.{unknown[0]}", code="unknown_field")
