@@ -23,7 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,6 +38,7 @@ from app.scheduling.explain import explain
 from app.security import hash_secret
 from app.services import events
 from app.services.availability import load_setup
+from app.services.catalogue import attach, catalogue
 from app.tenancy import TenantRef
 
 UTC = dt.timezone.utc
@@ -134,30 +136,34 @@ def validate_customer(customer: CustomerInput | None, region: str | None) -> Cus
 
 
 def upsert_customer(session: Session, data: CustomerInput) -> m.Customer:
-    """Customers are one per email address (case-insensitive) within a tenant."""
-    customer = session.scalar(select(m.Customer).where(func.lower(m.Customer.email) == data.email.lower()))
-    if customer is None:
-        customer = m.Customer(name=data.name, email=data.email, phone=data.phone, locale=data.locale, timezone=data.timezone)
-        session.add(customer)
-        session.flush()
-    else:
-        customer.name = data.name
-        if data.phone:
-            customer.phone = data.phone
-        if data.locale:
-            customer.locale = data.locale
-        if data.timezone:
-            customer.timezone = data.timezone
-    return customer
+    """Customers are one per email address (case-insensitive) within a tenant.
+
+    One statement: concurrent first bookings with the same address meet in the
+    unique index instead of racing between a select and an insert. A known
+    customer gets the new name; phone, language and zone only when given.
+    """
+    table = m.Customer.__table__
+    stmt = pg_insert(table).values(name=data.name, email=data.email, phone=data.phone, locale=data.locale, timezone=data.timezone)
+    kept = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[func.lower(table.c.email)],
+        set_={
+            "name": kept.name,
+            "phone": func.coalesce(kept.phone, table.c.phone),
+            "locale": func.coalesce(kept.locale, table.c.locale),
+            "timezone": func.coalesce(kept.timezone, table.c.timezone),
+        },
+    ).returning(*table.c)
+    return session.scalars(
+        select(m.Customer).from_statement(stmt), execution_options={"populate_existing": True}
+    ).one()
 
 
 def lock_staff(session: Session, tenant: TenantRef, staff_ids) -> None:
     """Serialize bookings per staff member; sorted so two transactions never wait on each other in a cycle."""
     for staff_id in sorted(set(staff_ids)):
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(:ns, hashtext(:key))"),
-            {"ns": LOCK_NAMESPACE, "key": f"{tenant.schema}:{staff_id}"},
-        )
+        # A select(), not text(): it writes nothing, so the rules version read earlier stays valid.
+        session.execute(select(func.pg_advisory_xact_lock(LOCK_NAMESPACE, func.hashtext(f"{tenant.schema}:{staff_id}"))))
 
 
 def session_key(service: m.Service, staff_id: int, start: dt.datetime) -> str:
@@ -167,24 +173,24 @@ def session_key(service: m.Service, staff_id: int, start: dt.datetime) -> str:
 
 
 def _service(session: Session, key: str) -> m.Service:
-    service = session.scalar(select(m.Service).where(m.Service.key == key))
+    service = catalogue(session).services.get(key)
     if service is None or not service.active:
         raise UnknownKey(f"unknown service {key!r}", "service")
-    return service
+    return attach(session, service)
 
 
 def _staff_by_key(session: Session, key: str) -> m.Staff:
-    staff = session.scalar(select(m.Staff).where(m.Staff.key == key))
+    staff = catalogue(session).staff.get(key)
     if staff is None:
         raise UnknownKey(f"unknown staff {key!r}", "staff")
-    return staff
+    return attach(session, staff)
 
 
 def _location_by_key(session: Session, key: str) -> m.Location:
-    location = session.scalar(select(m.Location).where(m.Location.key == key))
+    location = catalogue(session).locations.get(key)
     if location is None:
         raise UnknownKey(f"unknown location {key!r}", "location")
-    return location
+    return attach(session, location)
 
 
 def _local_day_bounds(start: dt.datetime, tz: str) -> tuple[dt.date, dt.datetime, dt.datetime]:
@@ -286,8 +292,7 @@ def _place_one(
             # A series keeps the staff member of its first occurrence where possible.
             ranked.remove(preferred_staff)
             ranked.insert(0, preferred_staff)
-        by_key = {s.key: s for s in session.scalars(select(m.Staff).where(m.Staff.key.in_(ranked)))}
-        order = [by_key[k] for k in ranked]
+        order = [_staff_by_key(session, k) for k in ranked]
     for staff in order:
         lock_staff(session, tenant, [staff.id])
         seats_left, locations, _ = _bookable_staff_at(session, service, start, now, [staff.key], req.location, tz)
