@@ -18,6 +18,7 @@ is a whole second.
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from datetime import date, datetime, timedelta
@@ -303,11 +304,84 @@ def _instant_pieces(
 
 def find_slots(setup: Setup, query: SlotQuery) -> list[Slot]:
     """Every bookable start of the query's range, with its staff (spec §7)."""
+    result = _find(setup, query)
+    if result is None:
+        return []
+    found, seats_found, dur, group = result
+    out: list[Slot] = []
+    length = timedelta(seconds=dur)
+    gaps: dict[int, timedelta] = {}
+    prev = 0
+    when = None
+    for s in sorted(found):
+        # Stepping from the previous start keeps datetime construction cheap.
+        if when is None:
+            when = from_seconds(s)
+        else:
+            gap = gaps.get(s - prev)
+            if gap is None:
+                gap = gaps[s - prev] = timedelta(seconds=s - prev)
+            when = when + gap
+        prev = s
+        locs = found[s]
+        names = tuple(locs)
+        out.append(
+            # Positional: measurably cheaper than keywords for thousands of slots.
+            Slot(when, when + length, names, seats_found[s] if group else None, locs)
+        )
+    return out
+
+
+def find_slots_json(setup: Setup, query: SlotQuery) -> str:
+    """find_slots() as the API's compact JSON text, equal to dumping slot_to_json() of each slot.
+
+    Written straight from the engine's integer starts: no Slot objects, no
+    datetimes, one staff list per distinct staff set.
+    """
+    result = _find(setup, query)
+    if result is None:
+        return '{"slots":[]}'
+    found, seats_found, dur, group = result
+    staff_text: dict[tuple, str] = {}
+    parts = []
+    append = parts.append
+    for s in sorted(found):
+        names = tuple(found[s])
+        listed = staff_text.get(names)
+        if listed is None:
+            listed = staff_text[names] = json.dumps(list(names), separators=(",", ":"))
+        if group:
+            seats = json.dumps(seats_found[s], separators=(",", ":"))
+            append(f'{{"start":"{_iso_seconds(s)}","end":"{_iso_seconds(s + dur)}","staff":{listed},"seats_left":{seats}}}')
+        else:
+            append(f'{{"start":"{_iso_seconds(s)}","end":"{_iso_seconds(s + dur)}","staff":{listed}}}')
+    return '{"slots":[' + ",".join(parts) + "]}"
+
+
+_EPOCH_DAY = date(1970, 1, 1)
+# Instant texts by epoch second: the same grid of starts is written for every query.
+_ISO_TEXT: dict[int, str] = {}
+
+
+def _iso_seconds(s: int) -> str:
+    """Whole seconds since the epoch as 'YYYY-MM-DDTHH:MM:SSZ'."""
+    text = _ISO_TEXT.get(s)
+    if text is None:
+        if len(_ISO_TEXT) > 200_000:
+            _ISO_TEXT.clear()
+        day, tod = divmod(s, 86400)
+        h, rest = divmod(tod, 3600)
+        text = _ISO_TEXT[s] = f"{(_EPOCH_DAY + timedelta(days=day)).isoformat()}T{h:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
+    return text
+
+
+def _find(setup: Setup, query: SlotQuery):
+    """The core of find_slots: start -> {staff: location}, start -> {staff: seats left}, duration, group?; None if nothing."""
     service = _check_query(setup, query)
     if query.now.tzinfo is None:
         raise ValueError("query.now must be timezone-aware")
     if not service.active or query.date_to < query.date_from:
-        return []
+        return None
 
     dur, step = duration_and_step(service)
     bb = 60 * service.buffer_before_min
@@ -322,7 +396,7 @@ def find_slots(setup: Setup, query: SlotQuery) -> list[Slot]:
     lo = max(q0, n_lo)
     hi = min(q1 - 1, n_hi)  # closed bound on starts
     if lo > hi:
-        return []
+        return None
 
     staff_keys = [query.staff] if query.staff is not None else sorted(setup.staff)
     plans: dict[str, _StaffPlan] = {}
@@ -334,7 +408,7 @@ def find_slots(setup: Setup, query: SlotQuery) -> list[Slot]:
         if locs:
             plans[key] = _StaffPlan(key, StaffCalendar(setup, staff, locs))
     if not plans:
-        return []
+        return None
 
     # Blockers only matter if they come near [lo - bb, hi + dur + ba).
     reach_lo = lo - bb
@@ -507,28 +581,7 @@ def find_slots(setup: Setup, query: SlotQuery) -> list[Slot]:
             found[s][key] = loc
             seats_found[s][key] = seats_of.get(s, capacity)
 
-    out: list[Slot] = []
-    length = timedelta(seconds=dur)
-    gaps: dict[int, timedelta] = {}
-    prev = 0
-    when = None
-    for s in sorted(found):
-        # Stepping from the previous start keeps datetime construction cheap.
-        if when is None:
-            when = from_seconds(s)
-        else:
-            gap = gaps.get(s - prev)
-            if gap is None:
-                gap = gaps[s - prev] = timedelta(seconds=s - prev)
-            when = when + gap
-        prev = s
-        locs = found[s]
-        names = tuple(locs)
-        out.append(
-            # Positional: measurably cheaper than keywords for thousands of slots.
-            Slot(when, when + length, names, seats_found[s] if group else None, locs)
-        )
-    return out
+    return found, seats_found, dur, group
 
 
 def _session_blocked(

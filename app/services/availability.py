@@ -9,7 +9,6 @@ requested range.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -21,7 +20,7 @@ from sqlalchemy.orm import Session, scoped_session
 from app.errors import UnknownKey, ValidationError
 from app.models import tenant as m
 from app.scheduling import model as sm
-from app.scheduling.engine import find_slots, slot_to_json
+from app.scheduling.engine import find_slots, find_slots_json, slot_to_json
 from app.tenancy import session_schema
 
 # Location zones differ from the query's by at most ~26 h, and paddings are short;
@@ -336,19 +335,27 @@ def _prepare(session: Session, query: AvailabilityQuery) -> tuple[sm.Setup, tupl
 def _compute(setup: sm.Setup, query: AvailabilityQuery, now: dt.datetime) -> list[sm.Slot]:
     if query.staff and query.staff not in setup.staff:
         return []  # a known staff member who does not offer this service
-    return find_slots(
-        setup,
-        sm.SlotQuery(
-            service=query.service,
-            date_from=query.date_from,
-            date_to=query.date_to,
-            timezone=query.timezone,
-            now=now,
-            location=query.location,
-            staff=query.staff,
-            exclude_refs=query.exclude_refs,
-        ),
+    return find_slots(setup, _slot_query(query, now))
+
+
+def _slot_query(query: AvailabilityQuery, now: dt.datetime) -> sm.SlotQuery:
+    return sm.SlotQuery(
+        service=query.service,
+        date_from=query.date_from,
+        date_to=query.date_to,
+        timezone=query.timezone,
+        now=now,
+        location=query.location,
+        staff=query.staff,
+        exclude_refs=query.exclude_refs,
     )
+
+
+def _compute_json(setup: sm.Setup, query: AvailabilityQuery, now: dt.datetime) -> str:
+    """_compute() written straight to the API's JSON text."""
+    if query.staff and query.staff not in setup.staff:
+        return '{"slots":[]}'
+    return find_slots_json(setup, _slot_query(query, now))
 
 
 def slots_json(session: Session, query: AvailabilityQuery, now: dt.datetime) -> dict:
@@ -378,8 +385,7 @@ def slots_json_text(session: Session, query: AvailabilityQuery, now: dt.datetime
         if text_body is not None:
             _ANSWERS.move_to_end(key)
             return text_body
-    group = setup.services[query.service].capacity > 1
-    text_body = json.dumps({"slots": [slot_to_json(s, group) for s in _compute(setup, query, now)]}, separators=(",", ":"))
+    text_body = _compute_json(setup, query, now)
     with _CACHE_LOCK:
         _ANSWERS[key] = text_body
         while len(_ANSWERS) > _ANSWERS_SIZE:

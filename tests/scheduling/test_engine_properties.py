@@ -8,13 +8,14 @@ half hour) so that gaps and folds come up often.
 from __future__ import annotations
 
 import importlib.util
+import json
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.scheduling.engine import find_slots
+from app.scheduling.engine import find_slots, find_slots_json, slot_to_json
 from app.scheduling.explain import explain
 from app.scheduling.model import (
     Booking,
@@ -233,6 +234,15 @@ def test_engine_equals_the_minute_by_minute_reference(case):
 def test_group_sessions_equal_the_reference(case):
     setup, query, _ = case
     assert find_slots(setup, query) == naive.naive_find_slots(setup, query)
+
+
+@SETTINGS
+@given(st.booleans().flatmap(lambda group: cases(group=group)))
+def test_json_text_writer_equals_dumping_each_slot(case):
+    setup, query, _ = case
+    group = setup.services[query.service].capacity > 1
+    expected = json.dumps({"slots": [slot_to_json(s, group) for s in find_slots(setup, query)]}, separators=(",", ":"))
+    assert find_slots_json(setup, query) == expected
 
 
 @SETTINGS

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.scheduling.engine import find_slots, slot_to_json
+from app.scheduling.engine import find_slots, find_slots_json, slot_to_json
 from app.scheduling.model import SlotQuery
 from app.scheduling.setup_file import setup_from_file
 
@@ -41,3 +41,4 @@ def test_scenario_query_matches_expected_slots(doc, query):
     group = setup.services[q.service].capacity > 1
     got = [slot_to_json(s, group) for s in find_slots(setup, q)]
     assert got == query["expect"]
+    assert json.loads(find_slots_json(setup, q)) == {"slots": query["expect"]}
