@@ -135,5 +135,8 @@
     }
   }
   w.Upzento = { version: 1, mount: mount, on: on, instances: insts };
-  if (d.readyState === "loading") d.addEventListener("DOMContentLoaded", auto); else auto();
+  // Containers parsed before this script get their iframe now (its request starts at once,
+  // not after the rest of the page has parsed); later ones at DOMContentLoaded.
+  auto();
+  if (d.readyState === "loading") d.addEventListener("DOMContentLoaded", auto);
 })(window, document);
