@@ -33,7 +33,7 @@ from app.models.public import Tenant
 from app.services import booking, forms
 from app.services.availability import AvailabilityQuery, query_slots
 from app.tenancy import activate, find_tenant
-from app.widget import i18n
+from app.widget import i18n, prerender
 from app.widget.api import location_json, utcnow, widget_json
 
 bp = Blueprint("widget", __name__, url_prefix="/widget/v1", template_folder="templates")
@@ -240,14 +240,20 @@ def frame(tenant_slug: str, public_id: str):
                      request.accept_languages, tenant.locale)
     look = _look(widget, args)
     data = frame_data(tenant, widget, args, lang, look)
-    db.session.rollback()
     nonce = secrets.token_urlsafe(12)
+    # Read before the rollback, which expires the rows (reading them after would query again).
+    logo, business, csp = widget.logo_url or tenant.logo_url, tenant.name, frame_csp(widget, nonce)
+    db.session.rollback()
+    inline = data["inline"]
+    # Drawn here only when flow.js would start at exactly these times (same staff choice, no step before).
+    first = prerender.time_screen(
+        inline, [data["tz"], inline["tz"]], prerender.visitor_locale(lang, request.accept_languages), data["t"]["seats_left"],
+    ) if inline and inline["staff"] == data["pre"]["staff"] else None
     # No "<" at all inside the script element ("</script", "<!--" would change how it parses).
     payload = Markup(json.dumps(data, separators=(",", ":")).replace("<", "\\u003c"))
     html = render_template(
         "widget/frame.html", data=payload, lang=lang, nonce=nonce, primary=look["primary"], accent=look["accent"],
-        radius=look["radius"], font=look["font"], logo=widget.logo_url or tenant.logo_url,
-        business=tenant.name, t=data["t"],
+        radius=look["radius"], font=look["font"], logo=logo, business=business, t=data["t"], first=first,
         # Inlined: two round trips fewer before the first slots show (about 9 KB, gzipped with the page).
         css=_inline_asset("widget.css"), js=_inline_asset("flow.js"),
     )
@@ -257,7 +263,7 @@ def frame(tenant_slug: str, public_id: str):
         response.set_data(gzip.compress(body, 6, mtime=0))
         response.headers["Content-Encoding"] = "gzip"
     response.headers["Vary"] = "Accept-Encoding"
-    response.headers["Content-Security-Policy"] = frame_csp(widget, nonce)
+    response.headers["Content-Security-Policy"] = csp
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
     response.headers["X-Content-Type-Options"] = "nosniff"

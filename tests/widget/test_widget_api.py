@@ -212,6 +212,48 @@ def test_frame_carries_the_first_week_of_slots_when_it_starts_at_the_times(clien
     assert '"inline":null' in html
 
 
+def test_frame_draws_the_first_days_of_slots_as_flow_js_would(client, widget_tenant, pinned_now):
+    """The first slots are buttons in the page itself (no script needed to see them), worded like the browser's Intl."""
+    import datetime as dt
+    import re
+
+    pinned_now(NOW)
+    slug, widget = widget_tenant()
+    url = f"/widget/v1/{slug}/{widget}/frame?service=visit"
+
+    def drawn(html):
+        main = html.split('<main id="upz-app"')[1].split("</main>")[0]
+        days = re.findall(r'<h2 id="upz-day-([-0-9]+)">([^<]+)</h2><div class="upz-slots" role="group" aria-labelledby="upz-day-\1">', main)
+        slots = re.findall(r'<button type="button" class="upz-slot" data-start="([^"]+)">([^<]+)(?:<small>([^<]+)</small>)?</button>', main)
+        return main, days, slots
+
+    main, days, slots = drawn(client.get(url, headers={"Accept-Language": "en-GB,en;q=0.8"}).get_data(as_text=True))
+    # Friday and Monday (the first two days with times) in the visitor's regional English; the rest comes from flow.js.
+    assert days == [("2027-01-01", "Friday 1 January"), ("2027-01-04", "Monday 4 January")]
+    assert slots[0] == ("2027-01-01T08:00:00Z", "09:00", "") and len(slots) == 2 * 16
+    api = client.get(f"/api/v1/public/{slug}/availability?service=visit&from=2027-01-01&to=2027-01-04&timezone=Europe/Berlin")
+    assert [s[0] for s in slots] == [s["start"] for s in api.get_json()["slots"]]
+    assert '<h1 tabindex="-1">Choose a date and time</h1>' in main and '<option value="Europe/Berlin" selected>' in main
+    assert 'id="upz-later"' in main
+    # The page keeps them only where the visitor's clock agrees: Berlin is UTC+1 at the start of the range.
+    start = int(dt.datetime(2026, 12, 31, 23, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    assert f'data-tzo="{start}@-60 ' in main
+
+    _, days, slots = drawn(client.get(url, headers={"Accept-Language": "en-US,en;q=0.8"}).get_data(as_text=True))
+    assert days[0][1] == "Friday, January 1" and slots[0][1] == "09:00 AM"
+    _, days, slots = drawn(client.get(url + "&lang=de").get_data(as_text=True))
+    assert days[0][1] == "Freitag, 1. Januar" and slots[0][1] == "09:00"
+    # A group class says the seats left, as flow.js does.
+    _, _, slots = drawn(client.get(f"/widget/v1/{slug}/{widget}/frame?service=class&lang=de").get_data(as_text=True))
+    assert slots[0][2] == "Noch 5 Plätze"
+
+    # Nothing to draw before a service is chosen, or when a staff step comes first.
+    html = client.get(f"/widget/v1/{slug}/{widget}/frame").get_data(as_text=True)
+    assert 'class="upz-slot"' not in html and "Loading…" in html
+    html = client.get(url + "&staff=nobody").get_data(as_text=True)
+    assert 'class="upz-slot"' not in html
+
+
 def test_large_json_answers_are_gzipped_for_clients_that_accept_it(client, widget_tenant, pinned_now):
     import json
 

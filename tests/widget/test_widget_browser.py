@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 from widget_support import ARTIFACTS, NOW, tenant_rows
 
 pytestmark = pytest.mark.browser
@@ -96,6 +97,56 @@ def test_customer_books_through_the_embedded_widget(app, live_server, host_pages
     width = page.eval_on_selector("iframe.upzw-frame", "f => f.getBoundingClientRect().width")
     assert width <= 375
     page.screenshot(path=str(ARTIFACTS / "widget-slots-375.png"), full_page=True)
+
+
+# In the frame only: the moment flow.js's own script has run (its first mark), before it has started
+# the flow (that waits for the first paint), click the first server-drawn slot.
+EARLY_CLICK = """(function () {
+  if (!/\\/frame$/.test(location.pathname)) return;
+  var mark = performance.mark.bind(performance);
+  performance.mark = function (name) {
+    if (name === "upz-js-start") queueMicrotask(function () {
+      var slot = document.querySelector("#upz-times button.upz-slot");
+      window.__early = [document.activeElement && document.activeElement.tagName, slot && slot.getAttribute("data-start")];
+      if (slot) slot.click();
+    });
+    return mark.apply(null, arguments);
+  };
+})();"""
+
+
+def test_first_slots_come_drawn_in_the_frame_page_and_book_through_flow_js(live_server, host_pages, widget_tenant, pinned_now, page):
+    pinned_now(NOW)
+    allowed, _ = host_pages
+    slug, widget = widget_tenant(origins=[allowed.origin])
+    # Without running any script: the frame page itself carries the first slot buttons.
+    html = requests.get(f"{live_server}/widget/v1/{slug}/{widget}/frame?service=visit", headers={"Accept-Language": "en-GB"}, timeout=10).text
+    assert '<button type="button" class="upz-slot" data-start="2027-01-01T08:00:00Z">09:00</button>' in html
+    allowed.pages["/drawn.html"] = host_html(
+        live_server, f'<div data-upzento-tenant="{slug}" data-upzento-widget="{widget}" data-service="visit"></div>')
+
+    page.goto(f"{allowed.origin}/drawn.html")
+    frame = page.frame_locator("iframe.upzw-frame")
+    child = next(f for f in page.frames if f.url.startswith(live_server))
+    child.wait_for_function("performance.getEntriesByName('upz-first-slots').length > 0")
+    # flow.js adopted the drawn step: focus on its heading, the rest of the week added, the zone picker live.
+    assert child.evaluate("document.activeElement.tagName") == "H1"
+    frame.locator(".upz-day").nth(4).wait_for()
+    slot = frame.locator("button.upz-slot").first
+    assert slot.inner_text().strip() == "09:00"
+    slot.focus()
+    page.keyboard.press("Enter")
+    assert frame.locator("h1").inner_text() == "Your details"
+    assert "09:00" in frame.locator(".upz-ok").inner_text()
+
+    # A click that lands before flow.js has started the flow still goes through it.
+    page.add_init_script(EARLY_CLICK)
+    page.goto(f"{allowed.origin}/drawn.html")
+    frame.locator("#upz-form").wait_for()
+    child = next(f for f in page.frames if f.url.startswith(live_server))
+    assert child.evaluate("window.__early") == ["BODY", "2027-01-01T08:00:00Z"]  # the flow had not focused its heading yet
+    assert frame.locator("h1").inner_text() == "Your details"
+    assert "09:00" in frame.locator(".upz-ok").inner_text()
 
 
 def test_popup_and_floating_modes_open_and_close(live_server, host_pages, widget_tenant, pinned_now, page):

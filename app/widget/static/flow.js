@@ -3,17 +3,34 @@
 (function () {
   "use strict";
   if (window.performance && performance.mark) performance.mark("upz-js-start");
-  var D = JSON.parse(document.getElementById("upz-data").textContent);
-  var T = D.t, W = D.widget, root = document.getElementById("upz-app");
-  var S = { location: null, service: null, staff: null, slot: null, seats: 1, answers: {}, from: null, days: [] };
+  var D, T, W, S, LOC, root = document.getElementById("upz-app");
   var RANGE = 7;
-  // The visitor's own regional format when it is of the widget's language (en-GB: 24 h clock).
-  var LOC = (navigator.language || "").slice(0, 2) === D.lang ? navigator.language : D.lang;
 
+  function boot() {
+    D = JSON.parse(document.getElementById("upz-data").textContent);
+    T = D.t; W = D.widget;
+    S = { location: null, service: null, staff: null, slot: null, seats: 1, answers: {}, from: null, days: [] };
+    // The visitor's own regional format when it is of the widget's language (en-GB: 24 h clock).
+    LOC = (navigator.language || "").slice(0, 2) === D.lang ? navigator.language : D.lang;
+    S.tz = detectTz();
+    if (window.ResizeObserver) new ResizeObserver(reportHeight).observe(document.body);
+    window.addEventListener("message", function (e) {
+      if (e.origin !== D.parent_origin || e.source !== window.parent || !e.data || !e.data.upzento) return;
+      if (e.data.type === "open") focusHeading();
+    });
+    var closeBtn = document.getElementById("upz-close");
+    if (D.closable) {
+      closeBtn.hidden = false;
+      closeBtn.addEventListener("click", function () { post("closed"); });
+      document.addEventListener("keydown", function (e) { if (e.key === "Escape") post("closed"); });
+    }
+    D.notes.forEach(function (n) { if (window.console) console.warn("Upzento widget: " + n); });
+    start();
+    post("ready");
+  }
   function detectTz() {
     try { return Intl.DateTimeFormat().resolvedOptions().timeZone || D.tz; } catch (e) { return D.tz; }
   }
-  S.tz = detectTz();
 
   function h(tag, attrs, kids) {
     var el = document.createElement(tag);
@@ -41,17 +58,6 @@
   function reportHeight() {
     var hgt = Math.ceil(document.documentElement.scrollHeight);
     if (hgt !== lastH) { lastH = hgt; post("resize", { height: hgt }); }
-  }
-  if (window.ResizeObserver) new ResizeObserver(reportHeight).observe(document.body);
-  window.addEventListener("message", function (e) {
-    if (e.origin !== D.parent_origin || e.source !== window.parent || !e.data || !e.data.upzento) return;
-    if (e.data.type === "open") focusHeading();
-  });
-  var closeBtn = document.getElementById("upz-close");
-  if (D.closable) {
-    closeBtn.hidden = false;
-    closeBtn.addEventListener("click", function () { post("closed"); });
-    document.addEventListener("keydown", function (e) { if (e.key === "Escape") post("closed"); });
   }
 
   function focusHeading() { var h1 = root.querySelector("h1"); if (h1) h1.focus(); }
@@ -161,12 +167,16 @@
     return f.format(date);
   }
   function addDays(day, n) { var d = new Date(day + "T12:00:00Z"); d.setUTCDate(d.getUTCDate() + n); return d.toISOString().slice(0, 10); }
-  function tzSelect() {
+  function tzSelect(drawnSel) {
     var zones = [S.tz, D.tz];
     if (S.location) zones.push(S.location.timezone);
     zones.push("UTC");
-    var seen = {}, sel = h("select", { id: "upz-tz", onchange: function () { S.tz = sel.value; S.from = null; stepTime(); } });
+    var seen = {}, sel = drawnSel || h("select", { id: "upz-tz" });
+    sel.addEventListener("change", function () { S.tz = sel.value; S.from = null; stepTime(); });
     function add(z) { if (z && !seen[z]) { seen[z] = 1; sel.appendChild(h("option", { value: z, text: z.replace(/_/g, " "), selected: z === S.tz })); } }
+    // A drawn list is the server's guess of this one (the location's zone first); redo it if the visitor's zone differs.
+    if (drawnSel && sel.value !== S.tz) sel.textContent = "";
+    if (drawnSel) Array.prototype.forEach.call(sel.options, function (o) { seen[o.value] = 1; });
     zones.forEach(add);
     // The full list (400+ zones) only when the visitor reaches for it: keeps the first paint fast.
     var full = function () {
@@ -174,6 +184,7 @@
       try { Intl.supportedValuesOf("timeZone").forEach(add); } catch (e) { /* old browser: the short list stays */ }
     };
     sel.addEventListener("focus", full); sel.addEventListener("mousedown", full);
+    if (drawnSel) return sel.parentNode;
     return h("div", { className: "upz-row" }, [h("label", { "for": "upz-tz", className: "upz-label", text: T.timezone }), sel]);
   }
   function backFromTime() {
@@ -184,11 +195,20 @@
   function stepTime() {
     current = "time";
     if (!S.from) { S.from = ymd(new Date(D.now), S.tz); S.tries = 0; }
+    var I = D.inline, drawn = document.getElementById("upz-times");
+    var fits = I && I.service === S.service.key && I.staff === S.staff && S.location && I.location === S.location.key && S.from === I.from;
+    // Drawn by the server and kept by the page's own check (the visitor's clock shows the same times there).
+    if (fits && drawn && drawn.hasAttribute("data-tzo") && !drawn.hidden && backFromTime() === null) {
+      D.inline = null;
+      tzSelect(document.getElementById("upz-tz"));
+      progress();
+      if (!root.contains(document.activeElement)) focusHeading();  // not when the visitor is already on a slot
+      return renderSlots(drawn, I.slots, true);
+    }
     var box = h("div", { id: "upz-times" }, [h("p", { className: "upz-muted", text: T.loading })]);
     var back = backFromTime() === null ? null : backFromTime;
     screen(T.time, [tzSelect(), box], back ? function () { S.from = null; backFromTime(); } : null);
-    var I = D.inline;
-    if (I && I.tz === S.tz && I.service === S.service.key && I.staff === S.staff && S.location && I.location === S.location.key && S.from === I.from) {
+    if (fits && I.tz === S.tz) {
       D.inline = null;  // used once; later visits of this step ask the API
       return renderSlots(box, I.slots);
     }
@@ -204,8 +224,19 @@
         renderSlots(box, res.body.slots);
       }).catch(function (e) { box.textContent = ""; box.appendChild(h("p", { className: "upz-alert", role: "alert", text: T.error + " " + e.message })); reportHeight(); });
   }
-  function renderSlots(box, slots) {
-    box.textContent = "";
+  function setText(el, text) {
+    var t = el.firstChild;
+    if (t && t.nodeType === 3) { if (t.data !== text) t.data = text; } else el.insertBefore(document.createTextNode(text), t);
+  }
+  // adopt: `box` holds the first days as the server drew them (same markup as below).
+  function renderSlots(box, slots, adopt) {
+    var byStart = {};
+    slots.forEach(function (s) { byStart[s.start] = s; });
+    if (adopt) {
+      S.marked = 1;  // the page marked them when they were painted
+      adopt = Array.prototype.every.call(box.querySelectorAll("button.upz-slot"), function (b) { return byStart[b.getAttribute("data-start")]; });
+    }
+    if (!adopt) box.textContent = "";
     var first = slots.length && !S.marked;
     var dayFmt = new Intl.DateTimeFormat(LOC, { timeZone: S.tz, weekday: "long", day: "numeric", month: "long" });
     var timeFmt = new Intl.DateTimeFormat(LOC, { timeZone: S.tz, hour: "2-digit", minute: "2-digit" });
@@ -219,29 +250,50 @@
       if (S.tries < 4) { S.tries++; S.from = addDays(S.from, RANGE); box.appendChild(h("p", { className: "upz-muted", text: T.loading })); return loadSlots(box); }
       box.appendChild(h("p", { text: T.no_slots }));
     }
+    function seatsLeft(s) {
+      var left = null;
+      if (s.seats_left) { left = 0; for (var p in s.seats_left) left = Math.max(left, s.seats_left[p]); }
+      return left;
+    }
+    function pick(s) { var left = seatsLeft(s); return function () { S.slot = s; S.left = left; stepDetails(); }; }
     function day(k) {
       var id = "upz-day-" + k, row = h("div", { className: "upz-slots", role: "group", "aria-labelledby": id });
       byDay[k].forEach(function (s) {
-        var left = null;
-        if (s.seats_left) { left = 0; for (var p in s.seats_left) left = Math.max(left, s.seats_left[p]); }
-        var label = timeFmt.format(new Date(s.start));
+        var left = seatsLeft(s);
         // The day is announced by the group's label (its heading); the button says the time and seats.
-        row.appendChild(h("button", { type: "button", className: "upz-slot", "data-start": s.start,
-          onclick: function () { S.slot = s; S.left = left; stepDetails(); } },
-          [label, left !== null ? h("small", { text: fmt(T.seats_left, left) }) : null]));
+        row.appendChild(h("button", { type: "button", className: "upz-slot", "data-start": s.start, onclick: pick(s) },
+          [timeFmt.format(new Date(s.start)), left !== null ? h("small", { text: fmt(T.seats_left, left) }) : null]));
       });
       return h("div", { className: "upz-day" }, [h("h2", { id: id, text: dayFmt.format(new Date(byDay[k][0].start)) }), row]);
     }
-    var later = h("button", { type: "button", className: "upz-link", id: "upz-later", text: T.later + " →",
-      onclick: function () { S.from = addDays(S.from, RANGE); S.tries = 0; box.textContent = T.loading; loadSlots(box); } });
-    // The first two days right away, the rest in the next task: the first times show sooner.
-    order.slice(0, 2).forEach(function (k) { box.appendChild(day(k)); });
-    box.appendChild(later);
-    if (order.length > 2) setTimeout(function () {
+    var onLater = function () { S.from = addDays(S.from, RANGE); S.tries = 0; box.textContent = T.loading; loadSlots(box); };
+    var later, shown = {};
+    if (adopt) {
+      // Wire the drawn buttons and give them this browser's wording (the server's CLDR may word a time differently).
+      Array.prototype.forEach.call(box.querySelectorAll(".upz-day"), function (el) {
+        var head = el.querySelector("h2"), k = head.id.slice("upz-day-".length);
+        shown[k] = 1;
+        if (byDay[k]) setText(head, dayFmt.format(new Date(byDay[k][0].start)));
+        Array.prototype.forEach.call(el.querySelectorAll("button.upz-slot"), function (b) {
+          var s = byStart[b.getAttribute("data-start")];
+          b.addEventListener("click", pick(s));
+          setText(b, timeFmt.format(new Date(s.start)));
+        });
+      });
+      later = document.getElementById("upz-later");
+      later.addEventListener("click", onLater);
+    } else {
+      later = h("button", { type: "button", className: "upz-link", id: "upz-later", text: T.later + " →", onclick: onLater });
+      // The first two days right away, the rest in the next task: the first times show sooner.
+      order.slice(0, 2).forEach(function (k) { box.appendChild(day(k)); shown[k] = 1; });
+      box.appendChild(later);
+    }
+    var rest = order.filter(function (k) { return !shown[k]; });
+    if (rest.length) setTimeout(function () {
       if (later.parentNode !== box) return;  // the visitor moved on meanwhile
-      var rest = document.createDocumentFragment();
-      order.slice(2).forEach(function (k) { rest.appendChild(day(k)); });
-      box.insertBefore(rest, later);
+      var frag = document.createDocumentFragment();
+      rest.forEach(function (k) { frag.appendChild(day(k)); });
+      box.insertBefore(frag, later);
       reportHeight();
     }, 0);
     reportHeight();
@@ -414,7 +466,19 @@
     post("booking_completed", { appointment_id: a.id, start: a.start, service: a.service });
   }
 
-  D.notes.forEach(function (n) { if (window.console) console.warn("Upzento widget: " + n); });
-  start();
-  post("ready");
+  var drawn = document.getElementById("upz-times");
+  if (drawn && !drawn.hidden) {
+    // The server drew the first times and they are on screen without this script: start once
+    // they are painted (the first use of Intl alone costs ~15 ms); a visitor who acts sooner
+    // (pointer, key, focus) starts it at once, before their event reaches the page.
+    var started = false, EARLY = ["pointerdown", "mousedown", "keydown", "focusin", "click"];
+    var go = function () {
+      if (started) return;
+      started = true;
+      EARLY.forEach(function (t) { document.removeEventListener(t, go, true); });
+      boot();
+    };
+    EARLY.forEach(function (t) { document.addEventListener(t, go, true); });
+    requestAnimationFrame(function () { setTimeout(go, 0); });
+  } else boot();
 })();
