@@ -12,9 +12,10 @@ import datetime as dt
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import CompoundSelect, Select, and_, event, literal, literal_column, null, select, text, union_all
+from sqlalchemy import CompoundSelect, Select, bindparam, event, literal, literal_column, null, select, text, union_all
 from sqlalchemy.orm import Session, scoped_session
 
 from app.errors import UnknownKey, ValidationError
@@ -229,6 +230,30 @@ def load_setup(
     return _load_setup_keyed(session, service_key, window_start, window_end, staff_keys)[0]
 
 
+@lru_cache(maxsize=1)
+def _fresh_rows_statement():
+    """Bookings, time off and busy blocks of some staff near a window, in one round trip (built once)."""
+    ids, lo, hi = bindparam("ids", expanding=True), bindparam("lo"), bindparam("hi")
+    nothing = null()  # columns only bookings have
+    return union_all(
+        select(
+            literal("appt").label("kind"), m.Appointment.staff_id, m.Appointment.start_at, m.Appointment.end_at,
+            m.Appointment.id, m.Appointment.service_id, m.Appointment.seats, m.Appointment.location_id,
+        ).where(
+            m.Appointment.staff_id.in_(ids),
+            m.Appointment.status != m.STATUS_CANCELLED,
+            m.Appointment.padded_start < hi,
+            m.Appointment.padded_end > lo,
+        ),
+        select(
+            literal("off"), m.TimeOff.staff_id, m.TimeOff.start_at, m.TimeOff.end_at, nothing, nothing, nothing, nothing,
+        ).where(m.TimeOff.staff_id.in_(ids), m.TimeOff.start_at < hi, m.TimeOff.end_at > lo),
+        select(
+            literal("busy"), m.BusyBlock.staff_id, m.BusyBlock.start_at, m.BusyBlock.end_at, nothing, nothing, nothing, nothing,
+        ).where(m.BusyBlock.staff_id.in_(ids), m.BusyBlock.start_at < hi, m.BusyBlock.end_at > lo),
+    )
+
+
 def _load_setup_keyed(session, service_key, window_start, window_end, staff_keys=None) -> tuple[sm.Setup, tuple]:
     """load_setup(), plus a key that is equal exactly when the returned Setup is (rules version + fresh rows)."""
     rules_key, rules = _static_rules_keyed(session)
@@ -245,25 +270,7 @@ def _load_setup_keyed(session, service_key, window_start, window_end, staff_keys
     busy: dict[int, list[sm.Interval]] = {}
     bookings = []
     if ids:
-        # One round trip for everything that changes between requests; unused columns are NULL.
-        nothing = null()
-        rows = session.execute(union_all(
-            select(
-                literal("appt").label("kind"), m.Appointment.staff_id, m.Appointment.start_at, m.Appointment.end_at,
-                m.Appointment.id, m.Appointment.service_id, m.Appointment.seats, m.Appointment.location_id,
-            ).where(
-                m.Appointment.staff_id.in_(ids),
-                m.Appointment.status != m.STATUS_CANCELLED,
-                m.Appointment.padded_start < hi,
-                m.Appointment.padded_end > lo,
-            ),
-            select(
-                literal("off"), m.TimeOff.staff_id, m.TimeOff.start_at, m.TimeOff.end_at, nothing, nothing, nothing, nothing,
-            ).where(m.TimeOff.staff_id.in_(ids), m.TimeOff.start_at < hi, m.TimeOff.end_at > lo),
-            select(
-                literal("busy"), m.BusyBlock.staff_id, m.BusyBlock.start_at, m.BusyBlock.end_at, nothing, nothing, nothing, nothing,
-            ).where(m.BusyBlock.staff_id.in_(ids), m.BusyBlock.start_at < hi, m.BusyBlock.end_at > lo),
-        ))
+        rows = session.execute(_fresh_rows_statement(), {"ids": ids, "lo": lo, "hi": hi})
         service_by_id = {sid: r for sid, r in rules.services.values()}
         for r in rows:
             if r.kind != "appt":

@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -142,8 +142,14 @@ def upsert_customer(session: Session, data: CustomerInput) -> m.Customer:
     unique index instead of racing between a select and an insert. A known
     customer gets the new name; phone, language and zone only when given.
     """
+    values = {"name": data.name, "email": data.email, "phone": data.phone, "locale": data.locale, "timezone": data.timezone}
+    return session.scalars(_upsert_customer_statement(), values, execution_options={"populate_existing": True}).one()
+
+
+@lru_cache(maxsize=1)
+def _upsert_customer_statement():
     table = m.Customer.__table__
-    stmt = pg_insert(table).values(name=data.name, email=data.email, phone=data.phone, locale=data.locale, timezone=data.timezone)
+    stmt = pg_insert(table).values({name: bindparam(name) for name in ("name", "email", "phone", "locale", "timezone")})
     kept = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=[func.lower(table.c.email)],
@@ -154,16 +160,17 @@ def upsert_customer(session: Session, data: CustomerInput) -> m.Customer:
             "timezone": func.coalesce(kept.timezone, table.c.timezone),
         },
     ).returning(*table.c)
-    return session.scalars(
-        select(m.Customer).from_statement(stmt), execution_options={"populate_existing": True}
-    ).one()
+    return select(m.Customer).from_statement(stmt)
+
+
+# A select(), not text(): it writes nothing, so the rules version read earlier stays valid.
+_LOCK_STATEMENT = select(func.pg_advisory_xact_lock(LOCK_NAMESPACE, func.hashtext(bindparam("key"))))
 
 
 def lock_staff(session: Session, tenant: TenantRef, staff_ids) -> None:
     """Serialize bookings per staff member; sorted so two transactions never wait on each other in a cycle."""
     for staff_id in sorted(set(staff_ids)):
-        # A select(), not text(): it writes nothing, so the rules version read earlier stays valid.
-        session.execute(select(func.pg_advisory_xact_lock(LOCK_NAMESPACE, func.hashtext(f"{tenant.schema}:{staff_id}"))))
+        session.execute(_LOCK_STATEMENT, {"key": f"{tenant.schema}:{staff_id}"})
 
 
 def session_key(service: m.Service, staff_id: int, start: dt.datetime) -> str:
