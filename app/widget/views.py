@@ -31,8 +31,8 @@ from app.extensions import db
 from app.models import tenant as m
 from app.models.public import Tenant
 from app.services import booking, forms
-from app.services.availability import AvailabilityQuery, query_slots
-from app.tenancy import activate, find_tenant
+from app.services.availability import AvailabilityQuery, query_slots, versioned
+from app.tenancy import activate, find_recent_tenant
 from app.widget import i18n, prerender
 from app.widget.api import location_json, utcnow, widget_json
 
@@ -84,7 +84,7 @@ def static_file(name: str):
 
 
 def _tenant_or_404(slug: str) -> Tenant:
-    tenant = find_tenant(db.session, slug)
+    tenant = find_recent_tenant(db.session, slug)
     if tenant is None or tenant.status != Tenant.STATUS_ACTIVE:
         abort(404)
     activate(db.session, tenant)
@@ -112,6 +112,25 @@ def _catalogue(session) -> tuple[list[dict], list[m.Staff], list[m.Location]]:
             "staff": sorted(s.key for s in staff_rows if svc in s.services),
         })
     return out, staff_rows, location_rows
+
+
+def _catalogue_json(session) -> dict:
+    """The frame's catalogue, JSON-ready: services, staff, locations, every service's form fields, consent texts.
+
+    Built once per rules version (versioned(); every table read here bumps it),
+    so a frame costs no catalogue queries while nothing changed. Shared between
+    requests: read it, never change it.
+    """
+    services, staff_rows, location_rows = _catalogue(session)
+    by_service = forms.fields_by_service(session, {svc["key"]: svc["id"] for svc in services})
+    return {
+        "services": [{k: v for k, v in svc.items() if k != "id"} for svc in services],
+        "staff": [{"key": s.key, "name": s.name} for s in staff_rows],
+        "locations": [location_json(l) for l in location_rows],
+        # Every active field; each request leaves out the ones its widget or embed code hides.
+        "fields": {key: [forms.field_json(f) for f in rows] for key, rows in by_service.items()},
+        "consents": [{"kind": t.kind, "version": t.version, "body": t.body} for t in forms.current_consents(session).values()],
+    }
 
 
 def _override_color(value: str | None, fallback: str, name: str, notes: list[str]) -> str:
@@ -199,16 +218,13 @@ def frame_data(tenant: Tenant, widget, args, lang: str, look: dict) -> dict:
     parent = (args.get("origin") or "").rstrip("/")
     # Messages go only to an origin the business allowed (or to our own admin preview).
     parent_origin = parent if parent in widget.allowed_origins or parent == own_origin else None
-    services, staff_rows, location_rows = _catalogue(db.session)
-    locations = [location_json(l) for l in location_rows]
-    staff = [{"key": s.key, "name": s.name} for s in staff_rows]
+    cat = versioned(db.session, "widget-frame", _catalogue_json)[1]
+    services = cat["services"]
     hidden = set(widget.hidden_fields or [])
     # The embed code may hide optional questions only: the API still requires the required ones.
     embed_hidden = {h for h in (args.get("hide") or "").split(",") if h}
-    by_service = forms.fields_by_service(db.session, {svc["key"]: svc.pop("id") for svc in services})
-    fields = {key: [forms.field_json(f) for f in rows if f.key not in hidden and not (f.key in embed_hidden and not f.required)]
-              for key, rows in by_service.items()}
-    consents = [{"kind": t.kind, "version": t.version, "body": t.body} for t in forms.current_consents(db.session).values()]
+    fields = {key: [f for f in rows if f["key"] not in hidden and not (f["key"] in embed_hidden and not f["required"])]
+              for key, rows in cat["fields"].items()}
     data = {
         "tenant": tenant.slug, "business": tenant.name, "currency": tenant.currency, "tz": tenant.timezone,
         "now": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"), "lang": lang, "t": i18n.strings(lang),
@@ -222,7 +238,7 @@ def frame_data(tenant: Tenant, widget, args, lang: str, look: dict) -> dict:
             "staff": args.get("staff") or None,
         },
         "hide_phone": not widget.show_phone or "phone" in embed_hidden,
-        "locations": locations, "services": services, "staff": staff, "fields": fields, "consents": consents,
+        "locations": cat["locations"], "services": services, "staff": cat["staff"], "fields": fields, "consents": cat["consents"],
         "notes": look["notes"],
     }
     data["inline"] = _first_slots(data, services, widget)

@@ -254,6 +254,44 @@ def test_frame_draws_the_first_days_of_slots_as_flow_js_would(client, widget_ten
     assert 'class="upz-slot"' not in html
 
 
+def test_frame_catalogue_follows_every_edit_at_once(app, client, widget_tenant, pinned_now):
+    """The frame's catalogue is cached per rules version: renames, new questions and new consent texts show at once."""
+    import json
+    import re
+
+    from sqlalchemy import update
+
+    from app.extensions import db
+    from app.models import tenant as m
+    from app.models import widgets as w
+    from app.services import forms
+    from app.tenancy import tenant_session
+
+    pinned_now(NOW)
+    slug, widget = widget_tenant(consents={"terms": "Terms v1"})
+    url = f"/widget/v1/{slug}/{widget}/frame"
+
+    def data():
+        html = client.get(url).get_data(as_text=True)
+        return json.loads(re.search(r'id="upz-data">(.*?)</script>', html).group(1))
+
+    before = data()
+    assert before == data()  # served from the snapshot the second time
+    assert [s["name"] for s in before["services"] if s["key"] == "visit"] == ["Visit"]
+    with app.app_context(), tenant_session(db.engine, slug) as (session, _):
+        session.execute(update(m.Service).where(m.Service.key == "visit").values(name="Check-up"))
+        session.add(w.FormField(key="allergies", label="Allergies", field_type="text", position=9, options=[]))
+        forms.publish_consent(session, "terms", "Terms v2", "test")
+    after = data()
+    assert [s["name"] for s in after["services"] if s["key"] == "visit"] == ["Check-up"]
+    assert "allergies" in [f["key"] for f in after["fields"]["visit"]]
+    assert [(c["kind"], c["version"]) for c in after["consents"]] == [("terms", 2)]
+    # Per-request filtering leaves the shared snapshot alone.
+    hidden = client.get(url + "?hide=allergies").get_data(as_text=True)
+    assert '"key":"allergies"' not in hidden
+    assert "allergies" in [f["key"] for f in data()["fields"]["visit"]]
+
+
 def test_large_json_answers_are_gzipped_for_clients_that_accept_it(client, widget_tenant, pinned_now):
     import json
 
