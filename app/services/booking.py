@@ -23,10 +23,10 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from app.errors import ApiError, Conflict, NotFound, UnknownKey, ValidationError
 from app.models import tenant as m
@@ -328,7 +328,9 @@ def _place_override(session, tenant, service, req, start, customer, actor, tz, s
 
 
 def _insert(session, tenant, service, req, start, staff, location, customer, actor, tz, series, token_hash) -> m.Appointment:
+    """Write the appointment, its first status and its `appointment.booked` event in one statement."""
     end = start + dt.timedelta(minutes=service.duration_min)
+    now = dt.datetime.now(UTC)
     appointment = m.Appointment(
         id=uuid.uuid4(),
         service_id=service.id,
@@ -350,28 +352,80 @@ def _insert(session, tenant, service, req, start, staff, location, customer, act
         price=service.price,
         currency=tenant.currency,
         manage_token_hash=token_hash,
+        sequence=0,
+        cancel_reason=None,
+        created_at=now,
+        updated_at=now,
     )
-    # Attach the loaded objects too, so answering the request needs no lazy loads.
+    params = {f"a_{column.key}": getattr(appointment, column.key) for column in m.Appointment.__table__.columns}
+    params.update(
+        status=req.status,
+        at=now,
+        actor=actor,
+        event_type=events.BOOKED,
+        aggregate_id=str(appointment.id),
+        payload=events.payload_of(
+            events.BOOKED,
+            str(appointment.id),
+            tenant.slug,
+            start=iso(start),
+            end=iso(end),
+            staff=staff.key,
+            service=service.key,
+            location=location.key if location else None,
+            customer_id=customer.id if customer else None,
+            seats=req.seats,
+            source=req.source,
+            series_id=str(series.id) if series else None,
+        ),
+    )
+    try:
+        session.execute(_booked_statement(), params)
+    except (IntegrityError, DBAPIError) as exc:
+        if getattr(getattr(exc, "orig", None), "sqlstate", None) in ("23P01", "40P01"):
+            raise SlotUnavailable() from exc
+        raise
+    # The row exists now: hand the caller the object as if loaded, with the loaded
+    # service, staff, location and customer attached (answering needs no lazy loads).
     appointment.service, appointment.staff, appointment.location, appointment.customer = service, staff, location, customer
+    make_transient_to_detached(appointment)
     session.add(appointment)
-    _record_status(appointment, None, req.status, actor)
-    _flush_guarded(session)
-    events.emit(
-        session,
-        events.BOOKED,
-        str(appointment.id),
-        tenant.slug,
-        start=iso(start),
-        end=iso(end),
-        staff=staff.key,
-        service=service.key,
-        location=location.key if location else None,
-        customer_id=customer.id if customer else None,
-        seats=req.seats,
-        source=req.source,
-        series_id=str(series.id) if series else None,
-    )
     return appointment
+
+
+@lru_cache(maxsize=1)
+def _booked_statement():
+    """INSERT appointment, its first status_change and its outbox event: one round trip, built once.
+
+    PostgreSQL runs every data-modifying CTE exactly once; the status row's
+    foreign key is checked at the end of the statement, when the appointment exists.
+    """
+    appointment, history, outbox = m.Appointment.__table__, m.StatusChange.__table__, m.OutboxEvent.__table__
+    new = (
+        insert(appointment)
+        .values({c.name: bindparam(f"a_{c.key}", type_=c.type) for c in appointment.columns})
+        .returning(appointment.c.id)
+        .cte("new_appointment")
+    )
+    first_status = insert(history).from_select(
+        ["appointment_id", "to_status", "at", "actor"],
+        select(
+            new.c.id,
+            bindparam("status", type_=history.c.to_status.type),
+            bindparam("at", type_=history.c.at.type),
+            bindparam("actor", type_=history.c.actor.type),
+        ),
+    ).cte("first_status")
+    return (
+        insert(outbox)
+        .values(
+            event_type=bindparam("event_type", type_=outbox.c.event_type.type),
+            aggregate_id=bindparam("aggregate_id", type_=outbox.c.aggregate_id.type),
+            payload=bindparam("payload", type_=outbox.c.payload.type),
+            attempts=0,
+        )
+        .add_cte(new, first_status)
+    )
 
 
 def _occurrences(req: BookingRequest, tz: str, service: m.Service, now: dt.datetime) -> list[dt.datetime]:

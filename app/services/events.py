@@ -26,14 +26,19 @@ NO_SHOW = "appointment.no_show"
 ALL = (BOOKED, RESCHEDULED, CANCELLED, STATUS_CHANGED, NO_SHOW)
 
 
-def emit(session: Session, event_type: str, aggregate_id: str, tenant_slug: str, **payload) -> OutboxEvent:
-    """Record `event_type` in the outbox of the session's tenant (flushed with the caller's work)."""
+def payload_of(event_type: str, aggregate_id: str, tenant_slug: str, **payload) -> dict:
+    """The payload an event of `event_type` carries (refusing unknown events)."""
     if event_type not in ALL:
         raise ValueError(f"unknown event {event_type!r}")
+    return {"tenant": tenant_slug, "appointment_id": aggregate_id, **payload}
+
+
+def emit(session: Session, event_type: str, aggregate_id: str, tenant_slug: str, **payload) -> OutboxEvent:
+    """Record `event_type` in the outbox of the session's tenant (flushed with the caller's work)."""
     event = OutboxEvent(
         event_type=event_type,
         aggregate_id=aggregate_id,
-        payload={"tenant": tenant_slug, "appointment_id": aggregate_id, **payload},
+        payload=payload_of(event_type, aggregate_id, tenant_slug, **payload),
     )
     session.add(event)
     return event

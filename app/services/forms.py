@@ -306,6 +306,8 @@ def check_consents(session: Session, given) -> list[w.ConsentText]:
 
 def record_consents(session: Session, texts: list[w.ConsentText], appointment: m.Appointment, ip: str | None) -> None:
     """One consent record per text: who (customer, email), when, which version, from which IP."""
+    if not texts:
+        return  # nothing to write, so no flush (a flush with nothing new still walks the session)
     for text in texts:
         session.add(
             w.ConsentRecord(
