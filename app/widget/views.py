@@ -269,7 +269,7 @@ def frame(tenant_slug: str, public_id: str):
     payload = Markup(json.dumps(data, separators=(",", ":")).replace("<", "\\u003c"))
     html = render_template(
         "widget/frame.html", data=payload, lang=lang, nonce=nonce, primary=look["primary"], accent=look["accent"],
-        radius=look["radius"], font=look["font"], logo=logo, business=business, t=data["t"], first=first,
+        radius=look["radius"], font=look["font"], logo=logo, business=business, t=data["t"], first=first, closable=data["closable"],
         # Inlined: two round trips fewer before the first slots show (about 9 KB, gzipped with the page).
         css=_inline_asset("widget.css"), js=_inline_asset("flow.js"),
     )

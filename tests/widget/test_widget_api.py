@@ -247,6 +247,10 @@ def test_frame_draws_the_first_days_of_slots_as_flow_js_would(client, widget_ten
     _, _, slots = drawn(client.get(f"/widget/v1/{slug}/{widget}/frame?service=class&lang=de").get_data(as_text=True))
     assert slots[0][2] == "Noch 5 Plätze"
 
+    # The popup's close button shows with them (it works from the first click: flow.js starts on it).
+    assert 'id="upz-close" aria-label="Close"' in client.get(url + "&closable=1").get_data(as_text=True)
+    assert 'id="upz-close" hidden' in client.get(url).get_data(as_text=True)
+
     # Nothing to draw before a service is chosen, or when a staff step comes first.
     html = client.get(f"/widget/v1/{slug}/{widget}/frame").get_data(as_text=True)
     assert 'class="upz-slot"' not in html and "Loading…" in html
