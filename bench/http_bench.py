@@ -1,6 +1,6 @@
 """HTTP benchmarks of the public API under gunicorn (2 workers), driven by wrk.
 
-    python bench/http_bench.py [--seconds 10]
+    python bench/http_bench.py [--seconds 10] [--baseline REV]
 
 Uses DATABASE_URL/REDIS_URL when set (a fresh database is created on that
 server), else embedded servers in a temporary folder. Needs `wrk`
@@ -8,6 +8,9 @@ server), else embedded servers in a temporary folder. Needs `wrk`
 - availability, one month, one service, 20 staff: p50, p99, requests/s
 - bookings, 16 connections on distinct slots: bookings/s, p99
 - bookings, 16 connections on one contested slot: rows created, overlaps
+With --baseline REV (a git revision), the same loads first run against a
+checkout of REV on the same database and machine, and the figures print side
+by side: the before/after of an optimisation, measured in one run.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.support import gunicorn  # noqa: E402
+from bench.support import gunicorn, worktree  # noqa: E402
 
 STAFF = 20
 BOOK_STAFF = 50
@@ -105,7 +108,7 @@ request = function()
   n = n + 1
   local i = (n % #days) + 1
   local zone = zones[(math.floor(n / #days) % #zones) + 1]
-  return wrk.format("GET", "/api/v1/public/avail/availability?service=visit&timezone=" .. zone .. "&from=" .. days[i][1] .. "&to=" .. days[i][2])
+  return wrk.format("GET", "/api/v1/public/{SLUG}/availability?service=visit&timezone=" .. zone .. "&from=" .. days[i][1] .. "&to=" .. days[i][2])
 end
 """
 
@@ -123,6 +126,7 @@ end
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--baseline", metavar="REV", help="also measure this git revision, side by side in the same run")
     args = parser.parse_args()
     from app.embedded import scratch_environment
 
@@ -140,62 +144,98 @@ def run(args, tmp: Path, db_url: str, redis_url: str) -> int:
     from app.services.setup_io import import_setup
     from tenants.provisioning import create_agency, migrate_all
 
+    # Each measured tree gets its own three tenants, so one's bookings never slow the other.
+    suffixes = ["", "b"] if args.baseline else [""]
     app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": redis_url})
     with app.app_context():
         migrate_all(db.engine)
         create_agency(db.session, "bench", "Bench")
         db.session.commit()
-        import_setup(db.engine, setup_doc("avail", STAFF, "Europe/Berlin"), "bench")
-        import_setup(db.engine, setup_doc("book", BOOK_STAFF, "UTC"), "bench")
-        import_setup(db.engine, setup_doc("contest", 1, "UTC"), "bench")
+        for sfx in suffixes:
+            import_setup(db.engine, setup_doc("avail" + sfx, STAFF, "Europe/Berlin"), "bench")
+            import_setup(db.engine, setup_doc("book" + sfx, BOOK_STAFF, "UTC"), "bench")
+            import_setup(db.engine, setup_doc("contest" + sfx, 1, "UTC"), "bench")
         db.engine.dispose()
     sync_all_roles(app)
+    columns = []
+    if args.baseline:
+        with worktree(args.baseline) as tree, gunicorn(db_url, redis_url, workers=2, root=tree) as base:
+            columns.append((f"baseline {args.baseline[:12]}", measure(args, tmp, base, db_url, "b")))
     with gunicorn(db_url, redis_url, workers=2) as base:
-        return measure(args, tmp, base, db_url)
+        columns.append(("this tree", measure(args, tmp, base, db_url, "")))
+    report(columns)
+    return 0
 
 
-def measure(args, tmp: Path, base: str, db_url: str) -> int:
-    """Drive the three loads with wrk and print each figure beside its target."""
+def measure(args, tmp: Path, base: str, db_url: str, sfx: str) -> dict:
+    """Drive the four loads with wrk against one server; the figures as a dict."""
+    avail_slug, book_slug, contest_slug = "avail" + sfx, "book" + sfx, "contest" + sfx
     today = dt.date.today()
     first = today + dt.timedelta(days=(7 - today.weekday()))
-    month = f"{base}/api/v1/public/avail/availability?service=visit&from={first}&to={first + dt.timedelta(days=30)}&timezone=Europe/Berlin"
+    month = (f"{base}/api/v1/public/{avail_slug}/availability?service=visit&from={first}"
+             f"&to={first + dt.timedelta(days=30)}&timezone=Europe/Berlin")
     slots = len(requests.get(month).json()["slots"])
     # Two connections per sync worker: enough to keep both busy without measuring queueing alone.
     avail = wrk(month, args.seconds, 4)
     # Every request a different question, so none is answered from the cache.
-    varied_script = tmp / "varied.lua"
+    varied_script = tmp / f"varied{sfx}.lua"
     # 31 start days × 20 zones = 620 different month-long questions, more than the 512 answers kept.
     months = [(first + dt.timedelta(days=i), first + dt.timedelta(days=i + 30)) for i in range(31)]
-    varied_script.write_text(VARIED_SCRIPT.replace("{DAYS}", "{" + ",".join(f'{{"{a}","{b}"}}' for a, b in months) + "}"))
-    varied = wrk(f"{base}/api/v1/public/avail/availability", args.seconds, 4, str(varied_script))
+    varied_script.write_text(VARIED_SCRIPT.replace("{SLUG}", avail_slug).replace(
+        "{DAYS}", "{" + ",".join(f'{{"{a}","{b}"}}' for a, b in months) + "}"))
+    varied = wrk(f"{base}/api/v1/public/{avail_slug}/availability", args.seconds, 4, str(varied_script))
 
     days = [first + dt.timedelta(days=i) for i in range(400) if (first + dt.timedelta(days=i)).weekday() < 5][:250]
-    script = tmp / "book.lua"
+    script = tmp / f"book{sfx}.lua"
     script.write_text(BOOK_SCRIPT.replace("{DAYS}", "{" + ",".join(f'"{d}"' for d in days) + "}").replace("{STAFF}", str(BOOK_STAFF)))
-    booked = wrk(f"{base}/api/v1/public/book/bookings", args.seconds, 16, str(script))
-    contested_script = tmp / "contest.lua"
+    booked = wrk(f"{base}/api/v1/public/{book_slug}/bookings", args.seconds, 16, str(script))
+    contested_script = tmp / f"contest{sfx}.lua"
     contested_script.write_text(CONTESTED_SCRIPT.replace("{START}", f"{first}T09:00:00Z"))
-    contested = wrk(f"{base}/api/v1/public/contest/bookings", 3, 16, str(contested_script))
+    contested = wrk(f"{base}/api/v1/public/{contest_slug}/bookings", 3, 16, str(contested_script))
 
     engine = create_engine(db_url)
     with engine.connect() as conn:
-        made = conn.execute(text('SELECT count(*) FROM "tenant_book".appointment')).scalar()
-        contest_rows = conn.execute(text('SELECT count(*) FROM "tenant_contest".appointment')).scalar()
+        made = conn.execute(text(f'SELECT count(*) FROM "tenant_{book_slug}".appointment')).scalar()
+        contest_rows = conn.execute(text(f'SELECT count(*) FROM "tenant_{contest_slug}".appointment')).scalar()
         overlaps = conn.execute(text(
-            'SELECT count(*) FROM "tenant_book".appointment a JOIN "tenant_book".appointment b'
+            f'SELECT count(*) FROM "tenant_{book_slug}".appointment a JOIN "tenant_{book_slug}".appointment b'
             " ON a.staff_id = b.staff_id AND a.id < b.id AND tstzrange(a.padded_start, a.padded_end) && tstzrange(b.padded_start, b.padded_end)"
         )).scalar()
     engine.dispose()
-    print(f"availability, same month asked again and again (1 month, {STAFF} staff, {slots} slots): p50 {avail['p50']:.1f} ms "
-          f"(target <= 15), p99 {avail['p99']:.1f} ms (target <= 40), {avail['rps']:.0f} req/s (target >= 300), non-2xx {avail['non2xx']}")
-    print(f"availability, a different month-long question every request (never cached): p50 {varied['p50']:.1f} ms, "
-          f"p99 {varied['p99']:.1f} ms, {varied['rps']:.0f} req/s, non-2xx {varied['non2xx']}")
-    print(f"bookings, 16 clients on distinct slots: {made / args.seconds:.0f} bookings/s (target >= 1000), "
-          f"p99 {booked['p99']:.1f} ms (target <= 50), {booked['requests']} requests, {booked['non2xx']} non-2xx, overlaps {overlaps}")
-    print(f"bookings, 16 clients on one slot for 3 s: {contested['requests']} requests, rows created {contest_rows} (must be 1)")
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wrk shares them)")
-    print(json.dumps({"availability": avail, "availability_varied": varied, "bookings": {**booked, "created": made}, "contested": {**contested, "created": contest_rows}}))
-    return 0
+    return {"slots": slots, "availability": avail, "availability_varied": varied,
+            "bookings": {**booked, "created": made, "per_second": made / args.seconds, "overlaps": overlaps},
+            "contested": {**contested, "created": contest_rows}, "load": os.getloadavg()[0]}
+
+
+ROWS = [
+    # label, figure, format, target
+    ("availability, same month again and again: p50 ms", lambda f: f["availability"]["p50"], "{:.1f}", "<= 15"),
+    ("  p99 ms", lambda f: f["availability"]["p99"], "{:.1f}", "<= 40"),
+    ("  requests/s", lambda f: f["availability"]["rps"], "{:.0f}", ">= 300"),
+    ("availability, a new month-long question each request (never cached): p50 ms",
+     lambda f: f["availability_varied"]["p50"], "{:.1f}", "(<= 15)"),
+    ("  p99 ms", lambda f: f["availability_varied"]["p99"], "{:.1f}", "(<= 40)"),
+    ("  requests/s", lambda f: f["availability_varied"]["rps"], "{:.0f}", "(>= 300)"),
+    ("bookings, 16 clients on distinct slots: bookings/s", lambda f: f["bookings"]["per_second"], "{:.0f}", ">= 1000"),
+    ("  p50 ms", lambda f: f["bookings"]["p50"], "{:.1f}", ""),
+    ("  p99 ms", lambda f: f["bookings"]["p99"], "{:.1f}", "<= 50"),
+    ("  non-2xx answers", lambda f: f["bookings"]["non2xx"] + f["availability"]["non2xx"] + f["availability_varied"]["non2xx"], "{}", "0"),
+    ("  overlapping appointments", lambda f: f["bookings"]["overlaps"], "{}", "0"),
+    ("bookings, 16 clients on one slot for 3 s: requests", lambda f: f["contested"]["requests"], "{}", ""),
+    ("  rows created", lambda f: f["contested"]["created"], "{}", "1"),
+    ("load average after the run", lambda f: f["load"], "{:.1f}", ""),
+]
+
+
+def report(columns: list[tuple[str, dict]]) -> None:
+    """Print every figure beside its target, one column per measured tree."""
+    slots = columns[-1][1]["slots"]
+    print(f"gunicorn 2 sync workers, wrk on the same {os.cpu_count()} CPUs; one month = {slots} slots of {STAFF} staff")
+    width = max(len(r[0]) for r in ROWS)
+    print(f"{'':{width}}  " + "  ".join(f"{name:>22}" for name, _ in columns) + f"  {'target':>8}")
+    for label, get, fmt, target in ROWS:
+        print(f"{label:{width}}  " + "  ".join(f"{fmt.format(get(fig)):>22}" for _, fig in columns) + f"  {target:>8}")
+    print(json.dumps({name: fig for name, fig in columns}))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -23,14 +24,26 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(database_url: str, redis_url: str, workers: int = 2, threads: int = 1) -> Iterator[str]:
-    """Serve app.wsgi with gunicorn on 127.0.0.1; yields the base URL once /health answers."""
+def worktree(revision: str) -> Iterator[Path]:
+    """A detached checkout of `revision` in a temporary folder (for a baseline measured side by side)."""
+    folder = Path(tempfile.mkdtemp(prefix="upzento-baseline-"))
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder), revision],
+                   check=True, capture_output=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)], capture_output=True)
+
+
+@contextlib.contextmanager
+def gunicorn(database_url: str, redis_url: str, workers: int = 2, threads: int = 1, root: Path = ROOT) -> Iterator[str]:
+    """Serve app.wsgi (of the checkout at `root`) with gunicorn on 127.0.0.1; yields the base URL once /health answers."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    env = {**os.environ, "PYTHONPATH": str(root), "DATABASE_URL": database_url, "REDIS_URL": redis_url}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
          "--bind", f"127.0.0.1:{port}", "app.wsgi:application"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=str(root), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
