@@ -1,6 +1,6 @@
 """HTTP benchmarks of the public API under gunicorn (2 workers), driven by wrk.
 
-    python bench/http_bench.py [--seconds 10] [--baseline REV]
+    python bench/http_bench.py [--seconds 10] [--baseline REV] [--threads 1]
 
 Uses DATABASE_URL/REDIS_URL when set (a fresh database is created on that
 server), else embedded servers in a temporary folder. Needs `wrk`
@@ -127,6 +127,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--baseline", metavar="REV", help="also measure this git revision, side by side in the same run")
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (1: sync workers)")
     args = parser.parse_args()
     from app.embedded import scratch_environment
 
@@ -159,11 +160,11 @@ def run(args, tmp: Path, db_url: str, redis_url: str) -> int:
     sync_all_roles(app)
     columns = []
     if args.baseline:
-        with worktree(args.baseline) as tree, gunicorn(db_url, redis_url, workers=2, root=tree) as base:
+        with worktree(args.baseline) as tree, gunicorn(db_url, redis_url, workers=2, threads=args.threads, root=tree) as base:
             columns.append((f"baseline {args.baseline[:12]}", measure(args, tmp, base, db_url, "b")))
-    with gunicorn(db_url, redis_url, workers=2) as base:
+    with gunicorn(db_url, redis_url, workers=2, threads=args.threads) as base:
         columns.append(("this tree", measure(args, tmp, base, db_url, "")))
-    report(columns)
+    report(columns, args.threads)
     return 0
 
 
@@ -227,10 +228,11 @@ ROWS = [
 ]
 
 
-def report(columns: list[tuple[str, dict]]) -> None:
+def report(columns: list[tuple[str, dict]], threads: int) -> None:
     """Print every figure beside its target, one column per measured tree."""
     slots = columns[-1][1]["slots"]
-    print(f"gunicorn 2 sync workers, wrk on the same {os.cpu_count()} CPUs; one month = {slots} slots of {STAFF} staff")
+    kind = "sync workers" if threads == 1 else f"workers x {threads} threads"
+    print(f"gunicorn 2 {kind}, wrk on the same {os.cpu_count()} CPUs; one month = {slots} slots of {STAFF} staff")
     width = max(len(r[0]) for r in ROWS)
     print(f"{'':{width}}  " + "  ".join(f"{name:>22}" for name, _ in columns) + f"  {'target':>8}")
     for label, get, fmt, target in ROWS:
