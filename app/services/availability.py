@@ -147,7 +147,9 @@ def _static_rules_keyed(session: Session) -> tuple[tuple, StaticRules]:
 
 # Tables whose rows are cached per rules version: a trigger on each bumps the
 # version (migrations t0004c and t0005v), and so does a write through the ORM
-# below, for the rest of the writing transaction.
+# below, for the rest of the writing transaction. Versions come from one
+# database-wide sequence (t0006r): a number read inside a transaction that then
+# rolls back, or in a schema since dropped, never comes back for other rows.
 VERSIONED_TABLES = frozenset({
     "location", "location_hours", "location_closure", "service", "service_location", "category",
     "staff", "staff_service", "staff_location", "staff_hours", "staff_break", "staff_override",
