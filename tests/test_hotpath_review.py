@@ -45,6 +45,28 @@ def test_a_rolled_back_rule_edit_leaves_nothing_behind_for_the_next_committed_ed
             assert _count(session) == 10
 
 
+def test_a_rolled_back_savepoint_takes_its_rule_edits_with_it(app, make_tenant):
+    from app.extensions import db
+    from app.models import tenant as m
+    from app.services.catalogue import catalogue
+    from app.tenancy import tenant_session
+
+    slug = make_tenant()
+    with app.app_context(), tenant_session(db.engine, slug) as (session, _):
+        assert _count(session) == 16
+        with session.begin_nested() as savepoint:
+            session.execute(update(m.StaffHours).values(end_min=12 * 60))
+            assert _count(session) == 6
+            savepoint.rollback()
+        assert _count(session) == 16
+        with session.begin_nested() as savepoint:
+            session.query(m.Service).one().duration_min = 60  # unit of work, flushed by the next read
+            assert catalogue(session).services["visit"].duration_min == 60
+            savepoint.rollback()
+        assert catalogue(session).services["visit"].duration_min == 30
+        assert _count(session) == 16
+
+
 def test_a_failed_import_does_not_shape_the_corrected_one(app, make_tenant):
     from app.extensions import db
     from app.services.setup_io import SetupInvalid, import_setup

@@ -195,6 +195,13 @@ def _forget_version_after_rule_flush(session: Session, flush_context) -> None:
         session.info.pop(_VERSION_MEMO, None)
 
 
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_version_on_rollback(session: Session, previous_transaction) -> None:
+    # Also a savepoint's: its rule edits are undone, and the version goes back to
+    # what it was before them, while the memo still holds the one they reached.
+    session.info.pop(_VERSION_MEMO, None)
+
+
 def _is_rule(obj) -> bool:
     return getattr(getattr(obj, "__table__", None), "name", None) in VERSIONED_TABLES
 
