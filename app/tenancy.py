@@ -19,7 +19,7 @@ from typing import Iterator
 from flask import abort, g, has_request_context
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm import Session, object_session, scoped_session
 
 from app.models.public import Tenant, schema_for
 
@@ -126,9 +126,27 @@ def find_recent_tenant(session: Session, slug: str) -> Tenant | None:
     return tenant
 
 
+_TENANT_WRITTEN = "tenant_written"
+
+
 @event.listens_for(Tenant, "after_update")
 @event.listens_for(Tenant, "after_delete")
 def _forget_recent_tenants(mapper, connection, target) -> None:
+    _forget_recent()
+    session = object_session(target)
+    if session is not None:
+        session.info[_TENANT_WRITTEN] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_recent_tenants_on_commit(session: Session) -> None:
+    # A public request between the flush and the commit still read the old row
+    # (the change was not committed yet) and may have kept it: drop it again.
+    if session.info.pop(_TENANT_WRITTEN, False):
+        _forget_recent()
+
+
+def _forget_recent() -> None:
     with _recent_lock:
         _recent.clear()
 

@@ -108,3 +108,24 @@ def test_a_business_deleted_and_made_again_under_its_slug_gets_its_own_catalogue
     again = client.post(f"/api/v1/public/{slug}/bookings", json=body)
     assert again.status_code == 201, again.get_json()
     assert again.get_json()["appointment"]["service_name"] == "Other visit"
+
+
+def test_a_tenant_read_while_a_status_change_is_in_flight_is_not_kept(app, make_tenant):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from app.extensions import db
+    from app.models.public import Tenant
+    from app.tenancy import find_recent_tenant
+
+    slug = make_tenant()
+    with app.app_context():
+        assert find_recent_tenant(db.session, slug).status == Tenant.STATUS_ACTIVE
+        with Session(db.engine) as admin:
+            admin.scalar(select(Tenant).where(Tenant.slug == slug)).status = Tenant.STATUS_SUSPENDED
+            admin.flush()
+            # A public request between the admin's flush and commit reads the committed (active) row.
+            assert find_recent_tenant(db.session, slug).status == Tenant.STATUS_ACTIVE
+            admin.commit()
+        assert find_recent_tenant(db.session, slug).status == Tenant.STATUS_SUSPENDED
+        db.session.remove()
