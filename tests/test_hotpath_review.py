@@ -129,3 +129,81 @@ def test_a_tenant_read_while_a_status_change_is_in_flight_is_not_kept(app, make_
             admin.commit()
         assert find_recent_tenant(db.session, slug).status == Tenant.STATUS_SUSPENDED
         db.session.remove()
+
+
+def _request(start, **extra):
+    from app.services import booking
+
+    return booking.BookingRequest(service="visit", start=start, staff="ann", source="admin",
+                                  customer=booking.CustomerInput("Eve", "eve@example.com"), **extra)
+
+
+def test_an_override_booking_onto_a_taken_time_is_refused_as_slot_unavailable(app, make_tenant):
+    from app.extensions import db
+    from app.services import booking
+    from app.tenancy import tenant_session
+
+    slug = make_tenant()
+    start = dt.datetime(2027, 1, 11, 9, tzinfo=dt.timezone.utc)
+    with app.app_context():
+        with tenant_session(db.engine, slug) as (session, tenant):
+            booking.book(session, tenant, "admin", _request(start), NOW)
+        with tenant_session(db.engine, slug) as (session, tenant):
+            with pytest.raises(booking.SlotUnavailable):
+                # An override skips the engine; the exclusion constraint still refuses 09:15 over the 09:00 visit.
+                booking.book(session, tenant, "admin", _request(start + dt.timedelta(minutes=15), override_rules=True), NOW)
+            session.rollback()
+
+
+def test_a_booking_can_be_moved_and_cancelled_in_the_session_that_made_it(app, make_tenant):
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import tenant as m
+    from app.services import booking
+    from app.tenancy import tenant_session
+
+    slug = make_tenant()
+    start = dt.datetime(2027, 1, 11, 9, tzinfo=dt.timezone.utc)
+    with app.app_context():
+        with tenant_session(db.engine, slug) as (session, tenant):
+            appt = booking.book(session, tenant, "admin", _request(start), NOW).appointments[0]
+            made = appt.created_at
+            assert [h.to_status for h in appt.history] == ["confirmed"]
+            booking.reschedule(session, tenant, "admin", appt, start + dt.timedelta(hours=1), NOW)
+            booking.cancel(session, tenant, "admin", appt, NOW, reason="ill")
+            assert [h.to_status for h in appt.history] == ["confirmed", "confirmed", "cancelled"]
+            assert appt.created_at == made and appt.updated_at > made
+            appointment_id = appt.id
+        with tenant_session(db.engine, slug) as (session, _):
+            row = session.get(m.Appointment, appointment_id)
+            assert (row.status, row.sequence, len(row.history)) == ("cancelled", 2, 3)
+            kinds = session.scalars(select(m.OutboxEvent.event_type).where(
+                m.OutboxEvent.aggregate_id == str(appointment_id)).order_by(m.OutboxEvent.id)).all()
+            assert kinds == ["appointment.booked", "appointment.rescheduled", "appointment.cancelled"]
+
+
+def test_a_series_occurrence_refused_by_the_database_leaves_the_others_booked(app, make_tenant):
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.models import tenant as m
+    from app.services import booking
+    from app.tenancy import tenant_session
+
+    slug = make_tenant()
+    start = dt.datetime(2027, 1, 11, 9, tzinfo=dt.timezone.utc)
+    with app.app_context():
+        with tenant_session(db.engine, slug) as (session, tenant):
+            booking.book(session, tenant, "admin", _request(start + dt.timedelta(weeks=1)), NOW)
+        with tenant_session(db.engine, slug) as (session, tenant):
+            # Override: the engine is not asked, so the second week reaches the exclusion constraint.
+            result = booking.book(session, tenant, "admin", _request(
+                start, override_rules=True, recurrence=booking.Recurrence("FREQ=WEEKLY;COUNT=3", "skip_conflicts")), NOW)
+            assert [c["start"] for c in result.conflicts] == ["2027-01-18T09:00:00Z"]
+            assert [a.start_at for a in result.appointments] == [start, start + dt.timedelta(weeks=2)]
+            assert all(len(a.history) == 1 and a.staff.key == "ann" for a in result.appointments)
+        with tenant_session(db.engine, slug) as (session, _):
+            assert session.scalar(select(func.count()).select_from(m.Appointment)) == 3
+            assert session.scalar(select(func.count()).select_from(m.StatusChange)) == 3
+            assert session.scalar(select(func.count()).select_from(m.OutboxEvent)) == 3
