@@ -207,3 +207,64 @@ def test_a_series_occurrence_refused_by_the_database_leaves_the_others_booked(ap
             assert session.scalar(select(func.count()).select_from(m.Appointment)) == 3
             assert session.scalar(select(func.count()).select_from(m.StatusChange)) == 3
             assert session.scalar(select(func.count()).select_from(m.OutboxEvent)) == 3
+
+
+def test_hours_added_in_the_admin_show_in_the_next_public_answer(app, client, make_tenant, pinned_now):
+    from app.extensions import db
+    from app.services.people import create_user_with_role
+
+    pinned_now("2027-01-01T00:00:00Z")
+    slug = make_tenant()
+    with app.app_context():
+        create_user_with_role(db.session, username=f"hp_{slug}", email=f"hp_{slug}@x.org", password="password-1",
+                              role="Client Admin", tenant_slug=slug)
+        db.session.commit()
+        with db.engine.connect() as conn:
+            staff, location = conn.execute(text(f'SELECT s.id, l.id FROM "tenant_{slug}".staff s, "tenant_{slug}".location l')).one()
+    saturday = {"service": "visit", "from": "2027-01-16", "to": "2027-01-16", "timezone": "Europe/Berlin"}
+    assert client.get(f"/api/v1/public/{slug}/availability", query_string=saturday).get_json()["slots"] == []
+    client.post("/login/", data={"username": f"hp_{slug}", "password": "password-1"})
+    added = client.post("/staffhoursview/add", data={"staff": staff, "location": location, "weekday": 5,
+                                                     "start_min": "10:00", "end_min": "11:00"})
+    assert added.status_code == 302
+    slots = client.get(f"/api/v1/public/{slug}/availability", query_string=saturday).get_json()["slots"]
+    assert [s["start"] for s in slots] == ["2027-01-16T09:00:00Z", "2027-01-16T09:30:00Z"]
+
+
+def test_one_transaction_routed_to_two_tenants_reads_each_ones_catalogue(app, make_tenant):
+    from app.extensions import db
+    from app.services.catalogue import catalogue
+    from app.tenancy import route_session, tenant_session
+
+    other = minimal_setup()
+    other["services"][0]["name"] = "Other visit"
+    first, second = make_tenant(), make_tenant(other)
+    with app.app_context(), tenant_session(db.engine, first) as (session, _):
+        names = []
+        for slug in (first, second, first):
+            route_session(session, f"tenant_{slug}")
+            names.append(catalogue(session).services["visit"].name)
+        assert names == ["Visit", "Other visit", "Visit"]
+
+
+def test_booking_leaves_the_shared_snapshot_objects_detached_and_unchanged(app, make_tenant):
+    from sqlalchemy import inspect
+
+    from app.extensions import db
+    from app.services import booking, forms
+    from app.services.catalogue import catalogue
+    from app.tenancy import tenant_session
+
+    slug = make_tenant()
+    start = dt.datetime(2027, 1, 11, 9, tzinfo=dt.timezone.utc)
+    with app.app_context(), tenant_session(db.engine, slug) as (session, tenant):
+        snapshot = catalogue(session)
+        shared = [*snapshot.services.values(), *snapshot.staff.values(), *snapshot.locations.values(),
+                  *snapshot.form_fields, *snapshot.consents.values()]
+        appt = booking.book(session, tenant, "admin", _request(start, location="main"), NOW).appointments[0]
+        forms.record_consents(session, forms.check_consents(session, {}), appt, "127.0.0.1")
+        booking.reschedule(session, tenant, "admin", appt, start + dt.timedelta(hours=1), NOW, staff_key="ann")
+        session.flush()
+        assert catalogue(session) is snapshot
+        assert all(inspect(obj).detached and not inspect(obj).modified for obj in shared)
+        assert appt.service is not snapshot.services["visit"] and appt.service in session
