@@ -156,6 +156,8 @@ VERSIONED_TABLES = frozenset({
     "form_field", "consent_text",
 })
 _VERSION_MEMO = "rules_version"
+# Execution option of a statement known to write no rule table (plain SQL included).
+RULES_UNTOUCHED = "upzento_rules_untouched"
 
 
 def rules_version(session: Session) -> int:
@@ -180,7 +182,7 @@ def _forget_version_on_write(state) -> None:
     # Reads keep the version; so do writes to tables outside the rules (a customer
     # upsert). Plain SQL (text) might touch anything: read the version again.
     statement = getattr(state.statement, "element", state.statement)  # from_statement() wraps DML
-    if isinstance(statement, (Select, CompoundSelect)):
+    if isinstance(statement, (Select, CompoundSelect)) or state.execution_options.get(RULES_UNTOUCHED):
         return
     table = getattr(statement, "table", None)
     if table is not None and getattr(table, "name", None) not in VERSIONED_TABLES:

@@ -23,8 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -37,7 +36,7 @@ from app.scheduling.engine import find_slots
 from app.scheduling.explain import explain
 from app.security import hash_secret
 from app.services import events
-from app.services.availability import load_setup
+from app.services.availability import RULES_UNTOUCHED, load_setup
 from app.services.catalogue import attach, catalogue
 from app.tenancy import TenantRef
 
@@ -143,24 +142,27 @@ def upsert_customer(session: Session, data: CustomerInput) -> m.Customer:
     customer gets the new name; phone, language and zone only when given.
     """
     values = {"name": data.name, "email": data.email, "phone": data.phone, "locale": data.locale, "timezone": data.timezone}
-    return session.scalars(_upsert_customer_statement(), values, execution_options={"populate_existing": True}).one()
+    return session.scalars(
+        _upsert_customer_statement(), values, execution_options={"populate_existing": True, RULES_UNTOUCHED: True}
+    ).one()
 
 
 @lru_cache(maxsize=1)
 def _upsert_customer_statement():
+    # Plain SQL: SQLAlchemy cannot cache the compiled form of its PostgreSQL
+    # INSERT .. ON CONFLICT construct (2.0), and this runs on every booking.
     table = m.Customer.__table__
-    stmt = pg_insert(table).values({name: bindparam(name) for name in ("name", "email", "phone", "locale", "timezone")})
-    kept = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[func.lower(table.c.email)],
-        set_={
-            "name": kept.name,
-            "phone": func.coalesce(kept.phone, table.c.phone),
-            "locale": func.coalesce(kept.locale, table.c.locale),
-            "timezone": func.coalesce(kept.timezone, table.c.timezone),
-        },
-    ).returning(*table.c)
-    return select(m.Customer).from_statement(stmt)
+    names = ", ".join(c.name for c in table.columns)
+    upsert = text(
+        "INSERT INTO customer (name, email, phone, locale, timezone, sms_opt_out, marketing_opt_in, created_at)"
+        " VALUES (:name, :email, :phone, :locale, :timezone, false, false, now())"
+        " ON CONFLICT (lower(email)) DO UPDATE SET name = EXCLUDED.name,"
+        " phone = COALESCE(EXCLUDED.phone, customer.phone),"
+        " locale = COALESCE(EXCLUDED.locale, customer.locale),"
+        " timezone = COALESCE(EXCLUDED.timezone, customer.timezone)"
+        f" RETURNING {names}"
+    ).columns(*table.columns)
+    return select(m.Customer).from_statement(upsert)
 
 
 # A select(), not text(): it writes nothing, so the rules version read earlier stays valid.
