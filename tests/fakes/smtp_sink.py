@@ -163,6 +163,13 @@ class SmtpSink:
                 raise TimeoutError(f"expected {n} messages, got {len(self._messages)}")
             return list(self._messages[:n])
 
+    def wait_until(self, wanted, n: int, timeout: float = 5.0) -> list[Received]:
+        """The first ``n`` messages for which ``wanted(message)`` is true (others, e.g. from other tenants, are skipped)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: sum(1 for r in self._messages if wanted(r)) >= n, timeout):
+                raise TimeoutError(f"expected {n} matching messages among {len(self._messages)}")
+            return [r for r in self._messages if wanted(r)][:n]
+
     def clear(self) -> None:
         with self._cond:
             self._messages.clear()
