@@ -268,3 +268,25 @@ def test_booking_leaves_the_shared_snapshot_objects_detached_and_unchanged(app, 
         assert catalogue(session) is snapshot
         assert all(inspect(obj).detached and not inspect(obj).modified for obj in shared)
         assert appt.service is not snapshot.services["visit"] and appt.service in session
+
+
+def test_a_booking_rolled_back_leaves_the_session_as_an_orm_insert_would(app, make_tenant):
+    from app.extensions import db
+    from app.models import tenant as m
+    from app.services import booking
+    from app.tenancy import tenant_session
+
+    slug = make_tenant()
+    nine = dt.datetime(2027, 1, 11, 9, tzinfo=dt.timezone.utc)
+    with app.app_context(), tenant_session(db.engine, slug) as (session, tenant):
+        kept = booking.book(session, tenant, "admin", _request(nine), NOW).appointments[0]
+        with session.begin_nested():
+            undone = booking.book(session, tenant, "admin", _request(nine + dt.timedelta(hours=1)), NOW).appointments[0]
+            assert undone in session
+            session.get_nested_transaction().rollback()
+        # The savepoint's appointment is gone from the session; the one before it stays.
+        assert undone not in session and kept in session
+        assert session.query(m.Appointment).count() == 1
+        assert kept.status == "confirmed"
+        session.rollback()
+        assert kept not in session

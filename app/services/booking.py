@@ -23,9 +23,9 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy import bindparam, event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
 
 from app.errors import ApiError, Conflict, NotFound, UnknownKey, ValidationError
 from app.models import tenant as m
@@ -390,9 +390,47 @@ def _insert(session, tenant, service, req, start, staff, location, customer, act
     # The row exists now: hand the caller the object as if loaded, with the loaded
     # service, staff, location and customer attached (answering needs no lazy loads).
     appointment.service, appointment.staff, appointment.location, appointment.customer = service, staff, location, customer
-    make_transient_to_detached(appointment)
-    session.add(appointment)
+    _adopt(session, appointment)
     return appointment
+
+
+_ADOPTED = "booking_adopted_rows"
+
+
+def _adopt(session: Session, obj) -> None:
+    """Attach an object whose row was written with plain SQL, as if it had been loaded.
+
+    Unlike an ORM insert, the session would keep it after a rollback of the
+    (sub)transaction that wrote the row; the hooks below take it out then.
+    """
+    if isinstance(session, scoped_session):
+        session = session()
+    make_transient_to_detached(obj)
+    session.add(obj)
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_ADOPTED, []).append((transaction, obj))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back_rows(session: Session, previous_transaction) -> None:
+    adopted = session.info.get(_ADOPTED)
+    if not adopted:
+        return
+    kept = []
+    for transaction, obj in adopted:
+        outer = transaction
+        while outer is not None and outer is not previous_transaction:
+            outer = outer.parent
+        if outer is None:
+            kept.append((transaction, obj))  # written outside what was rolled back
+        elif obj in session:
+            session.expunge(obj)
+    session.info[_ADOPTED] = kept
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_adopted_rows(session: Session) -> None:
+    session.info.pop(_ADOPTED, None)
 
 
 @lru_cache(maxsize=1)
