@@ -766,8 +766,16 @@ def set_status(
     return appointment
 
 
+def _sqlstate(exc: BaseException | None) -> str | None:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None)
+
+
 def with_deadlock_retry(fn, session: Session, attempts: int = 2):
-    """Run `fn()` and commit; on a deadlock (40P01) roll back and run it once more."""
+    """Run `fn()` and commit; on a deadlock (40P01) roll back and run it once more.
+
+    A deadlock met at the insert arrives already turned into `slot_unavailable`
+    (its cause keeps the SQLSTATE); it is retried the same way.
+    """
     for attempt in range(attempts):
         try:
             result = fn()
@@ -775,12 +783,14 @@ def with_deadlock_retry(fn, session: Session, attempts: int = 2):
             return result
         except DBAPIError as exc:
             session.rollback()
-            code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+            code = _sqlstate(exc)
             if code == "40P01" and attempt + 1 < attempts:
                 continue
             if code in ("23P01", "40P01"):
                 raise SlotUnavailable() from exc
             raise
-        except ApiError:
+        except ApiError as exc:
             session.rollback()
+            if isinstance(exc, SlotUnavailable) and _sqlstate(exc.__cause__) == "40P01" and attempt + 1 < attempts:
+                continue
             raise

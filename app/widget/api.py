@@ -347,14 +347,8 @@ def create_booking():
             return jsonify(body), 201
         return body, 201
 
-    try:
-        return _idempotent(handler)
-    except booking.DBAPIError as exc:
-        db.session.rollback()
-        code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-        if code in ("23P01", "40P01"):
-            raise booking.SlotUnavailable() from exc
-        raise
+    # A deadlock (two series locking the same staff in another order) is retried once.
+    return booking.with_deadlock_retry(lambda: _idempotent(handler), db.session)
 
 
 @bp.get("/bookings/<token>")
@@ -368,12 +362,14 @@ def show_booking(token: str):
 def reschedule_booking(token: str):
     data = _json_body()
     new_start = _instant(data.get("start"), "start")
-    appt = booking.find_by_token(db.session, token)
-    if data.get("series"):
-        moved = booking.reschedule_series(db.session, g.tenant, "customer", appt, new_start, utcnow())
-    else:
-        moved = [booking.reschedule(db.session, g.tenant, "customer", appt, new_start, utcnow())]
-    db.session.commit()
+
+    def move():
+        appt = booking.find_by_token(db.session, token)
+        if data.get("series"):
+            return appt, booking.reschedule_series(db.session, g.tenant, "customer", appt, new_start, utcnow())
+        return appt, [booking.reschedule(db.session, g.tenant, "customer", appt, new_start, utcnow())]
+
+    appt, moved = booking.with_deadlock_retry(move, db.session)
     return jsonify({"appointment": appointment_json(appt), "appointments": [appointment_json(a) for a in moved]})
 
 
@@ -383,13 +379,17 @@ def cancel_booking(token: str):
     if not isinstance(data, dict):
         raise ValidationError("the request body must be a JSON object", None, code="invalid_json")
     reason = _str(data, "reason", "reason", max_len=2000)
-    appt = booking.find_by_token(db.session, token)
-    targets = booking.series_of(db.session, appt) if data.get("series") else [appt]
-    now = utcnow()
-    for item in targets:
-        if item.start_at > now or item is appt:
-            booking.cancel(db.session, g.tenant, "customer", item, now, reason=reason)
-    db.session.commit()
+
+    def cancel():
+        appt = booking.find_by_token(db.session, token)
+        targets = booking.series_of(db.session, appt) if data.get("series") else [appt]
+        now = utcnow()
+        for item in targets:
+            if item.start_at > now or item is appt:
+                booking.cancel(db.session, g.tenant, "customer", item, now, reason=reason)
+        return appt, targets
+
+    appt, targets = booking.with_deadlock_retry(cancel, db.session)
     return jsonify({"appointment": appointment_json(appt), "cancelled": [str(a.id) for a in targets if a.status == "cancelled"]})
 
 
