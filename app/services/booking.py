@@ -225,8 +225,9 @@ def _bookable_staff_at(
     setup = load_setup(session, service.key, lo, hi, staff_keys)
     query = sm.SlotQuery(
         service=service.key,
-        date_from=local_date - dt.timedelta(days=1),
-        date_to=local_date + dt.timedelta(days=1),
+        # `start` lies in this local day of `tz` by construction: one day to search.
+        date_from=local_date,
+        date_to=local_date,
         timezone=tz,
         now=now,
         location=location,
