@@ -1,12 +1,14 @@
 """Widget benchmarks: loader size, bytes before the first slots, page load → first slots in headless Chromium.
 
-    python bench/widget_bench.py [--runs 20]
+    python bench/widget_bench.py [--runs 20] [--baseline REV]
 
 Uses DATABASE_URL/REDIS_URL when set (a fresh database is created on that
 server), else embedded servers in a temporary folder. The app runs under
 gunicorn (2 workers); a host page on another loopback port embeds the loader
 with a preselected service and "anyone" as staff, so the first slots are the first thing shown.
-Each run uses a fresh browser context (cold cache). Prints, next to targets:
+Each run uses a fresh browser context (cold cache). With --baseline REV a
+checkout of REV is served from the same database and measured first, and the
+main figures print side by side. Prints, next to targets:
 - loader.js gzipped (≤ 5 KB)
 - bytes transferred by the iframe before the first slots (≤ 30 KB), and with the loader
 - host page navigation start → first slots rendered, p50 / p95 (p50 ≤ 150 ms)
@@ -29,7 +31,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.support import gunicorn  # noqa: E402
+from bench.support import gunicorn, worktree  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -125,6 +127,7 @@ def summary(results: list[dict]) -> tuple[float, float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--baseline", metavar="REV", help="also measure this git revision, side by side in the same run")
     args = parser.parse_args()
     loader_raw = (ROOT / "app/widget/static/loader.js").read_bytes()
     print(f"loader.js: {len(loader_raw)} B raw, {len(gzip.compress(loader_raw, 9))} B gzipped (target ≤ 5120 B)")
@@ -158,19 +161,39 @@ def run(args, db_url: str, redis_url: str) -> int:
             public_id = widget.public_id
         db.engine.dispose()
 
+    columns = []
+    if args.baseline:
+        with worktree(args.baseline) as tree, gunicorn(db_url, redis_url, workers=2, threads=4, root=tree) as base:
+            print(f"== baseline {args.baseline}")
+            columns.append((f"baseline {args.baseline[:12]}", measure_all(args, app, public_id, base)))
+        print("== this tree")
     with gunicorn(db_url, redis_url, workers=2, threads=4) as base:
-        measure_all(args, app, public_id, base)
+        columns.append(("this tree", measure_all(args, app, public_id, base)))
+    if len(columns) > 1:
+        print_side_by_side(columns)
     return 0
 
 
-def measure_all(args, app, public_id: str, base: str) -> None:
-    """Print every figure of the widget benchmark against the running server."""
+def print_side_by_side(columns: list[tuple[str, dict]]) -> None:
+    rows = [("page load → first slots, cold p50 ms", "cold_p50", "<= 150"), ("  cold p95 ms", "cold_p95", ""),
+            ("page load → first slots, warm p50 ms", "warm_p50", ""), ("iframe navigation → first slots, cold p50 ms", "frame_p50", ""),
+            ("iframe bytes before first slots", "frame_bytes", "<= 30720"), ("loader.js on the wire, bytes", "loader_wire", "<= 5120"),
+            ("frame page, server only, p50 ms", "server_p50", "")]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'':{width}}  " + "  ".join(f"{name:>22}" for name, _ in columns) + f"  {'target':>9}")
+    for label, key, target in rows:
+        print(f"{label:{width}}  " + "  ".join(f"{fig[key]:>22.0f}" for _, fig in columns) + f"  {target:>9}")
+
+
+def measure_all(args, app, public_id: str, base: str) -> dict:
+    """Print every figure of the widget benchmark against the running server; also return them."""
     from app.extensions import db
     from app.models import widgets as w
     from app.tenancy import tenant_session
 
     served = requests.get(f"{base}/widget/v1/loader.js", headers={"Accept-Encoding": "gzip"}, stream=True)
-    print(f"loader.js served: Content-Encoding {served.headers.get('Content-Encoding')}, {len(served.raw.read())} B on the wire")
+    loader_wire = len(served.raw.read())
+    print(f"loader.js served: Content-Encoding {served.headers.get('Content-Encoding')}, {loader_wire} B on the wire")
 
     frame_url = f"{base}/widget/v1/wbench/{public_id}/frame?service=cut"
     server = []
@@ -185,13 +208,14 @@ def measure_all(args, app, public_id: str, base: str) -> None:
                  f'<script src="{base}/widget/v1/loader.js"></script></body></html>')
     host, host_origin = host_server(page_html)
     try:
-        browser_figures(args, app, host_origin)
+        figures = browser_figures(args, app, host_origin)
     finally:
         host.shutdown()
         host.server_close()
+    return {**figures, "loader_wire": loader_wire, "server_p50": statistics.median(server)}
 
 
-def browser_figures(args, app, host_origin: str) -> None:
+def browser_figures(args, app, host_origin: str) -> dict:
     """Time page load → first slots in headless Chromium, cold and warm."""
     from playwright.sync_api import sync_playwright
 
@@ -221,6 +245,8 @@ def browser_figures(args, app, host_origin: str) -> None:
     print(f"page load → first slots, warm cache ({args.runs} runs): p50 {w50:.0f} ms, p95 {w95:.0f} ms, min {wfastest:.0f} ms")
     print(f"iframe navigation → first slots, cold: p50 {statistics.median(r['frame_ms'] for r in results):.0f} ms")
     print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work on the machine inflates the times)")
+    return {"cold_p50": p50, "cold_p95": p95, "warm_p50": w50, "frame_bytes": frame_bytes,
+            "frame_p50": statistics.median(r["frame_ms"] for r in results)}
 
 
 if __name__ == "__main__":
