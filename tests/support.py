@@ -43,3 +43,23 @@ def next_weekday(weekday: int, weeks_ahead: int = 1, base: dt.date | None = None
     base = base or dt.date.today()
     days = (weekday - base.weekday()) % 7 or 7
     return base + dt.timedelta(days=days + 7 * (weeks_ahead - 1))
+
+
+def deadlock_on_staff_lock(monkeypatch, times: int) -> list[int]:
+    """Make the next `times` staff locks fail as PostgreSQL reports a deadlock (40P01)."""
+    import psycopg.errors
+    from sqlalchemy.exc import OperationalError
+
+    from app.services import booking
+
+    real = booking.lock_staff
+    calls: list[int] = []
+
+    def lock(session, tenant, staff_ids):
+        calls.append(1)
+        if len(calls) <= times:
+            raise OperationalError("SELECT pg_advisory_xact_lock(...)", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
+        return real(session, tenant, staff_ids)
+
+    monkeypatch.setattr(booking, "lock_staff", lock)
+    return calls

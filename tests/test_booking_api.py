@@ -6,7 +6,7 @@ import copy
 import datetime as dt
 
 import pytest
-from support import minimal_setup
+from support import deadlock_on_staff_lock, minimal_setup
 from sqlalchemy import text
 
 NOW = "2027-01-01T00:00:00Z"
@@ -274,28 +274,8 @@ def test_any_staff_takes_the_least_booked_that_day_then_key_order(client, make_t
     assert book("2027-01-12T09:00:00Z", n=4) == "ann"   # a new day counts afresh
 
 
-def _deadlock_on_lock(monkeypatch, times: int) -> list[int]:
-    """Make the next `times` staff locks fail as PostgreSQL reports a deadlock (40P01)."""
-    import psycopg.errors
-    from sqlalchemy.exc import OperationalError
-
-    from app.services import booking
-
-    real = booking.lock_staff
-    calls: list[int] = []
-
-    def lock(session, tenant, staff_ids):
-        calls.append(1)
-        if len(calls) <= times:
-            raise OperationalError("SELECT pg_advisory_xact_lock(...)", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
-        return real(session, tenant, staff_ids)
-
-    monkeypatch.setattr(booking, "lock_staff", lock)
-    return calls
-
-
 def test_a_deadlock_is_retried_once_and_the_booking_made(client, tenant, app, monkeypatch):
-    calls = _deadlock_on_lock(monkeypatch, 1)
+    calls = deadlock_on_staff_lock(monkeypatch, 1)
     response = client.post(f"/api/v1/public/{tenant}/bookings", json=_booking())
     assert response.status_code == 201, response.get_json()
     assert len(calls) == 2
@@ -304,7 +284,7 @@ def test_a_deadlock_is_retried_once_and_the_booking_made(client, tenant, app, mo
 
 
 def test_a_second_deadlock_answers_slot_unavailable_and_writes_nothing(client, tenant, app, monkeypatch):
-    calls = _deadlock_on_lock(monkeypatch, 2)
+    calls = deadlock_on_staff_lock(monkeypatch, 2)
     response = client.post(f"/api/v1/public/{tenant}/bookings", json=_booking())
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "slot_unavailable"
     assert len(calls) == 2
@@ -314,7 +294,7 @@ def test_a_second_deadlock_answers_slot_unavailable_and_writes_nothing(client, t
 
 def test_a_deadlock_while_rescheduling_is_retried(client, tenant, app, monkeypatch):
     made = client.post(f"/api/v1/public/{tenant}/bookings", json=_booking()).get_json()
-    calls = _deadlock_on_lock(monkeypatch, 1)
+    calls = deadlock_on_staff_lock(monkeypatch, 1)
     moved = client.post(f"/api/v1/public/{tenant}/bookings/{made['manage_token']}/reschedule",
                         json={"start": "2027-01-11T10:00:00Z"})
     assert moved.status_code == 200, moved.get_json()

@@ -104,3 +104,16 @@ def test_reschedule_from_the_desk(client, desk, app):
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     assert _appointments(app, desk)[0].start_at == dt.datetime(2027, 1, 12, 10, 30, tzinfo=dt.timezone.utc)
     assert client.get("/desk/reschedule/not-a-uuid").status_code == 404
+
+
+def test_desk_retries_a_deadlock_once(client, desk, app, monkeypatch):
+    from support import deadlock_on_staff_lock
+
+    _login(client, f"ca_{desk}")
+    calls = deadlock_on_staff_lock(monkeypatch, 1)
+    assert _book(client, desk, "2027-01-11T09:00").status_code == 302
+    assert len(calls) == 2 and len(_appointments(app, desk)) == 1
+    calls = deadlock_on_staff_lock(monkeypatch, 2)
+    refused = _book(client, desk, "2027-01-11T10:00", email="other@example.com").get_data(as_text=True)
+    assert "no longer available" in refused and len(calls) == 2
+    assert len(_appointments(app, desk)) == 1

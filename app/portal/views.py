@@ -212,11 +212,11 @@ def cancel(appointment_id: str):
     appt = portal.own_appointment(db.session, customer.id, appointment_id)
     reason = (request.form.get("reason") or "").strip() or None
     try:
-        booking.cancel(db.session, g.tenant, f"customer:{customer.id}", appt, utcnow(), reason=reason)
+        booking.with_deadlock_retry(
+            lambda: booking.cancel(db.session, g.tenant, f"customer:{customer.id}", appt, utcnow(), reason=reason), db.session
+        )
     except ApiError as exc:
-        db.session.rollback()
         return _appointment_page(appt, exc.status, error=exc.message)
-    db.session.commit()
     return redirect(url_for("portal.appointment", appointment_id=appt.id, done="cancelled"), 303)
 
 
@@ -237,12 +237,12 @@ def reschedule(appointment_id: str):
             error, status = f"{raw!r} is not a time", 422
         else:
             try:
-                booking.reschedule(db.session, g.tenant, f"customer:{customer.id}", appt, start, now)
+                booking.with_deadlock_retry(
+                    lambda: booking.reschedule(db.session, g.tenant, f"customer:{customer.id}", appt, start, now), db.session
+                )
             except ApiError as exc:
-                db.session.rollback()
                 error, status = exc.message, exc.status
             else:
-                db.session.commit()
                 return redirect(url_for("portal.appointment", appointment_id=appt.id, done="rescheduled"), 303)
     try:
         day = dt.date.fromisoformat(request.args.get("day", ""))

@@ -127,8 +127,9 @@ class BookingDeskView(BaseView):
                     source="admin",
                     override_rules=override,
                 )
-                result = booking.book(db.session, tenant, f"admin:{g.user.username}", req, _now())
-                db.session.commit()
+                result = booking.with_deadlock_retry(
+                    lambda: booking.book(db.session, tenant, f"admin:{g.user.username}", req, _now()), db.session
+                )
             except ValueError:
                 db.session.rollback()
                 flash("Start must be a date and time (YYYY-MM-DD HH:MM); seats a whole number.", "danger")
@@ -160,12 +161,14 @@ class BookingDeskView(BaseView):
         if request.method == "POST":
             try:
                 start = parse_local(request.form.get("start", ""), tz)
-                booking.reschedule(
-                    db.session, tenant, f"admin:{g.user.username}", appt, start, _now(),
-                    staff_key=request.form.get("staff") or None, enforce_policy=False,
-                    override_rules=bool(request.form.get("override")) and may_override,
+                booking.with_deadlock_retry(
+                    lambda: booking.reschedule(
+                        db.session, tenant, f"admin:{g.user.username}", appt, start, _now(),
+                        staff_key=request.form.get("staff") or None, enforce_policy=False,
+                        override_rules=bool(request.form.get("override")) and may_override,
+                    ),
+                    db.session,
                 )
-                db.session.commit()
             except ValueError:
                 db.session.rollback()
                 flash("Start must be a date and time (YYYY-MM-DD HH:MM).", "danger")

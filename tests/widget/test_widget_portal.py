@@ -190,3 +190,14 @@ def test_old_attempts_and_links_are_purged(app, client, shop, pinned_now):
     client.post(f"/portal/{shop}/login", data={"email": email})
     assert tenant_rows(app, shop, "SELECT count(*) FROM portal_login_attempt")[0][0] == 1
     assert tenant_rows(app, shop, "SELECT count(*) FROM portal_token")[0][0] == 1
+
+
+def test_portal_reschedule_retries_a_deadlock_once(app, client, shop, monkeypatch):
+    from support import deadlock_on_staff_lock
+
+    appt_id, token = _book(client, shop, MONDAY_11)
+    client.get(f"/portal/{shop}/manage/{token}")
+    calls = deadlock_on_staff_lock(monkeypatch, 1)
+    r = client.post(f"/portal/{shop}/appointments/{appt_id}/reschedule", data={"start": "2027-01-11T09:30:00Z"})
+    assert r.status_code == 303 and len(calls) == 2
+    assert tenant_rows(app, shop, "SELECT start_at FROM appointment WHERE id = :id", id=appt_id)[0][0].isoformat().startswith("2027-01-11T09:30")
