@@ -172,7 +172,7 @@ _LOCK_STATEMENT = select(func.pg_advisory_xact_lock(LOCK_NAMESPACE, func.hashtex
 def lock_staff(session: Session, tenant: TenantRef, staff_ids) -> None:
     """Serialize bookings per staff member; sorted so two transactions never wait on each other in a cycle."""
     for staff_id in sorted(set(staff_ids)):
-        session.execute(_LOCK_STATEMENT, {"key": f"{tenant.schema}:{staff_id}"})
+        session.connection().execute(_LOCK_STATEMENT, {"key": f"{tenant.schema}:{staff_id}"})
 
 
 def session_key(service: m.Service, staff_id: int, start: dt.datetime) -> str:
@@ -383,7 +383,7 @@ def _insert(session, tenant, service, req, start, staff, location, customer, act
         ),
     )
     try:
-        session.execute(_booked_statement(), params)
+        session.connection().execute(_booked_statement(), params)
     except (IntegrityError, DBAPIError) as exc:
         if getattr(getattr(exc, "orig", None), "sqlstate", None) in ("23P01", "40P01"):
             raise SlotUnavailable() from exc
