@@ -78,6 +78,17 @@ def adjust_for_contrast(color: str) -> str:
 # --------------------------------------------------------------------------- fields
 
 
+def _form_of(fields, service_id: int | None) -> list[w.FormField]:
+    """Tenant-wide fields plus the service's own (which win on the same key), in form order.
+
+    `fields` are active fields in id order, or at least with each scope's in id order.
+    """
+    by_key = {f.key: f for f in fields if f.service_id is None}
+    if service_id is not None:
+        by_key.update({f.key: f for f in fields if f.service_id == service_id})
+    return sorted(by_key.values(), key=lambda f: (f.position, f.id))
+
+
 def fields_for(session: Session, service_key: str | None) -> list[w.FormField]:
     """Active fields for a service: tenant-wide ones plus the service's own (which win on the same key)."""
     query = select(w.FormField).where(w.FormField.active.is_(True))
@@ -88,33 +99,20 @@ def fields_for(session: Session, service_key: str | None) -> list[w.FormField]:
         query = query.where(or_(w.FormField.service_id.is_(None), w.FormField.service_id == service_id))
     else:
         query = query.where(w.FormField.service_id.is_(None))
-    by_key: dict[str, w.FormField] = {}
-    for field in session.scalars(query.order_by(w.FormField.service_id.nulls_first(), w.FormField.id)):
-        by_key[field.key] = field
-    return sorted(by_key.values(), key=lambda f: (f.position, f.id))
+    return _form_of(list(session.scalars(query.order_by(w.FormField.id))), service_id)
 
 
 def booking_fields(session: Session, service_key: str | None) -> list[w.FormField]:
     """fields_for() answered from the catalogue snapshot: read-only objects, no query while nothing changed."""
     snapshot = catalogue(session)
     service = snapshot.services.get(service_key) if service_key else None
-    by_key: dict[str, w.FormField] = {}
-    for field in snapshot.form_fields:
-        if field.service_id is None or (service is not None and field.service_id == service.id):
-            by_key[field.key] = field
-    return sorted(by_key.values(), key=lambda f: (f.position, f.id))
+    return _form_of(snapshot.form_fields, service.id if service is not None else None)
 
 
 def fields_by_service(session: Session, service_ids: dict[str, int]) -> dict[str, list[w.FormField]]:
     """fields_for() of many services at once (one query), keyed by service key."""
     rows = list(session.scalars(select(w.FormField).where(w.FormField.active.is_(True)).order_by(w.FormField.id)))
-    shared = {f.key: f for f in rows if f.service_id is None}
-    out = {}
-    for key, service_id in service_ids.items():
-        merged = dict(shared)
-        merged.update({f.key: f for f in rows if f.service_id == service_id})
-        out[key] = sorted(merged.values(), key=lambda f: (f.position, f.id))
-    return out
+    return {key: _form_of(rows, service_id) for key, service_id in service_ids.items()}
 
 
 def field_json(field: w.FormField) -> dict:
