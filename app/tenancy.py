@@ -75,10 +75,14 @@ def _set_search_path(connection, schema: str | None) -> None:
         connection.exec_driver_sql("SET LOCAL search_path TO public")
 
 
+def plain_session(session: Session | scoped_session) -> Session:
+    """The Session itself behind a scoped_session proxy (Flask-SQLAlchemy's db.session)."""
+    return session() if isinstance(session, scoped_session) else session
+
+
 def route_session(session: Session, schema: str | None) -> None:
     """Route `session` to `schema` (or to public only), now and for later transactions."""
-    if isinstance(session, scoped_session):
-        session = session()
+    session = plain_session(session)
     if schema is None:
         session.info.pop(TENANT_INFO_KEY, None)
     else:
@@ -90,9 +94,7 @@ def route_session(session: Session, schema: str | None) -> None:
 
 def session_schema(session: Session) -> str | None:
     """The tenant schema a session is routed to (None: public only)."""
-    if isinstance(session, scoped_session):
-        session = session()
-    return session.info.get(TENANT_INFO_KEY)
+    return plain_session(session).info.get(TENANT_INFO_KEY)
 
 
 def find_tenant(session: Session, slug: str) -> Tenant | None:

@@ -16,13 +16,13 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import CompoundSelect, Select, bindparam, event, literal, literal_column, null, select, text, union_all
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm import Session
 
 from app.errors import UnknownKey, ValidationError
 from app.models import tenant as m
 from app.scheduling import model as sm
 from app.scheduling.engine import find_slots, find_slots_json, slot_to_json
-from app.tenancy import session_schema
+from app.tenancy import plain_session, session_schema
 
 # Location zones differ from the query's by at most ~26 h, and paddings are short;
 # two days either side covers every instant that can touch the range.
@@ -165,8 +165,7 @@ _VERSION_STATEMENT = select(literal_column("version")).select_from(text("rules_v
 
 def rules_version(session: Session) -> int:
     """The tenant's rules version: read once per transaction, again after anything that may change it."""
-    if isinstance(session, scoped_session):
-        session = session()
+    session = plain_session(session)
     transaction, schema = session.get_transaction(), session_schema(session)
     if any(_is_rule(obj) for obj in (*session.new, *session.dirty, *session.deleted)):
         # Unflushed rule edits: write them, so the triggers bump the version read below.
@@ -357,12 +356,20 @@ def _prepare(session: Session, query: AvailabilityQuery) -> tuple[sm.Setup, tupl
 
 
 def _compute(setup: sm.Setup, query: AvailabilityQuery, now: dt.datetime) -> list[sm.Slot]:
+    q = _slot_query(setup, query, now)
+    return [] if q is None else find_slots(setup, q)
+
+
+def _compute_json(setup: sm.Setup, query: AvailabilityQuery, now: dt.datetime) -> str:
+    """_compute() written straight to the API's JSON text."""
+    q = _slot_query(setup, query, now)
+    return '{"slots":[]}' if q is None else find_slots_json(setup, q)
+
+
+def _slot_query(setup: sm.Setup, query: AvailabilityQuery, now: dt.datetime) -> sm.SlotQuery | None:
+    """The engine's query; None for a known staff member who does not offer this service (no slots)."""
     if query.staff and query.staff not in setup.staff:
-        return []  # a known staff member who does not offer this service
-    return find_slots(setup, _slot_query(query, now))
-
-
-def _slot_query(query: AvailabilityQuery, now: dt.datetime) -> sm.SlotQuery:
+        return None
     return sm.SlotQuery(
         service=query.service,
         date_from=query.date_from,
@@ -373,13 +380,6 @@ def _slot_query(query: AvailabilityQuery, now: dt.datetime) -> sm.SlotQuery:
         staff=query.staff,
         exclude_refs=query.exclude_refs,
     )
-
-
-def _compute_json(setup: sm.Setup, query: AvailabilityQuery, now: dt.datetime) -> str:
-    """_compute() written straight to the API's JSON text."""
-    if query.staff and query.staff not in setup.staff:
-        return '{"slots":[]}'
-    return find_slots_json(setup, _slot_query(query, now))
 
 
 def slots_json(session: Session, query: AvailabilityQuery, now: dt.datetime) -> dict:

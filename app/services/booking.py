@@ -14,6 +14,7 @@ SQLSTATE 23P01 (exclusion) and 40P01 (deadlock) become `slot_unavailable`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import secrets
@@ -21,11 +22,12 @@ import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, event, func, insert, select, text
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from app.errors import ApiError, Conflict, NotFound, UnknownKey, ValidationError
 from app.models import tenant as m
@@ -38,7 +40,7 @@ from app.security import hash_secret
 from app.services import events
 from app.services.availability import RULES_UNTOUCHED, load_setup
 from app.services.catalogue import attach, catalogue
-from app.tenancy import TenantRef
+from app.tenancy import TenantRef, plain_session
 
 UTC = dt.timezone.utc
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -248,19 +250,29 @@ def _why_not(session: Session, service: m.Service, staff_key: str, start: dt.dat
     return [r.code for r in explain(setup, service.key, staff_key, start, now).reasons]
 
 
-def _flush_guarded(session: Session) -> None:
-    """Flush, turning the database's overlap refusal into `slot_unavailable`.
+def _sqlstate(exc: BaseException | None) -> str | None:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None)
+
+
+@contextlib.contextmanager
+def _refusal_as_slot_unavailable() -> Iterator[None]:
+    """The database's overlap refusal (23P01) or a deadlock (40P01) inside becomes `slot_unavailable`.
 
     No savepoint here: a refusal ends the request (or the caller's own savepoint,
     as a series occurrence does), so the extra round trips buy nothing.
     """
     try:
-        session.flush()
-    except (IntegrityError, DBAPIError) as exc:
-        code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-        if code in ("23P01", "40P01"):
+        yield
+    except DBAPIError as exc:
+        if _sqlstate(exc) in ("23P01", "40P01"):
             raise SlotUnavailable() from exc
         raise
+
+
+def _flush_guarded(session: Session) -> None:
+    """Flush, turning the database's overlap refusal into `slot_unavailable`."""
+    with _refusal_as_slot_unavailable():
+        session.flush()
 
 
 def _record_status(appointment: m.Appointment, from_status: str | None, to_status: str, actor: str, reason: str | None = None) -> None:
@@ -382,12 +394,8 @@ def _insert(session, tenant, service, req, start, staff, location, customer, act
             series_id=str(series.id) if series else None,
         ),
     )
-    try:
+    with _refusal_as_slot_unavailable():
         session.connection().execute(_booked_statement(), params)
-    except (IntegrityError, DBAPIError) as exc:
-        if getattr(getattr(exc, "orig", None), "sqlstate", None) in ("23P01", "40P01"):
-            raise SlotUnavailable() from exc
-        raise
     # The row exists now: hand the caller the object as if loaded, with the loaded
     # service, staff, location and customer attached (answering needs no lazy loads).
     appointment.service, appointment.staff, appointment.location, appointment.customer = service, staff, location, customer
@@ -404,8 +412,7 @@ def _adopt(session: Session, obj) -> None:
     Unlike an ORM insert, the session would keep it after a rollback of the
     (sub)transaction that wrote the row; the hooks below take it out then.
     """
-    if isinstance(session, scoped_session):
-        session = session()
+    session = plain_session(session)
     make_transient_to_detached(obj)
     session.add(obj)
     transaction = session.get_nested_transaction() or session.get_transaction()
@@ -765,10 +772,6 @@ def set_status(
     if status == m.STATUS_NO_SHOW:
         events.emit(session, events.NO_SHOW, str(appointment.id), tenant.slug, start=iso(appointment.start_at))
     return appointment
-
-
-def _sqlstate(exc: BaseException | None) -> str | None:
-    return getattr(getattr(exc, "orig", None), "sqlstate", None)
 
 
 def with_deadlock_retry(fn, session: Session, attempts: int = 2):

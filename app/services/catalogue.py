@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm import Session
 
 from app.models import tenant as m
 from app.models import widgets as w
 from app.services.availability import versioned
-from app.tenancy import TENANT_INFO_KEY, session_schema
+from app.tenancy import TENANT_INFO_KEY, plain_session, session_schema
 
 T = TypeVar("T")
 
@@ -58,9 +58,7 @@ def _load(session: Session) -> Catalogue:
 
 def catalogue(session: Session) -> Catalogue:
     """The current tenant's catalogue snapshot (one small query when nothing changed)."""
-    if isinstance(session, scoped_session):
-        session = session()
-    return versioned(session, "catalogue", _load)[1]
+    return versioned(plain_session(session), "catalogue", _load)[1]
 
 
 def attach(session: Session, obj: T) -> T:
