@@ -225,6 +225,25 @@ def _to_seconds(pairs: Iterable[Interval]) -> list[tuple[int, int]]:
 # working window whose grid it follows. Starts are w0 + k * step in [first, last].
 
 
+def _free_segments(w0: int, w1: int, cuts: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """[w0, w1) minus the sorted `cuts` (empty ones ignored): the free segments, in order."""
+    free = []
+    cur = w0
+    for c0, c1 in cuts:
+        if c1 <= c0 or c1 <= cur:
+            continue
+        if c0 >= w1:
+            break
+        if c0 > cur:
+            free.append((cur, c0))
+        cur = c1
+        if cur >= w1:
+            break
+    if cur < w1:
+        free.append((cur, w1))
+    return free
+
+
 def _local_pieces(
     spans: Sequence[Span], breaks: Sequence[Span], dur: int, step: int
 ) -> tuple[tuple[int, int, int], ...]:
@@ -234,21 +253,7 @@ def _local_pieces(
         if (w1m - w0m) * 60 < dur:
             continue
         w0 = w0m * 60
-        free = []
-        cur = w0m
-        for c0, c1 in breaks:
-            if c1 <= cur:
-                continue
-            if c0 >= w1m:
-                break
-            if c0 > cur:
-                free.append((cur, c0))
-            cur = c1
-            if cur >= w1m:
-                break
-        if cur < w1m:
-            free.append((cur, w1m))
-        for f0m, f1m in free:
+        for f0m, f1m in _free_segments(w0m, w1m, breaks):
             last = f1m * 60 - dur
             first = w0 - (w0 - f0m * 60) // step * step
             if first <= last:
@@ -280,21 +285,7 @@ def _instant_pieces(
             cuts.append((off_s[i], off_e[i]))
             i += 1
         cuts.sort()
-        free = []
-        cur = w0
-        for c0, c1 in cuts:
-            if c1 <= c0 or c1 <= cur:
-                continue
-            if c0 >= w1:
-                break
-            if c0 > cur:
-                free.append((cur, c0))
-            cur = c1
-            if cur >= w1:
-                break
-        if cur < w1:
-            free.append((cur, w1))
-        for f0, f1 in free:
+        for f0, f1 in _free_segments(w0, w1, cuts):
             last = f1 - dur
             first = w0 - (w0 - f0) // step * step
             if first <= last:
