@@ -23,6 +23,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def print_side_by_side(rows, columns: list[tuple[str, dict]]) -> None:
+    """A table: one row per (label, figure-of-a-column -> text, target), one column per measured tree."""
+    width = max(len(label) for label, _, _ in rows)
+    print(f"{'':{width}}  " + "  ".join(f"{name:>22}" for name, _ in columns) + f"  {'target':>9}")
+    for label, text_of, target in rows:
+        print(f"{label:{width}}  " + "  ".join(f"{text_of(fig):>22}" for _, fig in columns) + f"  {target:>9}")
+
+
 @contextlib.contextmanager
 def worktree(revision: str) -> Iterator[Path]:
     """A detached checkout of `revision` in a temporary folder (for a baseline measured side by side)."""

@@ -31,7 +31,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.support import gunicorn, worktree  # noqa: E402
+from bench.support import gunicorn, print_side_by_side, worktree  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -170,19 +170,20 @@ def run(args, db_url: str, redis_url: str) -> int:
     with gunicorn(db_url, redis_url, workers=2, threads=4) as base:
         columns.append(("this tree", measure_all(args, app, public_id, base)))
     if len(columns) > 1:
-        print_side_by_side(columns)
+        print_side_by_side(ROWS, columns)
     return 0
 
 
-def print_side_by_side(columns: list[tuple[str, dict]]) -> None:
-    rows = [("page load → first slots, cold p50 ms", "cold_p50", "<= 150"), ("  cold p95 ms", "cold_p95", ""),
-            ("page load → first slots, warm p50 ms", "warm_p50", ""), ("iframe navigation → first slots, cold p50 ms", "frame_p50", ""),
-            ("iframe bytes before first slots", "frame_bytes", "<= 30720"), ("loader.js on the wire, bytes", "loader_wire", "<= 5120"),
-            ("frame page, server only, p50 ms", "server_p50", "")]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'':{width}}  " + "  ".join(f"{name:>22}" for name, _ in columns) + f"  {'target':>9}")
-    for label, key, target in rows:
-        print(f"{label:{width}}  " + "  ".join(f"{fig[key]:>22.0f}" for _, fig in columns) + f"  {target:>9}")
+# label, the figure's text from one column, target (the main figures, for --baseline)
+ROWS = [
+    ("page load → first slots, cold p50 ms", lambda f: f"{f['cold_p50']:.0f}", "<= 150"),
+    ("  cold p95 ms", lambda f: f"{f['cold_p95']:.0f}", ""),
+    ("page load → first slots, warm p50 ms", lambda f: f"{f['warm_p50']:.0f}", ""),
+    ("iframe navigation → first slots, cold p50 ms", lambda f: f"{f['frame_p50']:.0f}", ""),
+    ("iframe bytes before first slots", lambda f: f"{f['frame_bytes']:.0f}", "<= 30720"),
+    ("loader.js on the wire, bytes", lambda f: str(f["loader_wire"]), "<= 5120"),
+    ("frame page, server only, p50 ms", lambda f: f"{f['server_p50']:.0f}", ""),
+]
 
 
 def measure_all(args, app, public_id: str, base: str) -> dict:
