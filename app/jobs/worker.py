@@ -9,6 +9,7 @@ from __future__ import annotations
 from rq.worker import SimpleWorker, Worker
 
 from app.jobs.context import job_app
+from app.runtime_gc import freeze_startup_heap
 
 
 class AppWorker(Worker):
@@ -17,6 +18,7 @@ class AppWorker(Worker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         job_app()
+        freeze_startup_heap()
 
 
 class AppSimpleWorker(SimpleWorker):
@@ -25,3 +27,4 @@ class AppSimpleWorker(SimpleWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         job_app()
+        freeze_startup_heap()
