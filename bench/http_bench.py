@@ -1,6 +1,6 @@
 """HTTP benchmarks of the public API under gunicorn (2 workers), driven by wrk.
 
-    python bench/http_bench.py [--seconds 10] [--baseline REV] [--threads 1]
+    python bench/http_bench.py [--seconds 10] [--baseline REV] [--threads 1] [--no-floor]
 
 Uses DATABASE_URL/REDIS_URL when set (a fresh database is created on that
 server), else embedded servers in a temporary folder. Needs `wrk`
@@ -11,6 +11,9 @@ server), else embedded servers in a temporary folder. Needs `wrk`
 With --baseline REV (a git revision), the same loads first run against a
 checkout of REV on the same database and machine, and the figures print side
 by side: the before/after of an optimisation, measured in one run.
+A last column runs the booking load against bench/booking_floor.py: the same
+server and the booking's SQL with no rules at all, the ceiling for bookings/s
+on this machine (--no-floor skips it).
 """
 
 from __future__ import annotations
@@ -128,6 +131,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--baseline", metavar="REV", help="also measure this git revision, side by side in the same run")
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (1: sync workers)")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the reference run of the booking SQL alone (bench/booking_floor.py)")
     args = parser.parse_args()
     from app.embedded import scratch_environment
 
@@ -156,6 +161,8 @@ def run(args, tmp: Path, db_url: str, redis_url: str) -> int:
             import_setup(db.engine, setup_doc("avail" + sfx, STAFF, "Europe/Berlin"), "bench")
             import_setup(db.engine, setup_doc("book" + sfx, BOOK_STAFF, "UTC"), "bench")
             import_setup(db.engine, setup_doc("contest" + sfx, 1, "UTC"), "bench")
+        if args.floor:
+            import_setup(db.engine, setup_doc("floor", BOOK_STAFF, "UTC"), "bench")
         db.engine.dispose()
     sync_all_roles(app)
     columns = []
@@ -164,6 +171,10 @@ def run(args, tmp: Path, db_url: str, redis_url: str) -> int:
             columns.append((f"baseline {args.baseline[:12]}", measure(args, tmp, base, db_url, "b")))
     with gunicorn(db_url, redis_url, workers=2, threads=args.threads) as base:
         columns.append(("this tree", measure(args, tmp, base, db_url, "")))
+    if args.floor:
+        # Same server, same SQL, no rules: the most this machine gives for the database work alone.
+        with gunicorn(db_url, redis_url, workers=2, threads=args.threads, wsgi="bench.booking_floor:application") as base:
+            columns.append(("booking SQL alone", {"bookings": measure_bookings(args, tmp, base, db_url, "floor")}))
     report(columns, args.threads)
     return 0
 
@@ -171,8 +182,7 @@ def run(args, tmp: Path, db_url: str, redis_url: str) -> int:
 def measure(args, tmp: Path, base: str, db_url: str, sfx: str) -> dict:
     """Drive the four loads with wrk against one server; the figures as a dict."""
     avail_slug, book_slug, contest_slug = "avail" + sfx, "book" + sfx, "contest" + sfx
-    today = dt.date.today()
-    first = today + dt.timedelta(days=(7 - today.weekday()))
+    first = _next_monday()
     month = (f"{base}/api/v1/public/{avail_slug}/availability?service=visit&from={first}"
              f"&to={first + dt.timedelta(days=30)}&timezone=Europe/Berlin")
     slots = len(requests.get(month).json()["slots"])
@@ -186,26 +196,40 @@ def measure(args, tmp: Path, base: str, db_url: str, sfx: str) -> dict:
         "{DAYS}", "{" + ",".join(f'{{"{a}","{b}"}}' for a, b in months) + "}"))
     varied = wrk(f"{base}/api/v1/public/{avail_slug}/availability", args.seconds, 4, str(varied_script))
 
-    days = [first + dt.timedelta(days=i) for i in range(400) if (first + dt.timedelta(days=i)).weekday() < 5][:250]
-    script = tmp / f"book{sfx}.lua"
-    script.write_text(BOOK_SCRIPT.replace("{DAYS}", "{" + ",".join(f'"{d}"' for d in days) + "}").replace("{STAFF}", str(BOOK_STAFF)))
-    booked = wrk(f"{base}/api/v1/public/{book_slug}/bookings", args.seconds, 16, str(script))
+    booked = measure_bookings(args, tmp, base, db_url, book_slug)
     contested_script = tmp / f"contest{sfx}.lua"
     contested_script.write_text(CONTESTED_SCRIPT.replace("{START}", f"{first}T09:00:00Z"))
     contested = wrk(f"{base}/api/v1/public/{contest_slug}/bookings", 3, 16, str(contested_script))
 
     engine = create_engine(db_url)
     with engine.connect() as conn:
-        made = conn.execute(text(f'SELECT count(*) FROM "tenant_{book_slug}".appointment')).scalar()
         contest_rows = conn.execute(text(f'SELECT count(*) FROM "tenant_{contest_slug}".appointment')).scalar()
+    engine.dispose()
+    return {"slots": slots, "availability": avail, "availability_varied": varied, "bookings": booked,
+            "contested": {**contested, "created": contest_rows}, "load": os.getloadavg()[0]}
+
+
+def measure_bookings(args, tmp: Path, base: str, db_url: str, slug: str) -> dict:
+    """16 wrk connections booking distinct slots of tenant `slug` for args.seconds; rows made and overlaps counted."""
+    first = _next_monday()
+    days = [first + dt.timedelta(days=i) for i in range(400) if (first + dt.timedelta(days=i)).weekday() < 5][:250]
+    script = tmp / f"book-{slug}.lua"
+    script.write_text(BOOK_SCRIPT.replace("{DAYS}", "{" + ",".join(f'"{d}"' for d in days) + "}").replace("{STAFF}", str(BOOK_STAFF)))
+    booked = wrk(f"{base}/api/v1/public/{slug}/bookings", args.seconds, 16, str(script))
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        made = conn.execute(text(f'SELECT count(*) FROM "tenant_{slug}".appointment')).scalar()
         overlaps = conn.execute(text(
-            f'SELECT count(*) FROM "tenant_{book_slug}".appointment a JOIN "tenant_{book_slug}".appointment b'
+            f'SELECT count(*) FROM "tenant_{slug}".appointment a JOIN "tenant_{slug}".appointment b'
             " ON a.staff_id = b.staff_id AND a.id < b.id AND tstzrange(a.padded_start, a.padded_end) && tstzrange(b.padded_start, b.padded_end)"
         )).scalar()
     engine.dispose()
-    return {"slots": slots, "availability": avail, "availability_varied": varied,
-            "bookings": {**booked, "created": made, "per_second": made / args.seconds, "overlaps": overlaps},
-            "contested": {**contested, "created": contest_rows}, "load": os.getloadavg()[0]}
+    return {**booked, "created": made, "per_second": made / args.seconds, "overlaps": overlaps}
+
+
+def _next_monday() -> dt.date:
+    today = dt.date.today()
+    return today + dt.timedelta(days=(7 - today.weekday()))
 
 
 ROWS = [
@@ -220,7 +244,8 @@ ROWS = [
     ("bookings, 16 clients on distinct slots: bookings/s", lambda f: f"{f['bookings']['per_second']:.0f}", ">= 1000"),
     ("  p50 ms", lambda f: f"{f['bookings']['p50']:.1f}", ""),
     ("  p99 ms", lambda f: f"{f['bookings']['p99']:.1f}", "<= 50"),
-    ("  non-2xx answers", lambda f: str(f["bookings"]["non2xx"] + f["availability"]["non2xx"] + f["availability_varied"]["non2xx"]), "0"),
+    ("  non-2xx answers", lambda f: str(f["bookings"]["non2xx"] + f.get("availability", {}).get("non2xx", 0)
+                                      + f.get("availability_varied", {}).get("non2xx", 0)), "0"),
     ("  overlapping appointments", lambda f: str(f["bookings"]["overlaps"]), "0"),
     ("bookings, 16 clients on one slot for 3 s: requests", lambda f: str(f["contested"]["requests"]), ""),
     ("  rows created", lambda f: str(f["contested"]["created"]), "1"),
@@ -230,7 +255,7 @@ ROWS = [
 
 def report(columns: list[tuple[str, dict]], threads: int) -> None:
     """Print every figure beside its target, one column per measured tree."""
-    slots = columns[-1][1]["slots"]
+    slots = columns[0][1]["slots"]
     kind = "sync workers" if threads == 1 else f"workers x {threads} threads"
     print(f"gunicorn 2 {kind}, wrk on the same {os.cpu_count()} CPUs; one month = {slots} slots of {STAFF} staff")
     print_side_by_side(ROWS, columns)

@@ -28,7 +28,15 @@ def print_side_by_side(rows, columns: list[tuple[str, dict]]) -> None:
     width = max(len(label) for label, _, _ in rows)
     print(f"{'':{width}}  " + "  ".join(f"{name:>22}" for name, _ in columns) + f"  {'target':>9}")
     for label, text_of, target in rows:
-        print(f"{label:{width}}  " + "  ".join(f"{text_of(fig):>22}" for _, fig in columns) + f"  {target:>9}")
+        print(f"{label:{width}}  " + "  ".join(f"{_figure(text_of, fig):>22}" for _, fig in columns) + f"  {target:>9}")
+
+
+def _figure(text_of, figures: dict) -> str:
+    """One cell; a column that did not measure this figure (a reference run of one load only) shows a dash."""
+    try:
+        return text_of(figures)
+    except KeyError:
+        return "-"
 
 
 @contextlib.contextmanager
@@ -44,13 +52,14 @@ def worktree(revision: str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def gunicorn(database_url: str, redis_url: str, workers: int = 2, threads: int = 1, root: Path = ROOT) -> Iterator[str]:
-    """Serve app.wsgi (of the checkout at `root`) with gunicorn on 127.0.0.1; yields the base URL once /health answers."""
+def gunicorn(database_url: str, redis_url: str, workers: int = 2, threads: int = 1, root: Path = ROOT,
+             wsgi: str = "app.wsgi:application") -> Iterator[str]:
+    """Serve `wsgi` (of the checkout at `root`) with gunicorn on 127.0.0.1; yields the base URL once /health answers."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(root), "DATABASE_URL": database_url, "REDIS_URL": redis_url}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
-         "--bind", f"127.0.0.1:{port}", "app.wsgi:application"],
+         "--bind", f"127.0.0.1:{port}", wsgi],
         cwd=str(root), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
