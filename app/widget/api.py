@@ -288,10 +288,15 @@ def appointment_json(appt: m.Appointment) -> dict:
 
 
 def _idempotent(handler):
-    """Same Idempotency-Key + same body → the stored answer; another body → 422."""
+    """`handler()` -> (body, status) as a response; with an Idempotency-Key, the same body gets the stored answer, another 422.
+
+    Nothing here commits: the caller's with_deadlock_retry does, once, so the
+    booking and its stored answer are one transaction.
+    """
     key = request.headers.get("Idempotency-Key")
     if not key:
-        return handler()
+        body, status = handler()
+        return jsonify(body), status
     if len(key) > 200:
         raise ValidationError("Idempotency-Key is too long (200 characters at most)", "Idempotency-Key")
     digest = hashlib.sha256(request.get_data()).hexdigest()
@@ -308,9 +313,8 @@ def _idempotent(handler):
             )
         db.session.rollback()
         return jsonify(stored.response), stored.status_code
-    body, status = handler(commit=False)
+    body, status = handler()
     db.session.add(m.IdempotencyKey(key=scoped, request_hash=digest, status_code=status, response=body))
-    db.session.commit()
     return jsonify(body), status
 
 
@@ -332,7 +336,7 @@ def create_booking():
     data = _json_body()
     req, consent_texts = _form_checked(data, parse_booking(data))
 
-    def handler(commit: bool = True):
+    def handler():
         result = booking.book(db.session, g.tenant, "customer", req, utcnow())
         forms.record_consents(db.session, consent_texts, result.appointments[0], request.remote_addr)
         body = {
@@ -342,9 +346,6 @@ def create_booking():
         if req.recurrence is not None:
             body["appointments"] = [appointment_json(a) for a in result.appointments]
             body["conflicts"] = result.conflicts
-        if commit:
-            db.session.commit()
-            return jsonify(body), 201
         return body, 201
 
     # A deadlock (two series locking the same staff in another order) is retried once.
