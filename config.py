@@ -39,10 +39,12 @@ class Config:
     REDIS_URL = _env("REDIS_URL")
     SQLALCHEMY_TRACK_MODIFICATIONS = False
     SQLALCHEMY_ENGINE_OPTIONS = {
-        "pool_pre_ping": True,
+        # Not on every checkout: app.dbpool pings connections idle >= DB_IDLE_PING_SECONDS.
+        "pool_pre_ping": False,
         "pool_size": _int("DB_POOL_SIZE", 10),
         "max_overflow": _int("DB_MAX_OVERFLOW", 20),
     }
+    DB_IDLE_PING_SECONDS = float(_env("DB_IDLE_PING_SECONDS", "10"))
     HOST = _env("HOST", "127.0.0.1")
     PORT = _int("PORT", 5000)
     # Public base URL used in emails, manage links and the embed snippet.

@@ -32,6 +32,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.extensions import appbuilder, babel, csrf, db
 
     db.init_app(app)
+    if not app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping"):
+        from app.dbpool import ping_when_idle
+
+        with app.app_context():
+            ping_when_idle(db.engine, app.config["DB_IDLE_PING_SECONDS"])
     # CSRF is checked for the admin's browser forms (below); JSON APIs, the widget and
     # the portal authenticate differently and check what they need themselves.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
