@@ -11,9 +11,10 @@ server), else embedded servers in a temporary folder. Needs `wrk`
 With --baseline REV (a git revision), the same loads first run against a
 checkout of REV on the same database and machine, and the figures print side
 by side: the before/after of an optimisation, measured in one run.
-A last column runs the booking load against bench/booking_floor.py: the same
-server and the booking's SQL with no rules at all, the ceiling for bookings/s
-on this machine (--no-floor skips it).
+Two last columns run the booking load against bench/booking_floor.py: the same
+server and the booking's SQL with no rules at all, then that SQL plus the
+engine's re-check: the ceiling for bookings/s on this machine (--no-floor
+skips them).
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ def run(args, tmp: Path, db_url: str, redis_url: str) -> int:
             import_setup(db.engine, setup_doc("contest" + sfx, 1, "UTC"), "bench")
         if args.floor:
             import_setup(db.engine, setup_doc("floor", BOOK_STAFF, "UTC"), "bench")
+            import_setup(db.engine, setup_doc("floorcheck", BOOK_STAFF, "UTC"), "bench")
         db.engine.dispose()
     sync_all_roles(app)
     columns = []
@@ -173,8 +175,12 @@ def run(args, tmp: Path, db_url: str, redis_url: str) -> int:
         columns.append(("this tree", measure(args, tmp, base, db_url, "")))
     if args.floor:
         # Same server, same SQL, no rules: the most this machine gives for the database work alone.
-        with gunicorn(db_url, redis_url, workers=2, threads=args.threads, wsgi="bench.booking_floor:application") as base:
+        floor = "bench.booking_floor:application"
+        with gunicorn(db_url, redis_url, workers=2, threads=args.threads, wsgi=floor) as base:
             columns.append(("booking SQL alone", {"bookings": measure_bookings(args, tmp, base, db_url, "floor")}))
+        # ... plus the engine's re-check under the lock, the one step of a booking the issue names beyond SQL.
+        with gunicorn(db_url, redis_url, workers=2, threads=args.threads, wsgi=floor, env={"FLOOR_RECHECK": "1"}) as base:
+            columns.append(("SQL + engine re-check", {"bookings": measure_bookings(args, tmp, base, db_url, "floorcheck")}))
     report(columns, args.threads)
     return 0
 

@@ -53,10 +53,10 @@ def worktree(revision: str) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def gunicorn(database_url: str, redis_url: str, workers: int = 2, threads: int = 1, root: Path = ROOT,
-             wsgi: str = "app.wsgi:application") -> Iterator[str]:
+             wsgi: str = "app.wsgi:application", env: dict | None = None) -> Iterator[str]:
     """Serve `wsgi` (of the checkout at `root`) with gunicorn on 127.0.0.1; yields the base URL once /health answers."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(root), "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    env = {**os.environ, "PYTHONPATH": str(root), "DATABASE_URL": database_url, "REDIS_URL": redis_url, **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
          "--bind", f"127.0.0.1:{port}", wsgi],
