@@ -176,20 +176,19 @@ class FailedJobsView(BaseView):
             abort(404)
         return job
 
-    @expose("/job/<job_id>/retry", methods=["POST"])
+    @expose("/job/<job_id>/<what>", methods=["POST"])
     @has_access
     @permission_name("edit")
-    def retry_job(self, job_id: str):
-        self._job(job_id).requeue()
-        flash("Job queued again.", "success")
-        return redirect(url_for("FailedJobsView.list"))
-
-    @expose("/job/<job_id>/discard", methods=["POST"])
-    @has_access
-    @permission_name("edit")
-    def discard_job(self, job_id: str):
-        self._job(job_id).delete()
-        flash("Job discarded.", "success")
+    def job(self, job_id: str, what: str):
+        if what not in ("retry", "discard"):
+            abort(404)
+        job = self._job(job_id)
+        if what == "discard":
+            job.delete()
+            flash("Job discarded.", "success")
+        else:
+            job.requeue()
+            flash("Job queued again.", "success")
         return redirect(url_for("FailedJobsView.list"))
 
     @expose("/delivery/<int:delivery_id>/<what>", methods=["POST"])

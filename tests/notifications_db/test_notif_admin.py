@@ -41,7 +41,9 @@ def test_log_filters_searches_and_resends_a_failed_message(app, client, notif_te
     search = client.get("/notifications/log/?q=ANN@salon").get_data(as_text=True)
     assert "ann@salon.test" in search and "eve@example.com" not in search
     assert "550" in client.get(f"/notifications/log/{rows['eve@example.com']['id']}").get_data(as_text=True)
-    assert "eve@example.com" in client.get("/notifications/failed/").get_data(as_text=True)
+    failed_jobs = client.get("/notifications/failed/").get_data(as_text=True)
+    assert "eve@example.com" in failed_jobs
+    assert f"/notifications/failed/delivery/{rows['eve@example.com']['id']}/retry" in failed_jobs
 
     workers.start(1)
     answer = client.post(f"/notifications/log/{rows['eve@example.com']['id']}/resend")
@@ -69,7 +71,9 @@ def test_failed_jobs_page_lists_only_this_tenants_jobs_with_retry_and_discard(ap
     _login(app, client, notif_tenant)
     page = client.get("/notifications/failed/").get_data(as_text=True)
     assert mine.id in page and theirs.id not in page
+    assert f"/notifications/failed/job/{mine.id}/retry" in page and f"/notifications/failed/job/{mine.id}/discard" in page
     assert client.post(f"/notifications/failed/job/{theirs.id}/discard").status_code == 404
+    assert client.post(f"/notifications/failed/job/{mine.id}/explode").status_code == 404
     assert client.post(f"/notifications/failed/job/{mine.id}/retry").status_code == 302
     with app.app_context():
         assert mine.id in queue("notifications").job_ids
