@@ -30,6 +30,7 @@ from app.errors import ApiError
 from app.extensions import db
 from app.models import tenant as m
 from app.models.public import Tenant
+from app.models.widgets import Widget
 from app.services import booking, forms
 from app.services.availability import AvailabilityQuery, query_slots, versioned
 from app.tenancy import activate, find_recent_tenant
@@ -89,6 +90,15 @@ def _tenant_or_404(slug: str) -> Tenant:
         abort(404)
     activate(db.session, tenant)
     return tenant
+
+
+def _widget_or_404(tenant_slug: str, public_id: str) -> tuple[Tenant, Widget]:
+    """The active tenant and its widget `public_id`; 404 when either is missing."""
+    tenant = _tenant_or_404(tenant_slug)
+    widget = forms.find_widget(db.session, public_id)
+    if widget is None:
+        abort(404)
+    return tenant, widget
 
 
 def _catalogue(session) -> tuple[list[dict], list[m.Staff], list[m.Location]]:
@@ -247,10 +257,7 @@ def frame_data(tenant: Tenant, widget, args, lang: str, look: dict) -> dict:
 
 @bp.get("/<tenant_slug>/<public_id>/frame")
 def frame(tenant_slug: str, public_id: str):
-    tenant = _tenant_or_404(tenant_slug)
-    widget = forms.find_widget(db.session, public_id)
-    if widget is None:
-        abort(404)
+    tenant, widget = _widget_or_404(tenant_slug, public_id)
     args = request.args
     lang = i18n.pick(args.get("lang") or (widget.language if widget.language != "auto" else None),
                      request.accept_languages, tenant.locale)
@@ -289,9 +296,6 @@ def frame(tenant_slug: str, public_id: str):
 @bp.get("/<tenant_slug>/<public_id>/demo")
 def demo(tenant_slug: str, public_id: str):
     """A test page on our own origin embedding the widget in its mode (frame-ancestors always allows 'self')."""
-    tenant = _tenant_or_404(tenant_slug)
-    widget = forms.find_widget(db.session, public_id)
-    if widget is None:
-        abort(404)
+    tenant, widget = _widget_or_404(tenant_slug, public_id)
     db.session.rollback()
     return render_template("widget/demo.html", tenant=tenant, widget=widget)
