@@ -160,7 +160,9 @@ class TenantRestApi(ModelRestApi):
 
 
 class SpanCheck:
-    """Weekly wall-clock rows: end after start, inside the day."""
+    """Weekly wall-clock rows: a weekday, minutes inside the day, end after start."""
+
+    validators_columns = {"weekday": _check_weekday, "start_min": _check_minute, "end_min": _check_minute}
 
     def check_item(self, item) -> None:
         if item.start_min is not None and item.end_min is not None and item.end_min <= item.start_min:
@@ -235,7 +237,6 @@ class StaffHoursApi(SpanCheck, TenantRestApi):
     show_columns = list_columns
     add_columns = edit_columns = ["staff", "location", "weekday", "start_min", "end_min"]
     search_columns = ["staff", "location", "weekday"]
-    validators_columns = {"weekday": _check_weekday, "start_min": _check_minute, "end_min": _check_minute}
 
 
 class LocationHoursApi(SpanCheck, TenantRestApi):
@@ -246,7 +247,6 @@ class LocationHoursApi(SpanCheck, TenantRestApi):
     show_columns = list_columns
     add_columns = edit_columns = ["location", "weekday", "start_min", "end_min"]
     search_columns = ["location", "weekday"]
-    validators_columns = {"weekday": _check_weekday, "start_min": _check_minute, "end_min": _check_minute}
 
 
 class StaffBreakApi(SpanCheck, TenantRestApi):
@@ -257,7 +257,6 @@ class StaffBreakApi(SpanCheck, TenantRestApi):
     show_columns = list_columns
     add_columns = edit_columns = ["staff", "location", "weekday", "start_min", "end_min"]
     search_columns = ["staff", "location", "weekday"]
-    validators_columns = {"weekday": _check_weekday, "start_min": _check_minute, "end_min": _check_minute}
 
 
 class TimeOffApi(TenantRestApi):

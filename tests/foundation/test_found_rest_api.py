@@ -81,6 +81,10 @@ def test_writes_are_validated_with_the_error_shape(app, client, make_tenant, mak
     empty = client.post("/api/v1/location_hours/", headers=key, json=opening)
     assert empty.status_code == 422 and empty.get_json()["error"]["field"] == "end_min"
     assert client.post("/api/v1/location_hours/", headers=key, json={**opening, "end_min": 1440}).status_code == 201
+    # The weekday and minute checks hold for every weekly row kind, not only staff hours.
+    for path, row in (("location_hours", opening), ("staff_breaks", {**span, "start_min": 720, "end_min": 750})):
+        assert client.post(f"/api/v1/{path}/", headers=key, json={**row, "weekday": 7}).get_json()["error"]["field"] == "weekday"
+        assert client.post(f"/api/v1/{path}/", headers=key, json={**row, "end_min": 1441}).get_json()["error"]["field"] == "end_min"
     off = client.post("/api/v1/time_off/", headers=key,
                       json={"staff": staff, "start_at": "2027-01-02T10:00:00Z", "end_at": "2027-01-02T09:00:00Z"})
     assert off.status_code == 422 and off.get_json()["error"]["field"] == "end_at"
