@@ -29,7 +29,6 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 for extra in (ROOT, ROOT / "tests"):
@@ -59,24 +58,6 @@ class TimedSink(SmtpSink):
             if match:
                 self.accepted.setdefault(match.group(1).decode(), now)
             self._cond.notify_all()
-
-
-def _services(tmp: Path):
-    started = []
-    db_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
-    from app.embedded import EmbeddedPostgres, EmbeddedRedis
-
-    if not db_url:
-        pg = EmbeddedPostgres(tmp, dbname="postgres")
-        db_url = pg.start()
-        started.append(pg)
-    if not redis_url:
-        rd = EmbeddedRedis(tmp)
-        redis_url = rd.start()
-        started.append(rd)
-    if db_url.startswith("postgresql://"):
-        db_url = "postgresql+psycopg://" + db_url[len("postgresql://"):]
-    return db_url, redis_url, started
 
 
 def _setup(n: int) -> dict:
@@ -148,13 +129,19 @@ def main() -> int:
     parser.add_argument("--worker-class", default="app.jobs.worker.AppSimpleWorker")
     args = parser.parse_args()
 
+    from app.embedded import scratch_environment
+
+    # Servers and the scratch database come and go with the block; this folder keeps the children's log.
     tmp = Path(tempfile.mkdtemp(prefix="upz-notif-bench-", dir="/var/tmp" if Path("/var/tmp").exists() else None))
-    base_url, redis_url, started = _services(tmp)
-    name = f"upzento_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    db_url = urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
+    try:
+        with scratch_environment("upzento_bench") as (db_url, redis_url):
+            return _run(args, tmp, db_url, redis_url)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(args, tmp: Path, db_url: str, redis_url: str) -> int:
+    """Start the relay and workers on a migrated scratch database, produce events at the rate, report."""
     children = []
     sink = TimedSink().start()
     try:
@@ -233,12 +220,6 @@ def main() -> int:
         for child in reversed(children):
             child.stop()
         sink.stop()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        for server in reversed(started):
-            server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
