@@ -87,6 +87,28 @@ def make_tenant(app):
 
 
 @pytest.fixture()
+def agency_business(app, make_tenant):
+    """A new agency with one business (minimal setup) and two log-ins, password "password-1":
+    its agency owner `ow_<slug>` and the business's client admin `ca_<slug>`. Returns the slug."""
+    from app.extensions import db
+    from app.services.people import create_user_with_role
+    from tenants.provisioning import create_agency
+
+    agency = unique_slug("ag").replace("_", "-")
+    with app.app_context():
+        create_agency(db.session, agency, "Own agency")
+        db.session.commit()
+    slug = make_tenant(agency=agency)
+    with app.app_context():
+        create_user_with_role(db.session, username=f"ca_{slug}", email=f"ca_{slug}@x.org", password="password-1",
+                              role="Client Admin", tenant_slug=slug)
+        create_user_with_role(db.session, username=f"ow_{slug}", email=f"ow_{slug}@x.org", password="password-1",
+                              role="Agency Owner", agency_slug=agency)
+        db.session.commit()
+    return slug
+
+
+@pytest.fixture()
 def pinned_now(app):
     """Pin the public API's clock: pinned_now("2027-01-01T00:00:00Z")."""
     previous = app.config.get("PUBLIC_API_NOW")

@@ -6,29 +6,14 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import text
-from support import minimal_setup, unique_slug
 
 WEEK = "2027-01-11"  # a Monday; the tenant works Mon-Fri 09:00-17:00 Berlin
 
 
 @pytest.fixture()
-def desk(app, make_tenant):
-    from app.extensions import db
-    from app.services.people import create_user_with_role
-    from tenants.provisioning import create_agency
-
-    agency = unique_slug("ag").replace("_", "-")
-    with app.app_context():
-        create_agency(db.session, agency, "Desk agency")
-        db.session.commit()
-    slug = make_tenant(minimal_setup(), agency=agency)
-    with app.app_context():
-        create_user_with_role(db.session, username=f"ca_{slug}", email=f"ca_{slug}@x.org", password="password-1",
-                              role="Client Admin", tenant_slug=slug)
-        create_user_with_role(db.session, username=f"ow_{slug}", email=f"ow_{slug}@x.org", password="password-1",
-                              role="Agency Owner", agency_slug=agency)
-        db.session.commit()
-    return slug
+def desk(agency_business):
+    """A business of its own agency; log-ins ca_<slug> (client admin) and ow_<slug> (agency owner)."""
+    return agency_business
 
 
 def _login(client, user):
