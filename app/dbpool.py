@@ -27,8 +27,7 @@ def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
 
     @event.listens_for(engine, "checkin")
     def _returned(dbapi_connection, record) -> None:
-        if record is not None:
-            record.info[_RETURNED_AT] = time.monotonic()
+        record.info[_RETURNED_AT] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi_connection, record, proxy) -> None:
