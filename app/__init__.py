@@ -66,7 +66,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(public_api_bp)
     _register_optional_blueprints(app)
 
-    from tenants.cli import register_cli
+    from app.cli import register_cli
 
     register_cli(app)
     return app

@@ -54,6 +54,13 @@ class Conflict(ApiError):
     status = 409
 
 
+class SlotUnavailable(Conflict):
+    """The time asked for is taken (the database refused the overlap) or was lost to a deadlock."""
+
+    def __init__(self, message: str = "this time is no longer available", **extra):
+        super().__init__("slot_unavailable", message, "start", **extra)
+
+
 def error_response(code: str, message: str, status: int, field: str | None = None):
     return jsonify({"error": {"code": code, "message": message, "field": field}}), status
 

@@ -29,7 +29,7 @@ from sqlalchemy import bindparam, event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from app.errors import ApiError, Conflict, NotFound, UnknownKey, ValidationError
+from app.errors import ApiError, Conflict, NotFound, SlotUnavailable, UnknownKey, ValidationError
 from app.models import tenant as m
 from app.notifications import sms
 from app.scheduling import model as sm
@@ -45,11 +45,6 @@ from app.tenancy import TenantRef, plain_session
 UTC = dt.timezone.utc
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 LOCK_NAMESPACE = 7262
-
-
-class SlotUnavailable(Conflict):
-    def __init__(self, message: str = "this time is no longer available", **extra):
-        super().__init__("slot_unavailable", message, "start", **extra)
 
 
 class PolicyWindow(Conflict):
@@ -775,26 +770,7 @@ def set_status(
 
 
 def with_deadlock_retry(fn, session: Session, attempts: int = 2):
-    """Run `fn()` and commit; on a deadlock (40P01) roll back and run it once more.
+    """Run `fn()` in one unit of work (app.uow), once more after a deadlock; kept for its callers."""
+    from app.uow import run_unit
 
-    A deadlock met at the insert arrives already turned into `slot_unavailable`
-    (its cause keeps the SQLSTATE); it is retried the same way.
-    """
-    for attempt in range(attempts):
-        try:
-            result = fn()
-            session.commit()
-            return result
-        except DBAPIError as exc:
-            session.rollback()
-            code = _sqlstate(exc)
-            if code == "40P01" and attempt + 1 < attempts:
-                continue
-            if code in ("23P01", "40P01"):
-                raise SlotUnavailable() from exc
-            raise
-        except ApiError as exc:
-            session.rollback()
-            if isinstance(exc, SlotUnavailable) and _sqlstate(exc.__cause__) == "40P01" and attempt + 1 < attempts:
-                continue
-            raise
+    return run_unit(fn, session, retry=attempts > 1)

@@ -1,0 +1,27 @@
+"""The project's command line (`flask --app run.py TOPIC ...`), one module per topic.
+
+Each topic module in this package exposes `commands`: the click commands or groups it
+adds. Commands call the same services as the admin and run their writes through the
+one transaction boundary (`app.uow`). Errors print one line (`error: ...`) and exit
+non-zero with nothing written (`app.cli.common.fail`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from flask import Flask
+
+
+def register_cli(app: Flask) -> None:
+    """Add every topic module's `commands` to `app.cli`."""
+    from tenants.cli import register_cli as register_legacy
+
+    register_legacy(app)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name.startswith("_") or info.name == "common":
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for command in getattr(module, "commands", ()):
+            app.cli.add_command(command)
