@@ -50,7 +50,7 @@ def ensure_services(own: bool = False) -> None:
             os.environ.setdefault("DATABASE_URL", info["database_url"])
             os.environ.setdefault("REDIS_URL", info["redis_url"])
             return
-    from app.embedded import EmbeddedPostgres, EmbeddedRedis
+    from devserver.embedded import EmbeddedPostgres, EmbeddedRedis
 
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     if need_db:
@@ -82,7 +82,7 @@ def create_app():
 def prepare(app) -> list[str]:
     """Migrate every schema, sync roles, seed the demo (all idempotent)."""
     from app.extensions import db
-    from app.seed import seed_demo
+    from devserver.seed import seed_demo
     from app.security import sync_all_roles
     from tenants.provisioning import migrate_all
 
@@ -93,7 +93,7 @@ def prepare(app) -> list[str]:
 
 
 def main() -> int:
-    from app.embedded import ManagedProcess
+    from devserver.embedded import ManagedProcess
 
     ensure_services(own=True)
     app = create_app()
@@ -133,7 +133,7 @@ def main() -> int:
         json.dumps({"pid": os.getpid(), "database_url": os.environ["DATABASE_URL"], "redis_url": os.environ["REDIS_URL"]})
     )
     base = f"http://{host}:{port}"
-    from app.seed import demo_links
+    from devserver.seed import demo_links
 
     print(
         f"\nUpzento Appointments is running.\n"

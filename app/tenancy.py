@@ -174,22 +174,18 @@ def current_tenant(required: bool = True) -> TenantRef | None:
 def tenant_session(engine: Engine, slug: str, *, public_session: Session | None = None) -> Iterator[tuple[Session, TenantRef]]:
     """A fresh session routed to one tenant, for jobs, CLI commands and tests.
 
-    Commits when the block ends without error, rolls back otherwise.
+    Commits when the block ends without error, rolls back otherwise (`app.uow.unit_of_work`).
     """
     with Session(engine, expire_on_commit=False) as lookup:
         tenant = find_tenant(lookup, slug)
         if tenant is None:
             raise NoTenant(f"unknown tenant {slug!r}")
         ref = TenantRef.of(tenant)
-    session = Session(engine, expire_on_commit=False, info={TENANT_INFO_KEY: ref.schema})
-    try:
-        yield session, ref
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    from app.uow import unit_of_work
+
+    with Session(engine, expire_on_commit=False, info={TENANT_INFO_KEY: ref.schema}) as session:
+        with unit_of_work(session):
+            yield session, ref
 
 
 def schema_exists(session: Session, schema: str) -> bool:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg  # noqa: E402,F401  (import cost is not server start cost)
 import redis  # noqa: E402
 
-from app.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
+from devserver.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 
 
 def _timed(fn):

@@ -135,7 +135,7 @@ def main() -> int:
     parser.add_argument("--no-floor", dest="floor", action="store_false",
                         help="skip the reference run of the booking SQL alone (bench/booking_floor.py)")
     args = parser.parse_args()
-    from app.embedded import scratch_environment
+    from devserver.embedded import scratch_environment
 
     tmp = Path(tempfile.mkdtemp(prefix="upzento-bench-", dir="/var/tmp"))
     with scratch_environment("upzento_bench") as (db_url, redis_url):

@@ -129,7 +129,7 @@ def main() -> int:
     parser.add_argument("--worker-class", default="app.jobs.worker.AppSimpleWorker")
     args = parser.parse_args()
 
-    from app.embedded import scratch_environment
+    from devserver.embedded import scratch_environment
 
     # Servers and the scratch database come and go with the block; this folder keeps the children's log.
     tmp = Path(tempfile.mkdtemp(prefix="upz-notif-bench-", dir="/var/tmp" if Path("/var/tmp").exists() else None))
@@ -166,7 +166,7 @@ def _run(args, tmp: Path, db_url: str, redis_url: str) -> int:
         warmup = 100
         ids = _make_appointments(engine, slug, args.messages + warmup)
 
-        from app.embedded import ManagedProcess
+        from devserver.embedded import ManagedProcess
 
         env = {**os.environ, "PYTHONPATH": str(ROOT), "SMTP_HOST": sink.host, "SMTP_PORT": str(sink.port),
                "MAIL_FROM": "bookings@bench.test", "PUBLIC_URL": "http://127.0.0.1:5000", "LOG_LEVEL": "WARNING"}

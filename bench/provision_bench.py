@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="server to create the scratch database on (default: DATABASE_URL or embedded)")
     args = parser.parse_args()
 
-    from app.embedded import scratch_environment
+    from devserver.embedded import scratch_environment
 
     with scratch_environment("upzento_bench", database_url=args.database_url) as (url, redis_url):
         run(args, url, redis_url)

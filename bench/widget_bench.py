@@ -132,7 +132,7 @@ def main() -> int:
     loader_raw = (ROOT / "app/widget/static/loader.js").read_bytes()
     print(f"loader.js: {len(loader_raw)} B raw, {len(gzip.compress(loader_raw, 9))} B gzipped (target ≤ 5120 B)")
 
-    from app.embedded import scratch_environment
+    from devserver.embedded import scratch_environment
 
     with scratch_environment("upzento_wbench") as (db_url, redis_url):
         return run(args, db_url, redis_url)

@@ -18,7 +18,7 @@ from support import minimal_setup, unique_slug
 @pytest.fixture(scope="session")
 def services():
     """(database_url, redis_url) of a fresh database: env-provided servers, else embedded ones."""
-    from app.embedded import scratch_environment
+    from devserver.embedded import scratch_environment
 
     with scratch_environment("upzento_test") as urls:
         yield urls

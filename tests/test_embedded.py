@@ -1,4 +1,4 @@
-"""Real-process tests for app/embedded.py (embedded PostgreSQL, Redis, children).
+"""Real-process tests for devserver/embedded.py (embedded PostgreSQL, Redis, children).
 
 Data dirs live under /var/tmp (never /root: as root the server runs as the
 unprivileged ``embedded_postgres`` user, which must be able to reach them).
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.embedded import (  # noqa: E402
+from devserver.embedded import (  # noqa: E402
     EmbeddedError,
     EmbeddedPostgres,
     EmbeddedRedis,
@@ -217,7 +217,7 @@ def test_postgres_stops_when_owner_is_killed(pg_dir):
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
-        from app.embedded import EmbeddedPostgres
+        from devserver.embedded import EmbeddedPostgres
         pg = EmbeddedPostgres(Path({str(pg_dir)!r}))
         pg.start()
         print(pg.pid, flush=True)
@@ -342,7 +342,7 @@ def test_redis_stops_when_owner_is_killed(tmp_dir):
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
-        from app.embedded import EmbeddedRedis
+        from devserver.embedded import EmbeddedRedis
         r = EmbeddedRedis(Path({str(tmp_dir)!r}))
         r.start()
         print(r.pid, flush=True)

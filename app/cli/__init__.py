@@ -16,9 +16,6 @@ from flask import Flask
 
 def register_cli(app: Flask) -> None:
     """Add every topic module's `commands` to `app.cli`."""
-    from tenants.cli import register_cli as register_legacy
-
-    register_legacy(app)
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         if info.name.startswith("_") or info.name == "common":
             continue

@@ -34,7 +34,7 @@ FAST_ENV = {
 
 @pytest.fixture()
 def private_redis():
-    from app.embedded import EmbeddedRedis
+    from devserver.embedded import EmbeddedRedis
 
     tmp = Path(tempfile.mkdtemp(prefix="upz-notif-redis-", dir="/var/tmp"))
     server = EmbeddedRedis(tmp)
@@ -88,7 +88,7 @@ class Workers:
         self.procs = []
 
     def start(self, n: int = 1, burst: bool = False, worker_class: str = "app.jobs.worker.AppWorker"):
-        from app.embedded import ManagedProcess
+        from devserver.embedded import ManagedProcess
 
         started = []
         for i in range(n):

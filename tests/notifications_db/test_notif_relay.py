@@ -24,7 +24,7 @@ def test_rolled_back_event_is_never_relayed(app, notif_tenant, notif):
 
 
 def test_relay_process_sends_on_commit(app, client, notif_tenant, notif, smtp, workers):
-    from app.embedded import ManagedProcess
+    from devserver.embedded import ManagedProcess
 
     daemon = ManagedProcess("outbox relay", [sys.executable, "-m", "app.jobs.relay"], env=notif,
                             cwd=str(workers.env["PYTHONPATH"]), stop_timeout=3)

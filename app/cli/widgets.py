@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
+from app.cli.common import fail
+
 widgets_cli = AppGroup("widgets", help="Booking widgets of a business.")
+
+
+class _Refused(Exception):
+    """A widget setting was refused; nothing is written."""
 
 
 def _base() -> str:
@@ -47,13 +51,10 @@ def create_widget(tenant, name, mode, origins, primary, accent, language):
             widget = w.Widget(hidden_fields=[], allowed_origins=[])
             problems = forms.apply_widget_settings(session, widget, form)
             if problems:
-                for p in problems:
-                    click.echo(f"{p.field}: {p.message}", err=True)
-                raise click.exceptions.Exit(1)
+                raise _Refused("; ".join(f"{p.field}: {p.message}" for p in problems))
             public_id = widget.public_id
-    except NoTenant as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(1)
+    except (NoTenant, _Refused) as exc:
+        fail(str(exc))
     base = _base()
     click.echo(f"widget {public_id}")
     click.echo(f"demo page: {base}/widget/v1/{tenant}/{public_id}/demo")
@@ -71,8 +72,11 @@ def list_widgets(tenant):
 
     try:
         with _session(tenant) as (session, _):
-            for row in session.scalars(select(w.Widget).order_by(w.Widget.name)):
-                click.echo(f"{row.public_id}\t{row.mode}\t{row.name}\t{' '.join(row.allowed_origins) or '-'}")
+            rows = list(session.scalars(select(w.Widget).order_by(w.Widget.name)))
     except NoTenant as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(1)
+        fail(str(exc))
+    for row in rows:
+        click.echo(f"{row.public_id}\t{row.mode}\t{row.name}\t{' '.join(row.allowed_origins) or '-'}")
+
+
+commands = [widgets_cli]

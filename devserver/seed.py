@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models.public import Agency, Tenant
+from app.uow import unit_of_work
 
 DEMO_AGENCY = ("demo", "Demo Agency")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
@@ -152,15 +153,15 @@ def seed_demo(app: Flask) -> list[str]:
     out: list[str] = []
     with app.app_context():
         engine = db.engine
-        if db.session.scalar(select(Agency).where(Agency.slug == DEMO_AGENCY[0])) is None:
-            create_agency(db.session, *DEMO_AGENCY)
-            db.session.commit()
-            out.append(f"created agency {DEMO_AGENCY[0]}")
-        for setup in (salon_setup(), physio_setup()):
-            if db.session.scalar(select(Tenant).where(Tenant.slug == setup["tenant"]["slug"])) is None:
-                import_setup(engine, setup, DEMO_AGENCY[0])
-                out.append(f"created tenant {setup['tenant']['slug']}")
-        db.session.commit()
+        with unit_of_work(db.session):
+            if db.session.scalar(select(Agency).where(Agency.slug == DEMO_AGENCY[0])) is None:
+                create_agency(db.session, *DEMO_AGENCY)
+                out.append(f"created agency {DEMO_AGENCY[0]}")
+        with unit_of_work(db.session):
+            for setup in (salon_setup(), physio_setup()):
+                if db.session.scalar(select(Tenant).where(Tenant.slug == setup["tenant"]["slug"])) is None:
+                    import_setup(engine, setup, DEMO_AGENCY[0])
+                    out.append(f"created tenant {setup['tenant']['slug']}")
         for slug, color in (("bella_salon", "#9d174d"), ("city_physio", "#1d4ed8")):
             if _seed_widget(engine, slug, color):
                 out.append(f"created a booking widget for {slug}")
@@ -169,27 +170,27 @@ def seed_demo(app: Flask) -> list[str]:
             if sm.find_user(username=username):
                 continue
             staff_id = None
-            if staff_key:
-                tenant = db.session.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
-                route_session(db.session, tenant.schema)
-                staff = db.session.scalar(select(Staff).where(Staff.key == staff_key))
-                staff_id = staff.id
-                staff.user_id = None  # linked below once the user exists
-                route_session(db.session, None)
             try:
-                user = create_user_with_role(
-                    db.session, username=username, email=f"{username}@demo.upzento.local", password=password,
-                    role=role, agency_slug=agency, tenant_slug=tenant_slug, staff_id=staff_id,
-                )
-                db.session.commit()
+                with unit_of_work(db.session):
+                    if staff_key:
+                        tenant = db.session.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
+                        route_session(db.session, tenant.schema)
+                        staff = db.session.scalar(select(Staff).where(Staff.key == staff_key))
+                        staff_id = staff.id
+                        staff.user_id = None  # linked below once the user exists
+                        route_session(db.session, None)
+                    user = create_user_with_role(
+                        db.session, username=username, email=f"{username}@demo.upzento.local", password=password,
+                        role=role, agency_slug=agency, tenant_slug=tenant_slug, staff_id=staff_id,
+                    )
             except PeopleError as exc:
-                db.session.rollback()
+                route_session(db.session, None)
                 out.append(f"could not create {username}: {exc}")
                 continue
             if staff_key:
                 route_session(db.session, tenant.schema)
-                db.session.scalar(select(Staff).where(Staff.key == staff_key)).user_id = user.id
-                db.session.commit()
+                with unit_of_work(db.session):
+                    db.session.scalar(select(Staff).where(Staff.key == staff_key)).user_id = user.id
                 route_session(db.session, None)
             out.append(f"created user {username} ({role})")
     return out

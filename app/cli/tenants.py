@@ -1,0 +1,147 @@
+"""`flask tenants ...`: create, migrate, import, export, suspend and delete client businesses."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.cli.common import fail
+from app.extensions import db
+from app.models.public import Tenant
+from tenants import provisioning as prov
+
+tenants_cli = AppGroup("tenants", help="Create, migrate, import, export and delete client businesses.")
+
+
+def _engine():
+    return db.engine
+
+
+@tenants_cli.command("create")
+@click.argument("slug")
+@click.option("--agency", "agency_slug", required=True, help="Slug of the agency that owns it.")
+@click.option("--name", required=True)
+@click.option("--timezone", default="UTC", show_default=True)
+@click.option("--currency", default="EUR", show_default=True)
+@click.option("--locale", default="en", show_default=True)
+def tenant_create(slug, agency_slug, name, timezone, currency, locale):
+    """Create a client business and its schema."""
+    try:
+        tenant = prov.create_tenant(_engine(), agency_slug, prov.TenantSpec(slug, name, timezone, currency, locale))
+    except prov.ProvisioningError as exc:
+        fail(str(exc))
+    click.echo(f"created tenant {slug} (schema {tenant.schema})")
+
+
+@tenants_cli.command("list")
+def tenant_list():
+    """List client businesses: slug, agency, status, schema revision."""
+    with Session(_engine()) as session:
+        for t in session.scalars(select(Tenant).order_by(Tenant.slug)):
+            click.echo(f"{t.slug}\t{t.agency.slug}\t{t.status}\t{t.schema_version or '-'}\t{t.name}")
+
+
+@tenants_cli.command("migrate")
+@click.argument("slug", required=False)
+@click.option("--all", "all_", is_flag=True, help="Public schema and every tenant schema.")
+def tenant_migrate(slug, all_):
+    """Bring the public schema and tenant schemas to the newest revision (idempotent)."""
+    engine = _engine()
+    if slug and all_:
+        fail("give a SLUG or --all, not both")
+    try:
+        if slug:
+            prov.migrate_public(engine)
+            rev = prov.migrate_tenant(engine, slug)
+            click.echo(f"{slug}: {rev}")
+        else:
+            timings = prov.migrate_all(engine, progress=lambda s, secs: click.echo(f"{s}: migrated in {secs:.2f}s"))
+            click.echo(f"public schema and {len(timings)} tenant schema(s) at the newest revision")
+        from app.security import sync_all_roles
+
+        sync_all_roles(current_app)
+    except prov.ProvisioningError as exc:
+        fail(str(exc))
+
+
+@tenants_cli.command("delete")
+@click.argument("slug")
+@click.option("--confirm", is_flag=True, help="Required: the schema and all its data are dropped.")
+def tenant_delete(slug, confirm):
+    """Delete a client business and drop its schema."""
+    if not confirm:
+        fail("this drops every appointment and customer of the tenant; repeat with --confirm")
+    try:
+        prov.delete_tenant(_engine(), slug)
+    except prov.ProvisioningError as exc:
+        fail(str(exc))
+    click.echo(f"deleted tenant {slug}")
+
+
+def _set_status(slug: str, status: str, done: str) -> None:
+    try:
+        prov.set_status(_engine(), slug, status)
+    except prov.ProvisioningError as exc:
+        fail(str(exc))
+    click.echo(f"{done} {slug}")
+
+
+@tenants_cli.command("suspend")
+@click.argument("slug")
+def tenant_suspend(slug):
+    """Suspend a tenant: its widget, portal and API stop taking requests."""
+    _set_status(slug, Tenant.STATUS_SUSPENDED, "suspended")
+
+
+@tenants_cli.command("activate")
+@click.argument("slug")
+def tenant_activate(slug):
+    """Re-activate a suspended tenant."""
+    _set_status(slug, Tenant.STATUS_ACTIVE, "activated")
+
+
+@tenants_cli.command("import")
+@click.argument("file", type=click.File("r"))
+@click.option("--agency", "agency_slug", help="Agency to create the tenant in, if it does not exist yet.")
+def tenant_import(file, agency_slug):
+    """Import a setup file (tenant-setup.schema.json); all-or-nothing, idempotent by key."""
+    from app.services.setup_io import SetupInvalid, import_setup, parse_and_validate
+
+    try:
+        doc = parse_and_validate(file.read())
+        report = import_setup(_engine(), doc, agency_slug)
+    except SetupInvalid as exc:
+        for error in exc.errors:
+            click.echo(f"error: {error.path}: {error.message}", err=True)
+        click.echo(f"{len(exc.errors)} error(s); nothing was imported", err=True)
+        sys.exit(1)
+    except prov.ProvisioningError as exc:
+        fail(str(exc))
+    verb = "created" if report.created_tenant else "updated"
+    counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
+    click.echo(f"{verb} tenant {report.tenant}: {counts}")
+
+
+@tenants_cli.command("export")
+@click.argument("slug")
+def tenant_export(slug):
+    """Print a tenant's setup as JSON (the import format)."""
+    from app.services.setup_io import export_setup
+    from app.tenancy import route_session
+
+    with Session(_engine()) as session:
+        tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
+        if tenant is None:
+            fail(f"unknown tenant {slug!r}")
+        route_session(session, tenant.schema)
+        doc = export_setup(session, tenant)
+    click.echo(json.dumps(doc, indent=1, ensure_ascii=False))
+
+
+commands = [tenants_cli]
