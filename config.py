@@ -98,6 +98,15 @@ class Config:
     SMS_AUTH_TOKEN = _env("SMS_AUTH_TOKEN")
     SMS_FROM = _env("SMS_FROM")
 
+    # --- observability ------------------------------------------------------
+    LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+    LOG_FORMAT = _env("LOG_FORMAT", "json")  # json | text
+    METRICS_ENABLED = _bool("METRICS_ENABLED", True)
+    METRICS_TOKEN = _env("METRICS_TOKEN")  # when set, /metrics wants "Authorization: Bearer <token>"
+    SENTRY_DSN = _env("SENTRY_DSN")
+    SENTRY_TRACES_SAMPLE_RATE = _env("SENTRY_TRACES_SAMPLE_RATE", "0")
+    OTEL_EXPORTER_OTLP_ENDPOINT = _env("OTEL_EXPORTER_OTLP_ENDPOINT")
+
     # --- jobs ---------------------------------------------------------------
     RQ_QUEUES = ("default", "notifications", "integrations")
     OUTBOX_BATCH = _int("OUTBOX_BATCH", 200)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -107,6 +108,11 @@ def main() -> int:
     host, port = Config.HOST, Config.PORT
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)}
     (DATA_DIR / "log").mkdir(parents=True, exist_ok=True)
+    # Every web and job process writes its metrics here; /metrics adds them up.
+    metrics_dir = DATA_DIR / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     worker = ManagedProcess(
         "rq worker",
         [sys.executable, "-m", "rq.cli", "worker", "--with-scheduler", "-w", "app.jobs.worker.AppWorker",
@@ -125,7 +131,7 @@ def main() -> int:
         "gunicorn",
         [sys.executable, "-m", "gunicorn", "--workers", str(Config.WEB_WORKERS), "--threads", str(Config.WEB_THREADS),
          "--bind", f"{host}:{port}", "--access-logfile", str(DATA_DIR / "log" / "access.log"),
-         "app.wsgi:application"],
+         "--config", "python:app.gunicorn_conf", "app.wsgi:application"],
         env=env,
     )
     children = [worker.start(), relay.start(), cron.start(), web.start()]

@@ -23,7 +23,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
             "DATABASE_URL is not set. `python run.py` starts an embedded PostgreSQL for you; "
             "other entry points need DATABASE_URL (and REDIS_URL)."
         )
-    logging.basicConfig(level=app.config.get("LOG_LEVEL", logging.INFO))
+    from app import observability
+
+    observability.configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     # FAB logs every permission it creates and warns about UUID columns it cannot filter.
     logging.getLogger("flask_appbuilder").setLevel(logging.WARNING)
     logging.getLogger("flask_appbuilder.models.filters").setLevel(logging.ERROR)
@@ -32,6 +34,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.extensions import appbuilder, babel, csrf, db
 
     db.init_app(app)
+    observability.init_app(app)
     if not app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping"):
         from app.dbpool import ping_when_idle
 

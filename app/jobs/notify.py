@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from redis.exceptions import RedisError
 from sqlalchemy import delete, select, text, update
 
+from app import metrics
 from app.jobs.mailout import BatchSender, fast_email
 from app.jobs.runtime import config, job_session, mailer, setting, sms_client
 from app.models import tenant as m
@@ -170,6 +171,7 @@ def _send_and_record(tenant: str, items: list[Prepared], now: dt.datetime) -> li
                 status, provider_id = _send(p.delivery, p.out, p.sender_name, p.reply_to, cfg, p.callback, smtp)
                 results.append((p, status, provider_id, None, None))
             except Exception as exc:
+                metrics.DELIVERY_FAILURES.labels(p.delivery.channel).inc()
                 status, _none, error = _classify(exc, p.delivery)
                 opted_out = p.delivery.recipient if getattr(exc, "opted_out", False) else None
                 results.append((p, status, None, error, opted_out))

@@ -64,8 +64,11 @@ def relay_tenant(engine: Engine, slug: str, limit: int = 200) -> int:
             q = queue("notifications")
             with q.connection.pipeline() as pipe:
                 for i in range(0, len(rows), JOB_BATCH):
-                    ids = [r.id for r in rows[i:i + JOB_BATCH]]
+                    batch = rows[i:i + JOB_BATCH]
+                    ids = [r.id for r in batch]
+                    request_ids = sorted({r.payload["request_id"] for r in batch if r.payload.get("request_id")})
                     q.enqueue_call(EVENT_JOB, args=(slug, ids), job_id=f"evt-{slug}-{ids[0]}-{ids[-1]}",
+                                   meta={"request_ids": request_ids, "tenant": slug},
                                    retry=Retry(max=5, interval=backoff_schedule(5, base=2, cap=300)),
                                    result_ttl=600, failure_ttl=7 * 86400, pipeline=pipe)
                 pipe.execute()
@@ -142,8 +145,9 @@ def run(engine: Engine, sweep_every: float = 2.0, limit: int = 200, coalesce: fl
 def main() -> None:
     """`python -m app.jobs.relay`"""
     from app.jobs.runtime import engine
+    from app.observability import configure_logging
 
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "json"))
     run(engine(), sweep_every=float(os.environ.get("OUTBOX_SWEEP_SECONDS", "2")),
         coalesce=float(os.environ.get("OUTBOX_COALESCE_SECONDS", "0.05")))
 

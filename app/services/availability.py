@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import CompoundSelect, Select, bindparam, event, literal, literal_column, null, select, text, union_all
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.errors import UnknownKey, ValidationError
 from app.models import tenant as m
 from app.scheduling import model as sm
@@ -219,7 +220,9 @@ def versioned(session: Session, name: str, loader):
         cached = _CACHE.get((key, name))
         if cached is not None:
             _CACHE.move_to_end((key, name))
+            metrics.AVAILABILITY_CACHE.labels("rules", "hit").inc()
             return key, cached
+    metrics.AVAILABILITY_CACHE.labels("rules", "miss").inc()
     loaded = loader(session)
     with _CACHE_LOCK:
         _CACHE[(key, name)] = loaded
@@ -408,7 +411,9 @@ def slots_json_text(session: Session, query: AvailabilityQuery, now: dt.datetime
         text_body = _ANSWERS.get(key)
         if text_body is not None:
             _ANSWERS.move_to_end(key)
+            metrics.AVAILABILITY_CACHE.labels("answer", "hit").inc()
             return text_body
+    metrics.AVAILABILITY_CACHE.labels("answer", "miss").inc()
     text_body = _compute_json(setup, query, now)
     with _CACHE_LOCK:
         _ANSWERS[key] = text_body

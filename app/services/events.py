@@ -17,6 +17,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.models.tenant import OutboxEvent
+from app.observability import current_request_id
 
 BOOKED = "appointment.booked"
 RESCHEDULED = "appointment.rescheduled"
@@ -27,10 +28,18 @@ ALL = (BOOKED, RESCHEDULED, CANCELLED, STATUS_CHANGED, NO_SHOW)
 
 
 def payload_of(event_type: str, aggregate_id: str, tenant_slug: str, **payload) -> dict:
-    """The payload an event of `event_type` carries (refusing unknown events)."""
+    """The payload an event of `event_type` carries (refusing unknown events).
+
+    The id of the request (or job) that caused the event rides along as `request_id`,
+    so the jobs the relay enqueues for it log under the same id.
+    """
     if event_type not in ALL:
         raise ValueError(f"unknown event {event_type!r}")
-    return {"tenant": tenant_slug, "appointment_id": aggregate_id, **payload}
+    body = {"tenant": tenant_slug, "appointment_id": aggregate_id, **payload}
+    request_id = current_request_id()
+    if request_id is not None and "request_id" not in body:
+        body["request_id"] = request_id
+    return body
 
 
 def emit(session: Session, event_type: str, aggregate_id: str, tenant_slug: str, **payload) -> OutboxEvent:
