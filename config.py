@@ -28,11 +28,20 @@ def _int(name: str, default: int) -> int:
     return int(value) if value is not None else default
 
 
+DEV_SECRET_KEY = "dev-only-change-me"
+
+
 class Config:
     """Values read once at import; tests pass overrides to create_app()."""
 
     # --- core -----------------------------------------------------------
-    SECRET_KEY = _env("SECRET_KEY", "dev-only-change-me")
+    # "development" relaxes the start-up checks (app.settings_check); anything else is production.
+    ENV = (_env("UPZENTO_ENV", "production") or "production").strip().lower()
+    # Outside development a missing or default SECRET_KEY refuses to start.
+    SECRET_KEY = _env("SECRET_KEY", DEV_SECRET_KEY)
+    # Fernet keys (comma-separated; the first encrypts, all decrypt) for stored credentials
+    # (app.crypto). Required outside development.
+    CREDENTIALS_KEYS = _env("CREDENTIALS_KEYS")
     DATA_DIR = Path(_env("DATA_DIR", str(BASE_DIR / "instance")))
     # None means "start the embedded server" (run.py) or fail (create_app).
     SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL")
@@ -47,7 +56,9 @@ class Config:
     DB_IDLE_PING_SECONDS = float(_env("DB_IDLE_PING_SECONDS", "10"))
     HOST = _env("HOST", "127.0.0.1")
     PORT = _int("PORT", 5000)
-    # Public base URL used in emails, manage links and the embed snippet.
+    # Public base URL used in emails, manage links and the embed snippet. Links are built
+    # from it only, never from the request's Host header. Required outside development
+    # (there it defaults to http://HOST:PORT).
     PUBLIC_URL = _env("PUBLIC_URL")
     WEB_WORKERS = _int("WEB_WORKERS", 2)
     WEB_THREADS = _int("WEB_THREADS", 4)

@@ -39,12 +39,36 @@ def _runtime_urls() -> dict | None:
         return None
 
 
+def development_defaults() -> None:
+    """The embedded default is a development set-up: UPZENTO_ENV=development and a random
+    SECRET_KEY generated once and kept in DATA_DIR (so sessions survive restarts).
+
+    With DATABASE_URL set nothing is assumed: UPZENTO_ENV, SECRET_KEY, CREDENTIALS_KEYS
+    and PUBLIC_URL come from the environment, and the app refuses unsafe values.
+    """
+    os.environ.setdefault("UPZENTO_ENV", "development")
+    if os.environ["UPZENTO_ENV"] != "development" or os.environ.get("SECRET_KEY"):
+        return
+    import secrets
+
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    os.environ["SECRET_KEY"] = key_file.read_text().strip()
+    os.environ.setdefault("PUBLIC_URL", f"http://{Config.HOST}:{Config.PORT}")
+
+
 def ensure_services(own: bool = False) -> None:
     """Fill DATABASE_URL/REDIS_URL, starting embedded servers for whatever is missing."""
     need_db = not os.environ.get("DATABASE_URL")
     need_redis = not os.environ.get("REDIS_URL")
     if not (need_db or need_redis):
         return
+    if need_db:
+        development_defaults()
     if not own:
         info = _runtime_urls()
         if info:
@@ -75,22 +99,42 @@ def create_app():
     ensure_services()
     from app import create_app as factory
 
-    return factory(
-        {"SQLALCHEMY_DATABASE_URI": os.environ["DATABASE_URL"], "REDIS_URL": os.environ["REDIS_URL"]}
-    )
+    overrides = {"SQLALCHEMY_DATABASE_URI": os.environ["DATABASE_URL"], "REDIS_URL": os.environ["REDIS_URL"]}
+    # Config was read at import; the development defaults above may have come later.
+    for name, key in (("UPZENTO_ENV", "ENV"), ("SECRET_KEY", "SECRET_KEY"), ("PUBLIC_URL", "PUBLIC_URL")):
+        if os.environ.get(name):
+            overrides[key] = os.environ[name]
+    return factory(overrides)
+
+
+SEED_MARKER = DATA_DIR / "demo-seeded"
 
 
 def prepare(app) -> list[str]:
-    """Migrate every schema, sync roles, seed the demo (all idempotent)."""
+    """Migrate every schema and sync roles; seed the demo only into a fresh development data directory."""
+    from sqlalchemy import text
+
     from app.extensions import db
-    from devserver.seed import seed_demo
     from app.security import sync_all_roles
+    from app.settings_check import is_development
     from tenants.provisioning import migrate_all
 
     with app.app_context():
+        with db.engine.connect() as conn:
+            fresh = conn.execute(text("SELECT to_regclass('public.ab_user')")).scalar() is None or not (
+                conn.execute(text("SELECT EXISTS (SELECT 1 FROM public.ab_user)")).scalar()
+            )
         migrate_all(db.engine)
     sync_all_roles(app)
-    return seed_demo(app)
+    if not is_development(app.config):
+        return ["production settings: no demo data seeded"]
+    if not fresh or SEED_MARKER.exists():
+        return []
+    from devserver.seed import seed_demo
+
+    lines = seed_demo(app)
+    SEED_MARKER.write_text("demo data seeded once into this data directory\n")
+    return lines + ["seeded the demo agency and demo log-ins (published passwords: development only)"]
 
 
 def main() -> int:
@@ -143,8 +187,10 @@ def main() -> int:
 
     print(
         f"\nUpzento Appointments is running.\n"
-        f"  Admin:   {base}/login/   (admin / admin-demo-1, owner / owner-demo-1, salon / salon-demo-1, mia / staff-demo-1)\n"
-        f"  API:     {base}/api/v1/public/bella_salon/services   OpenAPI: {base}/api/v1/_openapi\n"
+        f"  Admin:   {base}/login/"
+        + ("   (demo log-ins: admin / admin-demo-1, owner / owner-demo-1, salon / salon-demo-1, mia / staff-demo-1)\n"
+           if SEED_MARKER.exists() and app.config.get("ENV") == "development" else "\n")
+        + f"  API:     {base}/api/v1/public/bella_salon/services   OpenAPI: {base}/api/v1/_openapi\n"
         + "".join(f"  {line}\n" for line in demo_links(app, base))
         + f"  Health:  {base}/health\n"
         f"Data in {DATA_DIR}. Press Ctrl-C to stop.\n",

@@ -16,6 +16,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.from_object(Config)
     if overrides:
         app.config.update(overrides)
+    from app.settings_check import check_settings
+
+    check_settings(app.config)
     # Keep fields in the order the code writes them (start, end, staff...), and skip the sort.
     app.json.sort_keys = False
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):

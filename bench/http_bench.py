@@ -30,6 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# Benches run the development settings (no production secrets needed).
+os.environ.setdefault("UPZENTO_ENV", "development")
+
 import requests
 from sqlalchemy import create_engine, text
 

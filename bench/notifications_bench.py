@@ -30,6 +30,9 @@ import time
 import uuid
 from pathlib import Path
 
+# Benches run the development settings (no production secrets needed).
+os.environ.setdefault("UPZENTO_ENV", "development")
+
 ROOT = Path(__file__).resolve().parents[1]
 for extra in (ROOT, ROOT / "tests"):
     if str(extra) not in sys.path:

@@ -21,6 +21,9 @@ import threading
 import time
 from pathlib import Path
 
+# Benches run the development settings (no production secrets needed).
+os.environ.setdefault("UPZENTO_ENV", "development")
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import logging  # noqa: E402

@@ -26,6 +26,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+# Benches run the development settings (no production secrets needed).
+os.environ.setdefault("UPZENTO_ENV", "development")
+
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]

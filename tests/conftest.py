@@ -12,6 +12,10 @@ import os
 
 import pytest
 
+# The suite runs the development settings (derived credentials key, PUBLIC_URL from HOST:PORT);
+# tests/security checks the production start-up refusals explicitly.
+os.environ.setdefault("UPZENTO_ENV", "development")
+
 from support import minimal_setup, unique_slug
 
 
