@@ -381,6 +381,8 @@ class Appointment(TenantBase):
         Index("ix_appointment_start", "start_at"),
         Index("ix_appointment_customer", "customer_id"),
         Index("ix_appointment_series", "series_id"),
+        Index("ix_appointment_meeting_status", "meeting_status",
+              postgresql_where=text("meeting_status IN ('pending', 'retry', 'failed')")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
@@ -405,6 +407,16 @@ class Appointment(TenantBase):
     manage_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     cancel_reason: Mapped[str | None] = mapped_column(Text)
+    # Online meeting (app/jobs/meetings.py fills these after the booking commits):
+    # provider zoom / teams / google_meet; details: {"passcode", "dial_in": [...], ...}.
+    meeting_provider: Mapped[str | None] = mapped_column(String(20))
+    meeting_id: Mapped[str | None] = mapped_column(String(200))
+    meeting_join_url: Mapped[str | None] = mapped_column(Text)
+    meeting_details: Mapped[dict | None] = mapped_column(JSONB)
+    # NULL (no meeting wanted), pending, ready, retry, failed, deleted.
+    meeting_status: Mapped[str | None] = mapped_column(String(12))
+    meeting_error: Mapped[str | None] = mapped_column(Text)
+    meeting_attempts: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
 
