@@ -8,8 +8,22 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-SCENARIOS = sorted((SHARED / "scenarios").glob("*.json")) if (SHARED / "scenarios").exists() else []
+# Test data lives in the repository (copies of the product's shared worked cases and
+# setup schema), so a plain clone runs every test.
+DATA = Path(__file__).resolve().parent / "data"
+SCENARIO_DIR = DATA / "scenarios"
+SETUP_SCHEMA = DATA / "tenant-setup.schema.json"
+SCENARIOS = sorted(SCENARIO_DIR.glob("*.json"))
+
+
+def external_scenarios() -> list[Path]:
+    """Optional extra cases from the folder named by SCENARIOS_DIR (none when unset or absent)."""
+    import os
+
+    folder = os.environ.get("SCENARIOS_DIR")
+    if not folder or not Path(folder).is_dir():
+        return []
+    return sorted(Path(folder).glob("*.json"))
 
 
 def unique_slug(prefix: str = "t") -> str:

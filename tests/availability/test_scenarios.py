@@ -1,4 +1,4 @@
-"""The shared worked cases (shared/scenarios/*.json) reproduced exactly."""
+"""The shared worked cases (copies in tests/data/scenarios/*.json) reproduced exactly."""
 
 from __future__ import annotations
 
@@ -11,18 +11,19 @@ import pytest
 from app.scheduling.engine import find_slots, find_slots_json, slot_to_json
 from app.scheduling.model import SlotQuery
 from app.scheduling.setup_file import setup_from_file
+from support import SCENARIO_DIR, external_scenarios
 
-SCENARIOS = Path(__file__).resolve().parents[2].parent / "shared" / "scenarios"
+SCENARIOS = SCENARIO_DIR
 
 
 def _cases() -> list:
-    if not SCENARIOS.is_dir():
-        return [pytest.param(None, None, id="absent", marks=pytest.mark.skip(reason=f"no scenarios folder at {SCENARIOS}"))]
+    """The cases kept in tests/data, plus those of an optional external folder (SCENARIOS_DIR)."""
     cases = []
-    for path in sorted(SCENARIOS.glob("*.json")):
-        doc = json.loads(path.read_text())
-        for i, query in enumerate(doc["queries"]):
-            cases.append(pytest.param(doc, query, id=f"{path.stem}-q{i + 1}"))
+    for prefix, paths in (("", sorted(SCENARIOS.glob("*.json"))), ("ext-", external_scenarios())):
+        for path in paths:
+            doc = json.loads(path.read_text())
+            for i, query in enumerate(doc["queries"]):
+                cases.append(pytest.param(doc, query, id=f"{prefix}{path.stem}-q{i + 1}"))
     return cases
 
 

@@ -7,8 +7,6 @@ import json
 import pytest
 from support import SCENARIOS, load_scenario
 
-pytestmark = pytest.mark.skipif(not SCENARIOS, reason="../shared/scenarios not present")
-
 
 def _query_args(query: dict) -> dict:
     args = {"service": query["service"], "from": query["from"], "to": query["to"], "timezone": query["timezone"]}

@@ -15,8 +15,9 @@ from app.scheduling.engine import find_slots
 from app.scheduling.explain import explain
 from app.scheduling.model import SlotQuery, UnknownKey
 from app.scheduling.setup_file import setup_from_file
+from support import SCENARIO_DIR
 
-SCENARIOS = Path(__file__).resolve().parents[2].parent / "shared" / "scenarios"
+SCENARIOS = SCENARIO_DIR
 
 
 @pytest.fixture
@@ -149,8 +150,6 @@ def test_unknown_keys_raise(sched, clinic, arg, kind):
 
 
 def _scenario_queries():
-    if not SCENARIOS.is_dir():
-        return [pytest.param(None, None, marks=pytest.mark.skip(reason=f"no scenarios folder at {SCENARIOS}"))]
     out = []
     for path in sorted(SCENARIOS.glob("*.json")):
         doc = json.loads(path.read_text())

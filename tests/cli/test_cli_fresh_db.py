@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from support import SCENARIOS, load_scenario
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
