@@ -383,6 +383,12 @@ class Appointment(TenantBase):
         Index("ix_appointment_series", "series_id"),
         Index("ix_appointment_meeting_status", "meeting_status",
               postgresql_where=text("meeting_status IN ('pending', 'retry', 'failed')")),
+        # Dashboards (t0009dash): index-only scans for analytics, and the calendar/list filters.
+        Index("ix_appointment_start_cover", "start_at", postgresql_include=[
+            "status", "staff_id", "service_id", "location_id", "source", "seats", "price", "currency", "end_at", "created_at"]),
+        Index("ix_appointment_location_start", "location_id", "start_at"),
+        Index("ix_appointment_service_start", "service_id", "start_at"),
+        Index("ix_appointment_status_start", "status", "start_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
@@ -476,4 +482,17 @@ class IdempotencyKey(TenantBase):
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict] = mapped_column(JSONB)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class SavedFilter(TenantBase):
+    """A named appointments-list filter of one admin user (the list's query string)."""
+
+    __tablename__ = "saved_filter"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
