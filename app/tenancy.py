@@ -21,7 +21,7 @@ from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, object_session, scoped_session
 
-from app.models.public import Tenant, schema_for
+from app.models.public import Tenant
 
 TENANT_INFO_KEY = "tenant_schema"
 
@@ -42,10 +42,12 @@ class TenantRef:
     locale: str
     agency_id: int
     status: str
+    schema_name: str
 
     @property
     def schema(self) -> str:
-        return schema_for(self.slug)
+        """The tenant's PostgreSQL schema: the name stored on its row, never derived from the slug here."""
+        return self.schema_name
 
     @classmethod
     def of(cls, tenant: Tenant) -> "TenantRef":
@@ -58,6 +60,7 @@ class TenantRef:
             locale=tenant.locale,
             agency_id=tenant.agency_id,
             status=tenant.status,
+            schema_name=tenant.schema_name,
         )
 
 
@@ -69,7 +72,7 @@ def _route_transaction(session: Session, transaction, connection) -> None:
 
 def _set_search_path(connection, schema: str | None) -> None:
     if schema:
-        # The schema name was validated by schema_for(); quote it anyway.
+        # Stored schema names match ^tenant_[a-z0-9_]{1,56}$ (a check constraint); quote anyway.
         connection.exec_driver_sql(f'SET LOCAL search_path TO "{schema}", public')
     else:
         connection.exec_driver_sql("SET LOCAL search_path TO public")

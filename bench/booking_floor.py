@@ -42,6 +42,7 @@ from app.scheduling.setup_file import setup_from_file
 application = Flask(__name__)
 _connection: psycopg.Connection | None = None
 _ids: dict[str, tuple] = {}
+_schemas: dict[str, str] = {}
 RECHECK = os.environ.get("FLOOR_RECHECK") == "1"
 MARGIN = dt.timedelta(days=2)  # rows read around the day, as app.services.availability does
 
@@ -76,6 +77,14 @@ def _db() -> psycopg.Connection:
     return _connection
 
 
+def _schema_of(slug: str) -> str:
+    """The tenant's stored schema name, read once per slug (setup, like _keys)."""
+    from bench.support import tenant_schema
+
+    with _db().transaction():
+        return tenant_schema(_db(), slug)
+
+
 def _keys(schema: str) -> tuple:
     """(service id, location id, {staff key: id}) of the benchmark tenant, read once."""
     if schema not in _ids:
@@ -92,7 +101,7 @@ def _keys(schema: str) -> tuple:
 @application.post("/api/v1/public/<slug>/bookings")
 def book(slug: str):
     body = request.get_json()
-    schema = f"tenant_{slug}"
+    schema = _schemas.get(slug) or _schemas.setdefault(slug, _schema_of(slug))
     service, location, staff_ids = _keys(schema)
     staff = staff_ids[body["staff"]]
     start = dt.datetime.fromisoformat(body["start"].replace("Z", "+00:00"))

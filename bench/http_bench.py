@@ -212,7 +212,7 @@ def measure(args, tmp: Path, base: str, db_url: str, sfx: str) -> dict:
 
     engine = create_engine(db_url)
     with engine.connect() as conn:
-        contest_rows = conn.execute(text(f'SELECT count(*) FROM "tenant_{contest_slug}".appointment')).scalar()
+        contest_rows = conn.execute(text(f'SELECT count(*) FROM "{tenant_schema(conn, contest_slug)}".appointment')).scalar()
     engine.dispose()
     return {"slots": slots, "availability": avail, "availability_varied": varied, "bookings": booked,
             "contested": {**contested, "created": contest_rows}, "load": os.getloadavg()[0]}
@@ -227,9 +227,10 @@ def measure_bookings(args, tmp: Path, base: str, db_url: str, slug: str) -> dict
     booked = wrk(f"{base}/api/v1/public/{slug}/bookings", args.seconds, 16, str(script))
     engine = create_engine(db_url)
     with engine.connect() as conn:
-        made = conn.execute(text(f'SELECT count(*) FROM "tenant_{slug}".appointment')).scalar()
+        schema = tenant_schema(conn, slug)
+        made = conn.execute(text(f'SELECT count(*) FROM "{schema}".appointment')).scalar()
         overlaps = conn.execute(text(
-            f'SELECT count(*) FROM "tenant_{slug}".appointment a JOIN "tenant_{slug}".appointment b'
+            f'SELECT count(*) FROM "{schema}".appointment a JOIN "{schema}".appointment b'
             " ON a.staff_id = b.staff_id AND a.id < b.id AND tstzrange(a.padded_start, a.padded_end) && tstzrange(b.padded_start, b.padded_end)"
         )).scalar()
     engine.dispose()

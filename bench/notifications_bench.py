@@ -40,8 +40,10 @@ for extra in (ROOT, ROOT / "tests"):
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from bench.support import tenant_schema  # noqa: E402
 from fakes.smtp_sink import SmtpSink  # noqa: E402
 
+_SCHEMAS: dict[str, str] = {}
 UID_RE = re.compile(rb"UID:appt-([0-9a-f-]{36})@")
 
 
@@ -74,8 +76,8 @@ def _setup(n: int) -> dict:
 def _make_appointments(engine, slug: str, n: int) -> list[str]:
     """n appointments (30 min apart, one customer each) inserted in bulk: setup, not measured."""
     ids = [str(uuid.uuid4()) for _ in range(n)]
-    schema = f'"tenant_{slug}"'
     with engine.begin() as conn:
+        schema = f'"{tenant_schema(conn, slug)}"'
         service_id = conn.execute(text(f"SELECT id FROM {schema}.service")).scalar()
         staff_id = conn.execute(text(f"SELECT id FROM {schema}.staff")).scalar()
         location_id = conn.execute(text(f"SELECT id FROM {schema}.location")).scalar()
@@ -101,7 +103,8 @@ def _make_appointments(engine, slug: str, n: int) -> list[str]:
 
 def _emit(engine, slug: str, appointment_id: str) -> None:
     with engine.begin() as conn:
-        conn.execute(text(f'SET LOCAL search_path TO "tenant_{slug}", public'))
+        schema = _SCHEMAS.get(slug) or _SCHEMAS.setdefault(slug, tenant_schema(conn, slug))
+        conn.execute(text(f'SET LOCAL search_path TO "{schema}", public'))
         conn.execute(text(
             "INSERT INTO outbox_event (event_type, aggregate_id, payload, created_at, attempts) "
             "VALUES ('appointment.booked', :a, CAST(:p AS jsonb), now(), 0)"),

@@ -83,3 +83,21 @@ def gunicorn(database_url: str, redis_url: str, workers: int = 2, threads: int =
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def tenant_schema(conn, slug: str) -> str:
+    """The schema of tenant `slug` as stored on its row (a database made by an older commit: `tenant_<slug>`).
+
+    `conn` is a SQLAlchemy connection or a psycopg connection.
+    """
+    from sqlalchemy import text
+
+    has_column = "SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'tenant' AND column_name = 'schema_name'"
+    lookup = "SELECT schema_name FROM public.tenant WHERE slug = %(slug)s"
+    if hasattr(conn, "exec_driver_sql"):
+        if conn.execute(text(has_column)).scalar():
+            return conn.execute(text(lookup.replace("%(slug)s", ":slug")), {"slug": slug}).scalar_one()
+        return f"tenant_{slug}"
+    if conn.execute(has_column).fetchone():
+        return conn.execute(lookup, {"slug": slug}).fetchone()[0]
+    return f"tenant_{slug}"

@@ -17,8 +17,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from app.models.public import schema_for
-
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -54,9 +52,8 @@ def migrate_public(engine: Engine) -> None:
         _upgrade(conn, "public", "public")
 
 
-def migrate_schema(connection: Connection, slug: str) -> str:
-    """Create (if needed) and upgrade one tenant schema inside the caller's transaction."""
-    schema = schema_for(slug)
+def migrate_schema(connection: Connection, schema: str) -> str:
+    """Create (if needed) and upgrade one tenant schema (its stored name) inside the caller's transaction."""
     connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     connection.exec_driver_sql(f'SET LOCAL search_path TO "{schema}", public')
     _upgrade(connection, "tenant", schema)
@@ -64,8 +61,7 @@ def migrate_schema(connection: Connection, slug: str) -> str:
     return head_revision("tenant")
 
 
-def current_revision(connection: Connection, slug: str) -> str | None:
-    schema = schema_for(slug)
+def current_revision(connection: Connection, schema: str) -> str | None:
     exists = connection.execute(
         text("SELECT 1 FROM information_schema.tables WHERE table_schema = :s AND table_name = 'alembic_version'"),
         {"s": schema},

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from app.models.public import SLUG_RE, Agency, Membership, Tenant, schema_for
+from app.models.public import SLUG_PATTERN, SLUG_RE, Agency, Membership, Tenant, derive_schema_name
 from tenants.migrate import current_revision, head_revision, migrate_public, migrate_schema
 
 AGENCY_SLUG_RE = re.compile(r"^[a-z][a-z0-9_-]{1,40}$")
@@ -61,7 +61,7 @@ class TenantSpec:
 
 def validate_spec(spec: TenantSpec) -> None:
     if not SLUG_RE.match(spec.slug or ""):
-        raise ProvisioningError("tenant slug must match ^[a-z][a-z0-9_]{1,40}$", "slug")
+        raise ProvisioningError(f"tenant slug must match {SLUG_PATTERN}", "slug")
     if not (spec.name or "").strip():
         raise ProvisioningError("tenant name is required", "name")
     check_timezone(spec.timezone)
@@ -89,6 +89,7 @@ def create_tenant_in(session: Session, agency: Agency, spec: TenantSpec) -> Tena
     tenant = Tenant(
         agency_id=agency.id,
         slug=spec.slug,
+        schema_name=new_schema_name(session, spec.slug),
         name=spec.name.strip(),
         timezone=spec.timezone,
         currency=spec.currency,
@@ -97,9 +98,18 @@ def create_tenant_in(session: Session, agency: Agency, spec: TenantSpec) -> Tena
     )
     session.add(tenant)
     session.flush()
-    tenant.schema_version = migrate_schema(session.connection(), spec.slug)
+    tenant.schema_version = migrate_schema(session.connection(), tenant.schema_name)
     tenant.status = Tenant.STATUS_ACTIVE
     return tenant
+
+
+def new_schema_name(session: Session, slug: str) -> str:
+    """The schema name a new tenant `slug` gets: derived from the slug, unique among tenants."""
+    plain = derive_schema_name(slug)
+    with session.no_autoflush:
+        taken = set(session.scalars(
+            select(Tenant.schema_name).where(Tenant.schema_name.startswith(plain[:40], autoescape=True))))
+    return derive_schema_name(slug, taken)
 
 
 def migrate_tenant(engine: Engine, slug: str) -> str:
@@ -107,7 +117,7 @@ def migrate_tenant(engine: Engine, slug: str) -> str:
         tenant = session.scalar(select(Tenant).where(Tenant.slug == slug).with_for_update())
         if tenant is None:
             raise ProvisioningError(f"unknown tenant {slug!r}", "slug")
-        tenant.schema_version = migrate_schema(session.connection(), slug)
+        tenant.schema_version = migrate_schema(session.connection(), tenant.schema_name)
         if tenant.status == Tenant.STATUS_PROVISIONING:
             tenant.status = Tenant.STATUS_ACTIVE
         return tenant.schema_version
@@ -129,8 +139,12 @@ def migrate_all(engine: Engine, progress=None) -> list[tuple[str, float]]:
 
 
 def tenant_revision(engine: Engine, slug: str) -> str | None:
+    with Session(engine) as session:
+        schema = session.scalar(select(Tenant.schema_name).where(Tenant.slug == slug))
+    if schema is None:
+        raise ProvisioningError(f"unknown tenant {slug!r}", "slug")
     with engine.connect() as conn:
-        return current_revision(conn, slug)
+        return current_revision(conn, schema)
 
 
 def set_status(engine: Engine, slug: str, status: str) -> None:
@@ -145,11 +159,11 @@ def set_status(engine: Engine, slug: str, status: str) -> None:
 
 def delete_tenant(engine: Engine, slug: str) -> None:
     """Drop the tenant's schema and every public row that points at it, in one transaction."""
-    schema = schema_for(slug)
     with Session(engine) as session, session.begin():
         tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
         if tenant is None:
             raise ProvisioningError(f"unknown tenant {slug!r}", "slug")
+        schema = tenant.schema_name
         session.execute(delete(Membership).where(Membership.tenant_id == tenant.id))
         session.delete(tenant)
         session.flush()
@@ -168,5 +182,6 @@ __all__ = [
     "migrate_all",
     "migrate_public",
     "migrate_tenant",
+    "new_schema_name",
     "set_status",
 ]

@@ -26,7 +26,7 @@ from rq import Retry
 from sqlalchemy import select, text, update
 from sqlalchemy.engine import Engine
 
-from app.models.public import Tenant, schema_for
+from app.models.public import Tenant
 from app.models.tenant import OutboxEvent
 from app.notifications.retry import backoff_schedule
 from app.tenancy import tenant_session
@@ -104,9 +104,20 @@ def relay_job() -> int:
     return relay_all(engine())
 
 
-def _slug_of(schema: str) -> str | None:
-    prefix = schema_for("aa")[:-2]
-    return schema[len(prefix):] if schema.startswith(prefix) else None
+_slugs_by_schema: dict[str, str] = {}
+
+
+def _slug_of(engine: Engine, schema: str) -> str | None:
+    """The slug of the tenant whose schema NOTIFYed (schema names are stored on the tenant row)."""
+    slug = _slugs_by_schema.get(schema)
+    if slug is None:
+        from sqlalchemy.orm import Session
+
+        with Session(engine) as session:
+            _slugs_by_schema.clear()
+            _slugs_by_schema.update(session.execute(select(Tenant.schema_name, Tenant.slug)).all())
+        slug = _slugs_by_schema.get(schema)
+    return slug
 
 
 def run(engine: Engine, sweep_every: float = 2.0, limit: int = 200, coalesce: float = 0.05) -> None:
@@ -133,7 +144,7 @@ def run(engine: Engine, sweep_every: float = 2.0, limit: int = 200, coalesce: fl
                     time.sleep(coalesce)
                     schemas = {n.payload for n in raw.notifies(timeout=0, stop_after=100_000)}
                     for schema in schemas:
-                        slug = _slug_of(schema)
+                        slug = _slug_of(engine, schema)
                         if slug:
                             while relay_tenant(engine, slug, limit) == limit:
                                 pass

@@ -7,6 +7,7 @@ client never lives here; it sits in that client's own schema.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 
 from sqlalchemy import (
@@ -24,7 +25,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import PublicModel
 
-SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+# A tenant slug is a key of the setup format (tenant-setup.schema.json): `bella-salon` is one.
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+SLUG_RE = re.compile(SLUG_PATTERN)
+# PostgreSQL identifiers are at most 63 bytes; schema names are ASCII here.
+SCHEMA_NAME_MAX = 63
+SCHEMA_PREFIX = "tenant_"
 
 ROLE_PLATFORM_ADMIN = "Platform Admin"
 ROLE_AGENCY_OWNER = "Agency Owner"
@@ -57,10 +63,18 @@ class Agency(PublicModel):
 
 
 class Tenant(PublicModel):
-    """A client business of an agency; its data lives in schema `tenant_<slug>`."""
+    """A client business of an agency; its data lives in schema `schema_name` (`tenant_<slug>` as a rule).
+
+    The URL slug and the schema name are separate: the schema name is derived once, when
+    the business is created (`derive_schema_name`), and stored; everything that routes
+    reads the stored name.
+    """
 
     __tablename__ = "tenant"
-    __table_args__ = (CheckConstraint(r"slug ~ '^[a-z][a-z0-9_]{1,40}$'", name="slug_format"),)
+    __table_args__ = (
+        CheckConstraint(r"slug ~ '^[a-z0-9][a-z0-9_-]{0,62}$'", name="slug_format"),
+        CheckConstraint(r"schema_name ~ '^tenant_[a-z0-9_]{1,56}$'", name="schema_name_format"),
+    )
 
     STATUS_PROVISIONING = "provisioning"
     STATUS_ACTIVE = "active"
@@ -68,7 +82,8 @@ class Tenant(PublicModel):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id", ondelete="RESTRICT"))
-    slug: Mapped[str] = mapped_column(String(41), unique=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    schema_name: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
@@ -90,17 +105,32 @@ class Tenant(PublicModel):
 
     @property
     def schema(self) -> str:
-        return schema_for(self.slug)
+        """The PostgreSQL schema of this business (the stored name)."""
+        return self.schema_name
 
     def __repr__(self) -> str:
         return self.name
 
 
-def schema_for(slug: str) -> str:
-    """The PostgreSQL schema of a tenant; the slug is validated first."""
-    if not SLUG_RE.match(slug):
+def derive_schema_name(slug: str, taken=frozenset()) -> str:
+    """A safe PostgreSQL schema name for a new tenant: `tenant_` + the slug with `-` as `_`.
+
+    When that is longer than 63 bytes or already `taken` (`bella-salon` and `bella_salon`
+    both give `tenant_bella_salon`), a short hash of the slug disambiguates it:
+    `tenant_<start of slug>_<8 hex>`. The result matches `^tenant_[a-z0-9_]{1,56}$`.
+    """
+    if not SLUG_RE.match(slug or ""):
         raise ValueError(f"invalid tenant slug {slug!r}")
-    return f"tenant_{slug}"
+    plain = SCHEMA_PREFIX + slug.replace("-", "_")
+    if len(plain) <= SCHEMA_NAME_MAX and plain not in taken:
+        return plain
+    digest = hashlib.sha256(slug.encode()).hexdigest()
+    for start in range(0, len(digest) - 8):
+        suffix = "_" + digest[start:start + 8]
+        name = plain[: SCHEMA_NAME_MAX - len(suffix)] + suffix
+        if name not in taken:
+            return name
+    raise ValueError(f"no free schema name for tenant slug {slug!r}")
 
 
 class Membership(PublicModel):

@@ -13,7 +13,7 @@ from wtforms.validators import DataRequired, Regexp
 
 from app import security
 from app.extensions import db
-from app.models.public import Agency, ApiKey, Membership, Tenant
+from app.models.public import SLUG_PATTERN, Agency, ApiKey, Membership, Tenant
 
 
 def _visible_tenant_ids() -> list[int]:
@@ -62,11 +62,11 @@ class TenantView(ModelView):
     base_filters = [["id", FilterInFunction, _visible_tenant_ids]]
     # The agency choices (form and search) list only agencies the user may create businesses in.
     add_form_query_rel_fields = search_form_query_rel_fields = {"agency": [["id", FilterInFunction, _own_agency_ids]]}
-    validators_columns = {"slug": [DataRequired(), Regexp(r"^[a-z][a-z0-9_]{1,40}$")]}
+    validators_columns = {"slug": [DataRequired(), Regexp(SLUG_PATTERN, message="lower-case letters, digits, - and _ (max 63)")]}
 
     def pre_delete(self, item):
         """Only the owning agency (or a platform admin) deletes a business; its schema goes with it."""
-        from app.models.public import ROLE_AGENCY_OWNER, schema_for
+        from app.models.public import ROLE_AGENCY_OWNER
 
         scope = g.get("scope")
         owner = scope is not None and (
@@ -75,10 +75,10 @@ class TenantView(ModelView):
         if not owner:
             raise ValueError("Only the agency that owns this business may delete it.")
         # Same transaction as FAB's delete of the row: both happen or neither does.
-        db.session.connection().exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema_for(item.slug)}" CASCADE')
+        db.session.connection().exec_driver_sql(f'DROP SCHEMA IF EXISTS "{item.schema_name}" CASCADE')
 
     def pre_add(self, item):
-        from tenants.provisioning import ProvisioningError, TenantSpec, validate_spec
+        from tenants.provisioning import ProvisioningError, TenantSpec, new_schema_name, validate_spec
 
         scope = g.get("scope")
         if scope is None or not (scope.platform or item.agency_id in scope.agency_ids or (item.agency and item.agency.id in scope.agency_ids)):
@@ -88,6 +88,7 @@ class TenantView(ModelView):
         except ProvisioningError as exc:
             raise ValueError(str(exc))
         item.status = Tenant.STATUS_PROVISIONING
+        item.schema_name = new_schema_name(db.session, item.slug)
 
     def post_add(self, item):
         # The row is committed with status "provisioning" first, so the list and the
@@ -105,7 +106,7 @@ class TenantView(ModelView):
             flash(f"Building the schema of {item.name} failed: {exc}. Retry from the progress page.", "danger")
             return False
         db.session.expire(item)
-        flash(f"Client business {item.name} is ready (schema tenant_{item.slug}).", "success")
+        flash(f"Client business {item.name} is ready (schema {item.schema_name}).", "success")
         return True
 
     def post_add_redirect(self):
