@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import UnknownKey, ValidationError
 from app.models import tenant as m
-from app.models.public import Tenant, schema_for
+from app.models.public import Tenant
 from app.scheduling.capacity import available_seconds
 
 INTERVALS = ("day", "week", "month")
@@ -480,7 +480,7 @@ def agency_rollup(session: Session, tenants: list, date_from: dt.date, date_to: 
         lo, hi = local_bounds(date_from, date_to, t.timezone)
         plo, _ = local_bounds(prev.date_from, prev.date_to, t.timezone)
         params.update({f"t{i}": t.id, f"lo{i}": lo, f"hi{i}": hi, f"plo{i}": plo})
-        branches.append(_ROLLUP_BRANCH.format(i=i, schema=schema_for(t.slug)))
+        branches.append(_ROLLUP_BRANCH.format(i=i, schema=t.schema))
     rows = {}
     if branches:
         rows = {row.tenant_id: row for row in session.execute(text(" UNION ALL ".join(branches)), params)}
