@@ -769,6 +769,19 @@ def set_status(
     return appointment
 
 
+def add_note(session: Session, tenant: TenantRef, actor: str, appointment: m.Appointment, note: str) -> m.Appointment:
+    """Append a staff note to the appointment (kept in its history too); no notification."""
+    note = (note or "").strip()
+    if not note:
+        raise ValidationError("a note needs some text", "note")
+    if len(note) > 2000:
+        raise ValidationError("a note is at most 2000 characters", "note")
+    appointment.notes = f"{appointment.notes}\n{note}" if appointment.notes else note
+    _record_status(appointment, appointment.status, appointment.status, actor, f"note: {note}")
+    session.flush()
+    return appointment
+
+
 def with_deadlock_retry(fn, session: Session, attempts: int = 2):
     """Run `fn()` in one unit of work (app.uow), once more after a deadlock; kept for its callers."""
     from app.uow import run_unit

@@ -46,3 +46,41 @@ def put_appointments(app):
         return ids
 
     return put
+
+
+@pytest.fixture()
+def book_real(app):
+    """book_real(slug, start_utc, staff="ann", service="visit") -> appointment id, through booking.book (engine, outbox)."""
+    import datetime as dt
+    import uuid as _uuid
+
+    from app.extensions import db
+    from app.services import booking
+    from app.tenancy import tenant_session
+
+    def book(slug: str, start: dt.datetime, staff: str = "ann", service: str = "visit") -> str:
+        with app.app_context(), tenant_session(db.engine, slug) as (session, ref):
+            req = booking.BookingRequest(
+                service=service, start=start, staff=staff, source="admin",
+                customer=booking.CustomerInput("Cal Customer", f"c{_uuid.uuid4().hex[:8]}@example.org"),
+            )
+            result = booking.book(session, ref, "test", req, dt.datetime.now(dt.timezone.utc))
+            return str(result.appointments[0].id)
+
+    return book
+
+
+@pytest.fixture()
+def staff_ids(app):
+    """staff_ids(slug) -> {staff key: id}."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import tenant as m
+    from app.tenancy import tenant_session
+
+    def ids(slug: str) -> dict:
+        with app.app_context(), tenant_session(db.engine, slug) as (session, _ref):
+            return dict(session.execute(select(m.Staff.key, m.Staff.id)).all())
+
+    return ids
