@@ -23,6 +23,20 @@ def _bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def database_url(value: str | None) -> str | None:
+    """A PostgreSQL URL with the driver the app uses (psycopg 3).
+
+    Hosting platforms hand out `postgres://...` or `postgresql://...`; SQLAlchemy would
+    read both as psycopg2 (or not at all). A URL that names its driver is kept as it is.
+    """
+    if not value:
+        return value
+    for plain in ("postgresql://", "postgres://"):
+        if value.startswith(plain):
+            return "postgresql+psycopg://" + value[len(plain):]
+    return value
+
+
 def _int(name: str, default: int) -> int:
     value = _env(name)
     return int(value) if value is not None else default
@@ -44,7 +58,8 @@ class Config:
     CREDENTIALS_KEYS = _env("CREDENTIALS_KEYS")
     DATA_DIR = Path(_env("DATA_DIR", str(BASE_DIR / "instance")))
     # None means "start the embedded server" (run.py) or fail (create_app).
-    SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL")
+    # `postgresql://` and `postgres://` are accepted: database_url() picks the psycopg driver.
+    SQLALCHEMY_DATABASE_URI = database_url(_env("DATABASE_URL"))
     REDIS_URL = _env("REDIS_URL")
     SQLALCHEMY_TRACK_MODIFICATIONS = False
     SQLALCHEMY_ENGINE_OPTIONS = {

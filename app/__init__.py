@@ -16,6 +16,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.from_object(Config)
     if overrides:
         app.config.update(overrides)
+    from config import database_url
+
+    # Overrides (run.py, tests) may pass the plain form as well.
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.config.get("SQLALCHEMY_DATABASE_URI"))
     from app.settings_check import check_settings
 
     check_settings(app.config)

@@ -1009,8 +1009,9 @@ def scratch_environment(prefix: str = "upzento_scratch", database_url: str | Non
         if not redis:
             started.append(EmbeddedRedis(tmp))
             redis = started[-1].start()
-        if base_db.startswith("postgresql://"):
-            base_db = "postgresql+psycopg://" + base_db[len("postgresql://"):]
+        from config import database_url
+
+        base_db = database_url(base_db)
         admin = create_engine(base_db, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
