@@ -55,6 +55,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     babel.init_app(app, locale_selector=_select_locale)
 
     from app import errors, tenancy  # noqa: F401  (registers the search_path hook)
+    from app.gdpr import audit  # noqa: F401  (registers the audit-log hooks)
 
     errors.register(app)
 

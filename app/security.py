@@ -209,6 +209,7 @@ def _authenticate_api_key(token: str) -> None:
     key.last_used_at = dt.datetime.now(dt.timezone.utc)
     g.user = user
     g._api_key_user = True
+    g.api_key_id, g.api_key_label = key.id, f"{key.name} ({key.prefix})"
     g.scope = Scope(tenant_roles={tenant.id: {ROLE_CLIENT_ADMIN}})
     g.effective_roles = {ROLE_CLIENT_ADMIN}
     activate(db.session, tenant)

@@ -21,4 +21,29 @@ def register_cli(app: Flask) -> None:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         for command in getattr(module, "commands", ()):
+            _attribute_to_cli(command)
             app.cli.add_command(command)
+
+
+def _attribute_to_cli(command) -> None:
+    """Audit rows written by a command name it (`cli`, `tenants archive`) and the OS user as actor."""
+    import getpass
+
+    import click
+
+    from app.audit_context import acting_as
+
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _attribute_to_cli(sub)
+    invoke = command.invoke
+
+    def invoke_as_cli(ctx):
+        try:
+            who = getpass.getuser()
+        except Exception:  # noqa: BLE001 - no user name in some containers
+            who = None
+        with acting_as("cli", id=who, label=ctx.command_path.split(" ", 1)[-1]):
+            return invoke(ctx)
+
+    command.invoke = invoke_as_cli

@@ -28,7 +28,10 @@ class _Observed:
         tenant = meta.get("tenant") or (job.args[0] if job.args and isinstance(job.args[0], str) else None)
         job_context(meta.get("request_ids"), tenant)
         started = time.perf_counter()
-        ok = super().perform_job(job, queue, *args, **kwargs)
+        from app.audit_context import acting_as
+
+        with acting_as("job", label=job.func_name):
+            ok = super().perform_job(job, queue, *args, **kwargs)
         if ok:
             outcome = "finished"
         else:

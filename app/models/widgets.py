@@ -20,7 +20,11 @@ from app.models.tenant import Appointment, Customer, Service
 WIDGET_MODES = ("inline", "popup", "floating")
 WIDGET_LANGUAGES = ("auto", "en", "de", "fr", "es")
 FIELD_TYPES = ("text", "textarea", "email", "phone", "number", "select", "multiselect", "checkbox", "date")
-CONSENT_KINDS = ("terms", "privacy")
+CONSENT_KINDS = ("terms", "privacy", "marketing")
+CONSENT_CHANNELS = ("widget", "api", "portal", "admin", "import")
+REQUEST_KINDS = ("erasure", "export")
+REQUEST_STATUSES = ("requested", "approved", "done", "refused")
+REQUEST_DEADLINE = dt.timedelta(days=30)
 
 
 def _now() -> dt.datetime:
@@ -105,7 +109,7 @@ class ConsentText(TenantBase):
     __tablename__ = "consent_text"
     __table_args__ = (
         UniqueConstraint("kind", "version"),
-        CheckConstraint("kind IN ('terms', 'privacy')", name="kind"),
+        CheckConstraint("kind IN ('terms', 'privacy', 'marketing')", name="kind"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -120,7 +124,7 @@ class ConsentText(TenantBase):
 
 
 class ConsentRecord(TenantBase):
-    """Who agreed to which text version, when and from which IP."""
+    """Who agreed to which text version, when, over which channel and from which IP; and its withdrawal."""
 
     __tablename__ = "consent_record"
 
@@ -131,6 +135,9 @@ class ConsentRecord(TenantBase):
     email: Mapped[str] = mapped_column(String(254))
     ip: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    channel: Mapped[str] = mapped_column(String(20), default="widget")
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_channel: Mapped[str | None] = mapped_column(String(20))
 
     text: Mapped[ConsentText] = relationship()
     customer: Mapped[Customer] = relationship()
@@ -173,15 +180,40 @@ class NotificationPreference(TenantBase):
 
 
 class ErasureRequest(TenantBase):
-    """A customer's GDPR erasure request, handled by the business."""
+    """A data-subject request (erasure or export) with its timeline against the 30-day deadline.
+
+    Portal erasure requests wait for a client admin's approval, then are carried out
+    (app.gdpr.subjects.carry_out); exports and operator erasures are recorded done at once.
+    """
 
     __tablename__ = "erasure_request"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
-    email: Mapped[str] = mapped_column(String(254))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
+    staff_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10), default="erasure")
+    channel: Mapped[str] = mapped_column(String(20), default="portal")
+    # Cleared when the request is carried out (the subject's address is then gone too).
+    email: Mapped[str | None] = mapped_column(String(254))
     ip: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default="requested")
     requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    handled_by: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
 
-    customer: Mapped[Customer] = relationship()
+    customer: Mapped[Customer | None] = relationship()
+
+    @property
+    def deadline(self) -> dt.datetime:
+        return self.due_at or (self.requested_at or _now()) + REQUEST_DEADLINE
+
+    @property
+    def on_time(self) -> bool | None:
+        """True/False once handled (handled by the deadline?); None while open."""
+        if self.handled_at is None:
+            return None
+        return self.handled_at <= self.deadline

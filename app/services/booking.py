@@ -29,6 +29,7 @@ from sqlalchemy import bindparam, event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from app.gdpr import audit
 from app.errors import ApiError, Conflict, NotFound, SlotUnavailable, UnknownKey, ValidationError
 from app.models import tenant as m
 from app.notifications import sms
@@ -139,9 +140,15 @@ def upsert_customer(session: Session, data: CustomerInput) -> m.Customer:
     customer gets the new name; phone, language and zone only when given.
     """
     values = {"name": data.name, "email": data.email, "phone": data.phone, "locale": data.locale, "timezone": data.timezone}
-    return session.scalars(
+    customer = session.scalars(
         _upsert_customer_statement(), values, execution_options={"populate_existing": True, RULES_UNTOUCHED: True}
     ).one()
+    # Plain SQL, unseen by the ORM's audit hook: note it (values are personal, so only which fields).
+    audit.note(session, "customer", "upsert", customer.id, _UPSERT_CHANGES, customer_id=customer.id)
+    return customer
+
+
+_UPSERT_CHANGES = {name: [None, audit.PERSONAL_MARK] for name in ("name", "email", "phone", "locale", "timezone")}
 
 
 @lru_cache(maxsize=1)
@@ -395,6 +402,8 @@ def _insert(session, tenant, service, req, start, staff, location, customer, act
     # service, staff, location and customer attached (answering needs no lazy loads).
     appointment.service, appointment.staff, appointment.location, appointment.customer = service, staff, location, customer
     _adopt(session, appointment)
+    audit.note(session, "appointment", "create", appointment.id, audit.row_changes("appointment", params, "a_"),
+               customer_id=appointment.customer_id, staff_id=appointment.staff_id)
     return appointment
 
 

@@ -1,0 +1,36 @@
+"""GDPR/audit fixtures: a business with bookings, and SQL helpers on its schema."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+NOW = "2027-01-01T00:00:00Z"
+
+
+@pytest.fixture()
+def gdpr_tenant(make_tenant, pinned_now):
+    pinned_now(NOW)
+    return make_tenant()
+
+
+@pytest.fixture()
+def sql(app):
+    """sql(slug, statement, **params) -> list of rows, run in the tenant's schema."""
+    from app.extensions import db
+
+    def run(slug, statement, **params):
+        with app.app_context(), db.engine.begin() as conn:
+            conn.exec_driver_sql(f'SET LOCAL search_path TO "tenant_{slug}", public')
+            result = conn.execute(text(statement), params)
+            return result.all() if result.returns_rows else []
+
+    return run
+
+
+def book(client, slug, start="2027-01-11T08:00:00Z", name="Eve Example", email="eve@example.com", phone=None, **extra):
+    body = {"service": "visit", "start": start, "timezone": "Europe/Berlin",
+            "customer": {"name": name, "email": email, **({"phone": phone} if phone else {})}, **extra}
+    response = client.post(f"/api/v1/public/{slug}/bookings", json=body, headers={"User-Agent": "pytest-agent/1"})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
