@@ -19,13 +19,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import decimal
+import functools
 import io
 import json
 import uuid
 from typing import Any, Iterable
 
 from sqlalchemy import event, inspect, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapper, Session
 
 from app.audit_context import Actor, current_actor
 from app.gdpr import registry
@@ -40,19 +41,29 @@ SKIP_TABLES = frozenset({
     "status_change", "notification_delivery", "audit_report", "platform_mail",
 })
 PUBLIC_AUDITED = frozenset({"agency", "tenant", "membership", "tenant_api_key", "agency_notification_template",
-                            "access_token"})
-# Bookkeeping columns whose change alone is not worth a row.
-IGNORED_COLUMNS = frozenset({"updated_at", "last_used_at"})
+                            "access_token", "ab_user", "ab_role", "ab_group"})
+# Bookkeeping columns whose change alone is not worth a row (sign-ins, key use, timestamps).
+IGNORED_COLUMNS = frozenset({"updated_at", "last_used_at", "last_login", "login_count", "fail_login_count",
+                             "changed_on", "changed_by_fk"})
 
 _PENDING = "audit_pending"
 _COLUMNS = ("actor_kind", "actor_id", "actor_label", "ip", "user_agent", "request_id", "entity", "entity_id",
             "action", "changes")
-_TENANT_INSERT = text(
-    "INSERT INTO audit_log (" + ", ".join(_COLUMNS) + ", customer_id, staff_id) SELECT " + ", ".join(_COLUMNS)
+_TENANT_INSERT_SQL = (
+    "INSERT INTO {table} (" + ", ".join(_COLUMNS) + ", customer_id, staff_id) SELECT " + ", ".join(_COLUMNS)
     + ", customer_id, staff_id FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(actor_kind text, actor_id text,"
     " actor_label text, ip text, user_agent text, request_id text, entity text, entity_id text, action text,"
     " changes jsonb, customer_id int, staff_id int)"
 )
+
+
+@functools.lru_cache(maxsize=4096)
+def _tenant_insert(schema: str | None):
+    # Schema-qualified: a note made while routed to a tenant lands there even if the
+    # session is routed elsewhere by the time it is written (the importer unroutes before commit).
+    return text(_TENANT_INSERT_SQL.format(table=f'"{schema}".audit_log' if schema else "audit_log"))
+
+
 _PLATFORM_INSERT = text(
     "INSERT INTO public.platform_audit_log (" + ", ".join(_COLUMNS) + ", tenant_slug) SELECT " + ", ".join(_COLUMNS)
     + ", tenant_slug FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(actor_kind text, actor_id text,"
@@ -177,6 +188,22 @@ def _subject(state, table: str, kind: str) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def _noop_set(target, value, oldvalue, initiator):
+    return value
+
+
+@event.listens_for(Mapper, "mapper_configured")
+def _keep_old_values(mapper, class_) -> None:
+    """Load the old value before an attribute that was not loaded is overwritten, so the log has "before"."""
+    table = getattr(mapper.local_table, "name", None)
+    if table in SKIP_TABLES or (not issubclass(class_, TenantBase) and table not in PUBLIC_AUDITED):
+        return
+    for attr in mapper.column_attrs:
+        if attr.columns[0].primary_key:
+            continue
+        event.listen(getattr(class_, attr.key), "set", _noop_set, active_history=True, retval=True)
+
+
 # --------------------------------------------------------------------------- pending notes
 
 
@@ -194,22 +221,34 @@ def note(session: Session, entity: str, action: str, entity_id: Any = None, chan
     else:
         entry["customer_id"], entry["staff_id"] = customer_id, staff_id
     transaction = session.get_nested_transaction() or session.get_transaction()
-    session.info.setdefault(_PENDING, []).append((transaction, platform, entry))
+    session.info.setdefault(_PENDING, []).append((transaction, None if platform else _schema(session), entry))
 
 
-def _take_pending(session: Session) -> tuple[list[dict], list[dict]]:
+def _schema(session: Session) -> str | None:
+    from app.tenancy import TENANT_INFO_KEY
+
+    return session.info.get(TENANT_INFO_KEY)
+
+
+def _take_pending(session: Session) -> tuple[dict[str | None, list[dict]], list[dict]]:
     pending = session.info.pop(_PENDING, None) or []
-    tenant_rows = [e for _t, platform, e in pending if not platform]
-    platform_rows = [e for _t, platform, e in pending if platform]
+    tenant_rows: dict[str | None, list[dict]] = {}
+    platform_rows = []
+    for _t, schema, entry in pending:
+        if "tenant_slug" in entry:
+            platform_rows.append(entry)
+        else:
+            tenant_rows.setdefault(schema, []).append(entry)
     return tenant_rows, platform_rows
 
 
-def _write(session: Session, tenant_rows: list[dict], platform_rows: list[dict]) -> None:
+def _write(session: Session, tenant_rows: dict[str | None, list[dict]], platform_rows: list[dict]) -> None:
     if not tenant_rows and not platform_rows:
         return
     connection = session.connection()
-    if tenant_rows:
-        connection.execute(_TENANT_INSERT, {"rows": json.dumps(tenant_rows, default=str)})
+    for schema, rows in tenant_rows.items():
+        if rows:
+            connection.execute(_tenant_insert(schema), {"rows": json.dumps(rows, default=str)})
     if platform_rows:
         connection.execute(_PLATFORM_INSERT, {"rows": json.dumps(platform_rows, default=str)})
 
@@ -232,9 +271,13 @@ def _audit_flush(session: Session, flush_context) -> None:
     tenant_rows, platform_rows = _take_pending(session)
     if entries:
         actor = _actor_fields(current_actor())
+        schema = _schema(session)
         for entry in entries:
             entry.update(actor)
-            (platform_rows if "tenant_slug" in entry else tenant_rows).append(entry)
+            if "tenant_slug" in entry:
+                platform_rows.append(entry)
+            else:
+                tenant_rows.setdefault(schema, []).append(entry)
     _write(session, tenant_rows, platform_rows)
 
 
@@ -260,6 +303,14 @@ def _audit_drop_rolled_back(session: Session, previous_transaction) -> None:
     session.info[_PENDING] = kept
 
 
+@event.listens_for(Session, "after_transaction_end")
+def _audit_forget_at_end(session: Session, transaction) -> None:
+    # Whatever was noted and not written by the end of the outermost transaction (a rollback,
+    # a close) belongs to work that did not happen.
+    if transaction.parent is None and transaction.nested is False:
+        session.info.pop(_PENDING, None)
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _audit_bulk(state) -> None:
     if not (state.is_update or state.is_delete) or state.session.info.get("audit_off"):
@@ -277,10 +328,17 @@ def _audit_bulk(state) -> None:
 # --------------------------------------------------------------------------- reading
 
 
-def query(session: Session, *, since: dt.datetime | None = None, until: dt.datetime | None = None,
-          entity: str | None = None, action: str | None = None, actor: str | None = None,
-          customer_id: int | None = None, limit: int | None = 500, offset: int = 0):
+def query(session: Session, *, limit: int | None = 500, offset: int = 0, **filters):
     """Audit rows of the session's tenant, newest first, filtered."""
+    stmt = query_statement(**filters)
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(offset)
+    return session.scalars(stmt)
+
+
+def query_statement(*, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                    entity: str | None = None, action: str | None = None, actor: str | None = None,
+                    customer_id: int | None = None):
     from app.models.gdpr import AuditLog
 
     stmt = select(AuditLog).order_by(AuditLog.id.desc())
@@ -297,9 +355,22 @@ def query(session: Session, *, since: dt.datetime | None = None, until: dt.datet
         stmt = stmt.where((AuditLog.actor_label.ilike(like)) | (AuditLog.actor_kind == actor) | (AuditLog.actor_id == actor))
     if customer_id is not None:
         stmt = stmt.where(AuditLog.customer_id == customer_id)
-    if limit is not None:
-        stmt = stmt.limit(limit).offset(offset)
-    return session.scalars(stmt)
+    return stmt
+
+
+def stream(engine, schema: str, **filters) -> Iterable:
+    """Audit rows of one tenant as plain rows from a server-side cursor, on a connection of its own
+    (a download streams after the request's session is gone)."""
+    from app.models.gdpr import AuditLog
+
+    stmt = query_statement(**filters)
+    table = AuditLog.__table__
+    core = select(*table.columns).where(stmt.whereclause if stmt.whereclause is not None else text("true"))
+    core = core.order_by(table.c.id.desc())
+    with engine.connect() as conn:
+        with conn.begin():
+            conn.exec_driver_sql(f'SET LOCAL search_path TO "{schema}", public')
+            yield from conn.execution_options(stream_results=True, yield_per=1000).execute(core)
 
 
 CSV_HEADER = ["id", "at", "actor_kind", "actor_id", "actor_label", "ip", "user_agent", "request_id", "entity",
