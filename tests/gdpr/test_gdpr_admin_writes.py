@@ -22,7 +22,7 @@ def _samples(ids, models):
         "Role": (lambda sm: sm.role_model(name=f"role_{u}"), ("name", f"role2_{u}")),
         "Group": (lambda sm: sm.group_model(name=f"group_{u}", label="G"), ("label", "G2")),
         "Agency": (lambda sm: p.Agency(slug=f"ag-{u}", name="Walk agency"), ("name", "Walk agency 2")),
-        "Tenant": (lambda sm: p.Tenant(slug=f"walk_{u}", name="Walk", agency_id=ids["agency_id"], status="suspended"),
+        "Tenant": (lambda sm: p.Tenant(slug=f"walk_{u}", schema_name=f"tenant_walk_{u}", name="Walk", agency_id=ids["agency_id"], status="suspended"),
                    ("name", "Walk 2")),
         "Membership": (lambda sm: p.Membership(user_id=ids["user_id"], role="Auditor", tenant_id=ids["tenant_id"]), None),
         "ApiKey": (lambda sm: p.ApiKey(tenant_id=ids["tenant_id"], name="walk", prefix=u, secret_hash="0" * 64), ("name", "walk 2")),

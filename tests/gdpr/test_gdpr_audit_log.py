@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 import sqlalchemy.exc
-from conftest import book
+from gdpr_support import book
 from sqlalchemy import text
 
 

@@ -7,7 +7,7 @@ import csv
 import io
 
 import pytest
-from conftest import book
+from gdpr_support import book
 from sqlalchemy import text
 
 
