@@ -124,6 +124,25 @@ class Config:
     SMS_AUTH_TOKEN = _env("SMS_AUTH_TOKEN")
     SMS_FROM = _env("SMS_FROM")
 
+    # --- calendar sync (every provider URL configurable: tests and sovereign clouds) --
+    GOOGLE_AUTH_URL = _env("GOOGLE_AUTH_URL", "https://accounts.google.com/o/oauth2/v2/auth")
+    GOOGLE_OAUTH_URL = _env("GOOGLE_OAUTH_URL", "https://oauth2.googleapis.com")  # + /token, /revoke
+    GOOGLE_API_BASE_URL = _env("GOOGLE_API_BASE_URL", "https://www.googleapis.com/calendar/v3")
+    GOOGLE_CLIENT_ID = _env("GOOGLE_CLIENT_ID")
+    GOOGLE_CLIENT_SECRET = _env("GOOGLE_CLIENT_SECRET")
+    MS_LOGIN_BASE_URL = _env("MS_LOGIN_BASE_URL", "https://login.microsoftonline.com")
+    MS_GRAPH_BASE_URL = _env("MS_GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0")
+    MS_TENANT = _env("MS_TENANT", "common")
+    MS_CLIENT_ID = _env("MS_CLIENT_ID")
+    MS_CLIENT_SECRET = _env("MS_CLIENT_SECRET")
+    CALENDAR_WINDOW_DAYS = _int("CALENDAR_WINDOW_DAYS", 180)
+    CALENDAR_WINDOW_PAST_DAYS = _int("CALENDAR_WINDOW_PAST_DAYS", 1)
+    CALENDAR_POLL_MINUTES = float(_env("CALENDAR_POLL_MINUTES", "5"))
+    CALENDAR_RETRY_BASE = float(_env("CALENDAR_RETRY_BASE", "5"))
+    CALENDAR_RETRY_CAP = float(_env("CALENDAR_RETRY_CAP", "900"))
+    CALENDAR_MAX_ATTEMPTS = _int("CALENDAR_MAX_ATTEMPTS", 8)
+    CALENDAR_HTTP_TIMEOUT = float(_env("CALENDAR_HTTP_TIMEOUT", "20"))
+
     # --- observability ------------------------------------------------------
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
     LOG_FORMAT = _env("LOG_FORMAT", "json")  # json | text

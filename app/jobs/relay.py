@@ -34,6 +34,8 @@ from app.tenancy import tenant_session
 log = logging.getLogger(__name__)
 CHANNEL = "upzento_outbox"
 EVENT_JOB = "app.jobs.notify.handle_events"
+# Other consumers of every event batch, on the integrations queue: calendar sync pushes.
+INTEGRATION_JOBS = ("app.jobs.calendars.handle_events",)
 # Events per job: one job shares its queries and commits among them. Under light
 # load a relay pass finds one or two events; when the workers fall behind, passes
 # find more and the batching grows by itself.
@@ -62,6 +64,7 @@ def relay_tenant(engine: Engine, slug: str, limit: int = 200) -> int:
             return 0
         try:
             q = queue("notifications")
+            integrations = queue("integrations")
             with q.connection.pipeline() as pipe:
                 for i in range(0, len(rows), JOB_BATCH):
                     batch = rows[i:i + JOB_BATCH]
@@ -71,6 +74,11 @@ def relay_tenant(engine: Engine, slug: str, limit: int = 200) -> int:
                                    meta={"request_ids": request_ids, "tenant": slug},
                                    retry=Retry(max=5, interval=backoff_schedule(5, base=2, cap=300)),
                                    result_ttl=600, failure_ttl=7 * 86400, pipeline=pipe)
+                    for func in INTEGRATION_JOBS:
+                        integrations.enqueue_call(func, args=(slug, ids), meta={"request_ids": request_ids,
+                                                                                "tenant": slug},
+                                                  retry=Retry(max=5, interval=backoff_schedule(5, base=2, cap=300)),
+                                                  result_ttl=600, failure_ttl=7 * 86400, pipeline=pipe)
                 pipe.execute()
         except (RedisError, OSError) as exc:
             for row in rows:

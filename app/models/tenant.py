@@ -320,6 +320,7 @@ class BusyBlock(TenantBase):
         CheckConstraint("start_at < end_at", name="span"),
         UniqueConstraint("staff_id", "source", "external_id"),
         Index("ix_busy_block_staff_range", "staff_id", "start_at", "end_at"),
+        Index("ix_busy_block_connection_event", "connection_id", "event_key"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -328,6 +329,10 @@ class BusyBlock(TenantBase):
     end_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     source: Mapped[str] = mapped_column(String(40), default="import")
     external_id: Mapped[str] = mapped_column(String(255), default=lambda: uuid.uuid4().hex)
+    # Calendar sync (app/services/calendars.py): the connection it came from and a key of
+    # the foreign event (every occurrence of one event shares it); NULL for imported blocks.
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("calendar_connection.id", ondelete="CASCADE"))
+    event_key: Mapped[str | None] = mapped_column(String(64))
 
     staff: Mapped[Staff] = relationship()
 

@@ -1,0 +1,832 @@
+"""Two-way calendar sync: connections, push (ours → theirs), pull (theirs → busy blocks), health.
+
+Rules that keep the two sides from looping:
+- each appointment has one deterministic identity per connection (Google event id
+  from the appointment id, Graph `transactionId`, CalDAV UID + resource name);
+- a push writes only when the rendered content differs from what we last wrote
+  there (`calendar_event_link.content_hash`), so re-running a push is free;
+- a pull recognises our own events (by link or by our mark) and ignores the echo of
+  our last write (same etag / changeKey); applying an outside move or delete of our
+  event updates the link to match, so the resulting outbox event pushes nothing back;
+- foreign events become busy blocks, never appointments.
+
+Services flush and never commit; provider calls happen inside the caller's unit of
+work (a job or a CLI command), one connection at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, delete, func, or_, select, text
+from sqlalchemy.orm import Session
+
+from app import crypto
+from app.calendars.base import (
+    AuthFailed,
+    CalendarInfo,
+    Gone,
+    NotFound,
+    OurEvent,
+    ProviderError,
+    PulledEvent,
+)
+from app.errors import SlotUnavailable
+from app.models import tenant as m
+from app.models.calendars import (
+    STATUS_ACTIVE,
+    STATUS_DISCONNECTED,
+    STATUS_RECONNECT,
+    CalendarConnection,
+    CalendarEventLink,
+    CalendarSettings,
+)
+
+log = logging.getLogger(__name__)
+UTC = dt.timezone.utc
+ACTOR = "calendar-sync"
+
+
+class CalendarError(ValueError):
+    """A refused calendar action (bad input, unknown calendar); `field` names the form field."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass
+class SyncConfig:
+    """The numbers a sync pass uses (from the app config)."""
+
+    window_past_days: int = 1
+    window_days: int = 180
+    poll_minutes: float = 5
+    retry_base: float = 5
+    retry_cap: float = 900
+    max_attempts: int = 8
+    google_api: str = "https://www.googleapis.com/calendar/v3"
+    google_oauth: str = "https://oauth2.googleapis.com"
+    google_auth: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    ms_login: str = "https://login.microsoftonline.com"
+    ms_graph: str = "https://graph.microsoft.com/v1.0"
+    ms_tenant: str = "common"
+    google_client_id: str | None = None
+    google_client_secret: str | None = None
+    ms_client_id: str | None = None
+    ms_client_secret: str | None = None
+    public_url: str = ""
+    http_timeout: float = 20
+
+    @classmethod
+    def from_config(cls, cfg) -> "SyncConfig":
+        def num(name, default):
+            value = cfg.get(name)
+            return type(default)(value) if value not in (None, "") else default
+
+        return cls(
+            window_past_days=num("CALENDAR_WINDOW_PAST_DAYS", 1),
+            window_days=num("CALENDAR_WINDOW_DAYS", 180),
+            poll_minutes=num("CALENDAR_POLL_MINUTES", 5.0),
+            retry_base=num("CALENDAR_RETRY_BASE", 5.0),
+            retry_cap=num("CALENDAR_RETRY_CAP", 900.0),
+            max_attempts=num("CALENDAR_MAX_ATTEMPTS", 8),
+            google_api=(cfg.get("GOOGLE_API_BASE_URL") or cls.google_api).rstrip("/"),
+            google_oauth=(cfg.get("GOOGLE_OAUTH_URL") or cls.google_oauth).rstrip("/"),
+            google_auth=cfg.get("GOOGLE_AUTH_URL") or cls.google_auth,
+            ms_login=(cfg.get("MS_LOGIN_BASE_URL") or cls.ms_login).rstrip("/"),
+            ms_graph=(cfg.get("MS_GRAPH_BASE_URL") or cls.ms_graph).rstrip("/"),
+            ms_tenant=cfg.get("MS_TENANT") or "common",
+            google_client_id=cfg.get("GOOGLE_CLIENT_ID"),
+            google_client_secret=cfg.get("GOOGLE_CLIENT_SECRET"),
+            ms_client_id=cfg.get("MS_CLIENT_ID"),
+            ms_client_secret=cfg.get("MS_CLIENT_SECRET"),
+            public_url=(cfg.get("PUBLIC_URL") or "").rstrip("/"),
+            http_timeout=num("CALENDAR_HTTP_TIMEOUT", 20.0),
+        )
+
+    def window(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        return now - dt.timedelta(days=self.window_past_days), now + dt.timedelta(days=self.window_days)
+
+
+# --------------------------------------------------------------------------- settings, secrets
+
+def settings(session: Session) -> CalendarSettings:
+    """The business's calendar settings (the row is made on first use)."""
+    row = session.get(CalendarSettings, 1)
+    if row is None:
+        session.execute(_settings_insert())
+        row = session.get(CalendarSettings, 1)
+    return row
+
+
+def _settings_insert():
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return pg_insert(CalendarSettings).values(
+        id=1, external_changes="reflect", privacy="details",
+        title_template=CalendarSettings.title_template.default.arg,
+        description_template=CalendarSettings.description_template.default.arg,
+        failing_alert_minutes=30).on_conflict_do_nothing()
+
+
+def secret_of(conn: CalendarConnection) -> dict:
+    """The decrypted credentials of a connection ({} when none)."""
+    return json.loads(crypto.decrypt(conn.secret_enc)) if conn.secret_enc else {}
+
+
+def store_secret(conn: CalendarConnection, secret: dict) -> None:
+    conn.secret_enc = crypto.encrypt(json.dumps(secret))
+
+
+# --------------------------------------------------------------------------- clients
+
+def client_for(session: Session, conn: CalendarConnection, cfg: SyncConfig, *, timezone: str | None = None):
+    """A provider client for `conn` (OAuth tokens refreshed first when they are about to expire)."""
+    secret = secret_of(conn)
+    zone = timezone or owner_timezone(session, conn)
+    if conn.provider == "caldav":
+        from app.calendars.caldav_client import CalDavClient
+
+        return CalDavClient(conn.url, conn.account or "", secret.get("password", ""), timezone=zone,
+                            timeout=int(cfg.http_timeout))
+    from app.calendars import oauth
+
+    def save(tokens: dict) -> None:
+        store_secret(conn, {**secret_of(conn), **tokens})
+        conn.token_expires_at = oauth.expiry_of(tokens)
+
+    if conn.provider == "google":
+        from app.calendars.google import GoogleClient
+
+        return GoogleClient(cfg.google_api, oauth.google_tokens(cfg, secret, save), timezone=zone,
+                            timeout=cfg.http_timeout)
+    if conn.provider == "microsoft":
+        from app.calendars.graph import GraphClient
+
+        return GraphClient(cfg.ms_graph, oauth.microsoft_tokens(cfg, secret, save), timezone=zone,
+                           timeout=cfg.http_timeout)
+    raise CalendarError(f"unknown provider {conn.provider!r}", "provider")
+
+
+def owner_timezone(session: Session, conn: CalendarConnection) -> str:
+    """The zone all-day and floating foreign events are read in: the owner's location."""
+    if conn.owner_kind == "location" and conn.location_id:
+        loc = session.get(m.Location, conn.location_id)
+        if loc:
+            return loc.timezone
+    if conn.owner_kind == "staff" and conn.staff_id:
+        tz = session.scalar(select(m.Location.timezone).join(m.StaffHours, m.StaffHours.location_id == m.Location.id)
+                            .where(m.StaffHours.staff_id == conn.staff_id).limit(1))
+        if tz:
+            return tz
+    return session.scalar(select(m.Location.timezone).order_by(m.Location.id).limit(1)) or "UTC"
+
+
+# --------------------------------------------------------------------------- connecting
+
+def _owner(session: Session, owner_kind: str, staff_id: int | None, location_id: int | None) -> dict:
+    if owner_kind == "staff":
+        if staff_id is None or session.get(m.Staff, staff_id) is None:
+            raise CalendarError("unknown staff member", "staff")
+        return {"owner_kind": "staff", "staff_id": staff_id, "location_id": None}
+    if owner_kind == "location":
+        if location_id is None or session.get(m.Location, location_id) is None:
+            raise CalendarError("unknown location", "location")
+        return {"owner_kind": "location", "staff_id": None, "location_id": location_id}
+    if owner_kind == "business":
+        return {"owner_kind": "business", "staff_id": None, "location_id": None}
+    raise CalendarError("owner must be staff, location or business", "owner")
+
+
+def choose_calendars(conn: CalendarConnection, available: list[CalendarInfo], busy: list[str] | None,
+                     target: str | None) -> None:
+    """Set the busy calendars and the target calendar by id or name (first calendar by default)."""
+    if not available:
+        raise CalendarError("the account has no calendar", "target_calendar")
+
+    def find(wanted: str, field_name: str) -> CalendarInfo:
+        for cal in available:
+            if wanted in (cal.id, cal.name):
+                return cal
+        names = ", ".join(c.name for c in available)
+        raise CalendarError(f"no calendar {wanted!r} in this account (has: {names})", field_name)
+
+    primary = next((c for c in available if c.primary), available[0])
+    tgt = find(target, "target_calendar") if target else primary
+    conn.target_calendar, conn.target_calendar_name = tgt.id, tgt.name
+    chosen = [find(b, "busy_calendars") for b in busy] if busy else [tgt]
+    conn.busy_calendars = [{"id": c.id, "name": c.name} for c in chosen]
+
+
+def connect_caldav(session: Session, *, owner_kind: str, staff_id: int | None = None, location_id: int | None = None,
+                   url: str, username: str, password: str, busy: list[str] | None = None,
+                   target: str | None = None, actor: str = ACTOR, cfg: SyncConfig | None = None,
+                   now: dt.datetime | None = None) -> CalendarConnection:
+    """Connect a CalDAV account (the server is asked for its calendars first: wrong URL or password fail here)."""
+    from app.calendars.caldav_client import CalDavClient
+
+    cfg = cfg or SyncConfig()
+    url = (url or "").strip()
+    if not url.startswith(("http://", "https://")):
+        raise CalendarError("the CalDAV URL must start with http:// or https://", "url")
+    if not username:
+        raise CalendarError("a user name is required", "username")
+    if not password:
+        raise CalendarError("a password is required", "password")
+    owner = _owner(session, owner_kind, staff_id, location_id)
+    try:
+        available = CalDavClient(url, username, password, timeout=int(cfg.http_timeout)).calendars()
+    except AuthFailed:
+        raise CalendarError("the CalDAV server refused this user name and password", "password")
+    except ProviderError as exc:
+        raise CalendarError(f"the CalDAV server could not be read: {exc}", "url")
+    conn = CalendarConnection(provider="caldav", url=url, account=username, status=STATUS_ACTIVE,
+                              busy_calendars=[], sync_state={}, channel={}, include_tentative=True,
+                              created_by=actor, **owner)
+    choose_calendars(conn, available, busy, target)
+    store_secret(conn, {"password": password})
+    conn.next_pull_at = now or dt.datetime.now(UTC)
+    session.add(conn)
+    session.flush()
+    return conn
+
+
+def connect_oauth(session: Session, *, provider: str, owner_kind: str, staff_id: int | None = None,
+                  location_id: int | None = None, tokens: dict, account: str | None, actor: str = ACTOR,
+                  cfg: SyncConfig, existing: CalendarConnection | None = None,
+                  now: dt.datetime | None = None) -> CalendarConnection:
+    """Store a Google / Microsoft connection after the OAuth callback (or renew one: reconnect)."""
+    from app.calendars import oauth
+
+    if existing is not None:
+        conn = existing
+    else:
+        owner = _owner(session, owner_kind, staff_id, location_id)
+        conn = CalendarConnection(provider=provider, busy_calendars=[], sync_state={}, channel={},
+                                  include_tentative=True, created_by=actor, **owner)
+        session.add(conn)
+    conn.account = account or conn.account
+    conn.status = STATUS_ACTIVE
+    conn.failing_since = None
+    conn.last_error = None
+    store_secret(conn, tokens)
+    conn.token_expires_at = oauth.expiry_of(tokens)
+    conn.next_pull_at = now or dt.datetime.now(UTC)
+    session.flush()
+    if not conn.target_calendar:
+        choose_calendars(conn, client_for(session, conn, cfg).calendars(), None, None)
+    session.flush()
+    return conn
+
+
+def connection_for(session: Session, connection_id: int, *, staff_id: int | None = None) -> CalendarConnection:
+    """A connection of this tenant (of this staff member when `staff_id` is given), else CalendarError (404)."""
+    conn = session.get(CalendarConnection, connection_id)
+    if conn is None or (staff_id is not None and conn.staff_id != staff_id):
+        raise CalendarError("no such calendar connection", None)
+    return conn
+
+
+def disconnect(session: Session, conn: CalendarConnection, *, remove_future_events: bool, cfg: SyncConfig,
+               now: dt.datetime) -> int:
+    """Disconnect: drop its busy blocks and links; with `remove_future_events`, delete our future events there first.
+
+    Returns how many of our events were removed there. A provider that refuses does not
+    stop the disconnect (the events stay there, said in the result).
+    """
+    removed = 0
+    if remove_future_events and conn.status == STATUS_ACTIVE:
+        links = session.execute(
+            select(CalendarEventLink).join(m.Appointment, m.Appointment.id == CalendarEventLink.appointment_id)
+            .where(CalendarEventLink.connection_id == conn.id, CalendarEventLink.deleted.is_(False),
+                   CalendarEventLink.external_id.is_not(None), m.Appointment.end_at > now)).scalars().all()
+        if links:
+            try:
+                client = client_for(session, conn, cfg)
+                for link in links:
+                    try:
+                        client.delete(link.calendar_id, link.external_id)
+                        removed += 1
+                    except NotFound:
+                        pass
+            except ProviderError as exc:
+                log.warning("disconnect of calendar connection %s: events left there (%s)", conn.id, exc)
+    session.execute(delete(m.BusyBlock).where(m.BusyBlock.connection_id == conn.id))
+    session.execute(delete(CalendarEventLink).where(CalendarEventLink.connection_id == conn.id))
+    conn.status = STATUS_DISCONNECTED
+    conn.secret_enc = None
+    conn.channel = {}
+    conn.sync_state = {}
+    conn.next_pull_at = None
+    session.flush()
+    return removed
+
+
+# --------------------------------------------------------------------------- rendering our event
+
+class _Blank(dict):
+    def __missing__(self, key):
+        return ""
+
+
+def event_uid(ref_slug: str, appointment_id) -> str:
+    """The iCalendar UID of an appointment: the same one the e-mailed invitation carries."""
+    return f"appt-{appointment_id}@{ref_slug}.upzento"
+
+
+def render_event(session: Session, slug: str, appt: m.Appointment, prefs: CalendarSettings) -> OurEvent:
+    """Our event for `appt`, from the business's templates (privacy "busy": no details)."""
+    customer = appt.customer
+    values = _Blank(
+        service=appt.service.name if appt.service else "",
+        staff=appt.staff.name if appt.staff else "",
+        location=appt.location.name if appt.location else "",
+        customer=customer.name if customer else "",
+        customer_email=customer.email if customer else "",
+        customer_phone=(customer.phone or "") if customer else "",
+        notes=appt.notes or "",
+        meeting_url=appt.meeting_join_url or "",
+        appointment_id=str(appt.id),
+        seats=str(appt.seats),
+    )
+    if prefs.privacy == "busy":
+        title, description, where = "Busy", "", ""
+    else:
+        title = _fill(prefs.title_template, values).strip() or "Appointment"
+        description = "\n".join(line for line in _fill(prefs.description_template, values).splitlines()
+                                if line.strip())
+        where = appt.meeting_join_url or (appt.location.address or appt.location.name if appt.location else "")
+    return OurEvent(
+        appointment_id=str(appt.id), uid=event_uid(slug, appt.id), title=title[:300], description=description,
+        location=where or "", start=appt.start_at, end=appt.end_at,
+        timezone=appt.timezone or (appt.location.timezone if appt.location else "UTC"), sequence=appt.sequence,
+    )
+
+
+def _fill(template: str, values: dict) -> str:
+    try:
+        return template.format_map(values)
+    except (ValueError, IndexError, AttributeError):
+        return template
+
+
+def content_hash(event: OurEvent) -> str:
+    body = [event.title, event.description, event.location, event.start.astimezone(UTC).isoformat(),
+            event.end.astimezone(UTC).isoformat(), event.timezone, json.dumps(event.extra, sort_keys=True)]
+    return hashlib.sha256("\x1f".join(body).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- push
+
+@dataclass
+class PushOutcome:
+    connection_id: int
+    action: str  # created / updated / deleted / unchanged / retry / failed / reconnect
+    error: str | None = None
+    retry_in: float | None = None
+
+
+def _connections_for(session: Session, appt: m.Appointment) -> list[CalendarConnection]:
+    cond = [and_(CalendarConnection.owner_kind == "staff", CalendarConnection.staff_id == appt.staff_id),
+            CalendarConnection.owner_kind == "business"]
+    if appt.location_id is not None:
+        cond.append(and_(CalendarConnection.owner_kind == "location", CalendarConnection.location_id == appt.location_id))
+    return list(session.scalars(select(CalendarConnection).where(
+        CalendarConnection.status == STATUS_ACTIVE, CalendarConnection.target_calendar.is_not(None), or_(*cond))))
+
+
+def lock_appointment(session: Session, appointment_id) -> None:
+    """One pusher per appointment at a time (two jobs for one appointment never both create)."""
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('calendar-push'), hashtext(:a))"),
+                    {"a": str(appointment_id)})
+
+
+def push_appointment(session: Session, slug: str, appointment_id, cfg: SyncConfig, now: dt.datetime,
+                     clients: dict | None = None, only: int | None = None) -> list[PushOutcome]:
+    """Bring our event for one appointment up to date in every connection that should (or did) have it."""
+    lock_appointment(session, appointment_id)
+    appt = session.get(m.Appointment, uuid.UUID(str(appointment_id)), populate_existing=True)
+    if appt is None:
+        return []
+    prefs = settings(session)
+    links = {l.connection_id: l for l in session.scalars(
+        select(CalendarEventLink).where(CalendarEventLink.appointment_id == appt.id).with_for_update())}
+    wanted = {c.id: c for c in _connections_for(session, appt)} if appt.status != m.STATUS_CANCELLED else {}
+    conn_ids = set(wanted) | {cid for cid, l in links.items() if not l.deleted}
+    if only is not None:
+        conn_ids &= {only}
+    outcomes = []
+    for cid in sorted(conn_ids):
+        conn = wanted.get(cid) or session.get(CalendarConnection, cid)
+        if conn is None or conn.status != STATUS_ACTIVE:
+            continue
+        link = links.get(cid)
+        outcomes.append(_push_one(session, slug, conn, appt, link, cid in wanted, prefs, cfg, now, clients))
+    session.flush()
+    return outcomes
+
+
+def _push_one(session, slug, conn, appt, link, want: bool, prefs, cfg, now, clients) -> PushOutcome:
+    event = render_event(session, slug, appt, prefs) if want else None
+    digest = content_hash(event) if event else None
+    if link is not None and ((want and not link.deleted and link.content_hash == digest) or (not want and link.deleted)):
+        if link.push_status != "ok":
+            link.push_status, link.push_error, link.next_attempt_at = "ok", None, None
+        return PushOutcome(conn.id, "unchanged")
+    if link is None:
+        if not want:
+            return PushOutcome(conn.id, "unchanged")
+        link = CalendarEventLink(connection_id=conn.id, appointment_id=appt.id, calendar_id=conn.target_calendar,
+                                 deleted=False, generation=0, push_status="pending", push_attempts=0,
+                                 provider_requests=0)
+        session.add(link)
+        session.flush()
+    client = _client(session, conn, cfg, clients)
+    try:
+        before = getattr(client, "requests", 0)
+        action = _write(client, conn, link, event, want)
+        link.provider_requests += getattr(client, "requests", 0) - before
+    except AuthFailed as exc:
+        mark_reconnect(session, conn, str(exc), now)
+        link.push_status, link.push_error = "retry", str(exc)[:2000]
+        link.next_attempt_at = None
+        return PushOutcome(conn.id, "reconnect", str(exc))
+    except ProviderError as exc:
+        link.push_attempts += 1
+        link.push_error = str(exc)[:2000]
+        record_failure(conn, exc, now)
+        if exc.temporary and link.push_attempts < cfg.max_attempts:
+            delay = retry_delay(link.push_attempts, cfg, exc.retry_after)
+            link.push_status, link.next_attempt_at = "retry", now + dt.timedelta(seconds=delay)
+            return PushOutcome(conn.id, "retry", str(exc), delay)
+        link.push_status, link.next_attempt_at = "failed", None
+        return PushOutcome(conn.id, "failed", str(exc))
+    if want:
+        link.content_hash, link.deleted = digest, False
+        link.pushed_start, link.pushed_end = appt.start_at, appt.end_at
+    else:
+        link.content_hash, link.deleted = None, True
+    link.push_status, link.push_error, link.push_attempts, link.next_attempt_at = "ok", None, 0, None
+    conn.last_push_at = now
+    record_success(conn)
+    return PushOutcome(conn.id, action)
+
+
+def _write(client, conn, link: CalendarEventLink, event: OurEvent | None, want: bool) -> str:
+    calendar = link.calendar_id or conn.target_calendar
+    if not want:
+        if link.external_id:
+            try:
+                client.delete(calendar, link.external_id)
+            except NotFound:
+                pass
+        return "deleted"
+    if link.calendar_id and link.calendar_id != conn.target_calendar and link.external_id and not link.deleted:
+        # The target calendar changed: move our event over.
+        try:
+            client.delete(link.calendar_id, link.external_id)
+        except NotFound:
+            pass
+        link.external_id, link.etag = None, None
+    link.calendar_id = conn.target_calendar
+    existing = link.external_id
+    try:
+        written = client.upsert(conn.target_calendar, event, existing, link.generation)
+    except NotFound:
+        # Deleted there behind our back (404 on patch): create it again.
+        link.generation += 1
+        written = client.upsert(conn.target_calendar, event, None, link.generation)
+    action = "updated" if existing and not link.deleted else "created"
+    link.external_id, link.etag = written.external_id, written.etag
+    return action
+
+
+def _client(session, conn, cfg, clients):
+    if clients is not None and conn.id in clients:
+        return clients[conn.id]
+    client = client_for(session, conn, cfg)
+    if clients is not None:
+        clients[conn.id] = client
+    return client
+
+
+def retry_delay(attempts: int, cfg: SyncConfig, retry_after: float | None) -> float:
+    """Exponential backoff (base · 2^(n-1), capped); a provider's Retry-After is a floor."""
+    delay = min(cfg.retry_cap, cfg.retry_base * (2 ** max(0, attempts - 1)))
+    return max(delay, retry_after or 0.0)
+
+
+def record_failure(conn: CalendarConnection, exc: Exception, now: dt.datetime) -> None:
+    conn.last_error = str(exc)[:2000]
+    conn.last_error_at = now
+    if conn.failing_since is None:
+        conn.failing_since = now
+
+
+def record_success(conn: CalendarConnection) -> None:
+    conn.failing_since = None
+    conn.alerted_at = None
+
+
+def mark_reconnect(session: Session, conn: CalendarConnection, reason: str, now: dt.datetime) -> None:
+    """The provider refused our credentials: the connection waits for a reconnect; people are told once."""
+    record_failure(conn, AuthFailed(reason), now)
+    if conn.status == STATUS_RECONNECT:
+        return
+    conn.status = STATUS_RECONNECT
+    session.flush()
+    _tell(session, conn, f"Calendar connection needs to be reconnected ({conn.provider})",
+          f"The {conn.provider} calendar connection of {conn.owner_label} ({conn.account or ''}) stopped working:\n"
+          f"{reason}\n\nBookings keep working, but they no longer reach that calendar and its busy times no "
+          f"longer block bookings. Reconnect it under Team → Calendar connections (or My profile → Calendar).")
+
+
+def _tell(session: Session, conn: CalendarConnection, subject: str, body: str) -> None:
+    """Mail the staff member (for their connection) and the business's admins."""
+    from app.models.public import Membership, Tenant
+    from app.services.mail import queue_mail
+
+    recipients = set()
+    if conn.staff_id:
+        email = session.scalar(select(m.Staff.email).where(m.Staff.id == conn.staff_id))
+        if email:
+            recipients.add(email)
+    schema = session.info.get("tenant_schema") or ""
+    try:
+        from flask_appbuilder.security.sqla.models import User
+
+        rows = session.execute(
+            select(User.email).join(Membership, Membership.user_id == User.id).join(Tenant, Tenant.id == Membership.tenant_id)
+            .where(Membership.role == "Client Admin", func.concat("tenant_", Tenant.slug) == schema)).scalars()
+        recipients.update(e for e in rows if e)
+    except Exception as exc:  # noqa: BLE001 - telling people must not stop the sync
+        log.warning("calendar alert recipients: %s", exc)
+    for to in sorted(recipients):
+        try:
+            with session.begin_nested():
+                queue_mail(session, to, subject, body)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("calendar alert mail to %s not queued: %s", to, exc)
+
+
+# --------------------------------------------------------------------------- pull
+
+@dataclass
+class PullResult:
+    connection_id: int
+    events: int = 0
+    blocks: int = 0
+    full: bool = False
+    reflected: list[str] = field(default_factory=list)  # appointment ids changed here
+    repush: list[str] = field(default_factory=list)  # appointment ids to write back
+    error: str | None = None
+
+
+def _cal_tag(calendar_id: str) -> str:
+    return hashlib.sha1(calendar_id.encode()).hexdigest()[:8]
+
+
+def event_key(calendar_id: str, external_id: str) -> str:
+    return hashlib.sha1(f"{calendar_id}\n{external_id}".encode()).hexdigest()
+
+
+def owner_staff_ids(session: Session, conn: CalendarConnection) -> list[int]:
+    """Whose availability a foreign event blocks: the staff member, or everyone at the location / business."""
+    if conn.owner_kind == "staff":
+        return [conn.staff_id]
+    if conn.owner_kind == "location":
+        return list(session.scalars(select(m.staff_location.c.staff_id)
+                                    .where(m.staff_location.c.location_id == conn.location_id)))
+    return list(session.scalars(select(m.Staff.id).where(m.Staff.active.is_(True))))
+
+
+def pull_connection(session: Session, slug: str, conn: CalendarConnection, cfg: SyncConfig, now: dt.datetime,
+                    client=None, force_full: bool = False) -> PullResult:
+    """One incremental pull of every busy calendar of `conn` (full after 410 / an invalid token)."""
+    result = PullResult(conn.id)
+    if conn.status != STATUS_ACTIVE:
+        result.error = f"connection is {conn.status}"
+        return result
+    window = cfg.window(now)
+    staff_ids = owner_staff_ids(session, conn)
+    state = dict(conn.sync_state or {})
+    try:
+        client = client or client_for(session, conn, cfg)
+        for cal in conn.busy_calendars or []:
+            cal_id = cal["id"]
+            token = None if force_full else (state.get(cal_id) or {}).get("token")
+            try:
+                changes = client.changes(cal_id, token, window)
+            except Gone:
+                changes = client.changes(cal_id, None, window)
+            result.full = result.full or changes.full
+            result.events += len(changes.events)
+            result.blocks += _apply(session, slug, conn, cal_id, changes, staff_ids, result, now)
+            state[cal_id] = {"token": changes.token, "at": now.isoformat()}
+    except AuthFailed as exc:
+        mark_reconnect(session, conn, str(exc), now)
+        result.error = str(exc)
+        return result
+    except ProviderError as exc:
+        record_failure(conn, exc, now)
+        conn.next_pull_at = now + dt.timedelta(seconds=retry_delay(1, cfg, exc.retry_after))
+        result.error = str(exc)
+        return result
+    conn.sync_state = state
+    conn.last_pull_at = now
+    conn.next_pull_at = now + dt.timedelta(minutes=cfg.poll_minutes)
+    record_success(conn)
+    session.flush()
+    return result
+
+
+def _apply(session, slug, conn, cal_id, changes, staff_ids, result: PullResult, now) -> int:
+    source = f"cal:{conn.id}:{_cal_tag(cal_id)}"
+    by_external = {l.external_id: l for l in session.scalars(select(CalendarEventLink).where(
+        CalendarEventLink.connection_id == conn.id, CalendarEventLink.calendar_id == cal_id))}
+    seen: set[str] = set()
+    rows = []
+    touched: list[str] = []
+    for ev in changes.events:
+        key = event_key(cal_id, ev.external_id)
+        seen.add(key)
+        link = by_external.get(ev.external_id)
+        if link is None and ev.ours:
+            link = session.scalar(select(CalendarEventLink).where(
+                CalendarEventLink.connection_id == conn.id,
+                CalendarEventLink.appointment_id == _uuid_or_none(ev.ours)))
+        if link is not None or ev.ours:
+            if link is not None:
+                _our_event_changed(session, slug, conn, link, ev, result, now)
+            continue  # our event (or an unknown copy of one): never a busy block
+        touched.append(key)
+        if ev.deleted or ev.free or (ev.tentative and not conn.include_tentative):
+            continue
+        for occ in ev.occurrences:
+            for sid in staff_ids:
+                rows.append({"staff_id": sid, "start_at": occ.start, "end_at": occ.end, "source": source,
+                             "external_id": f"{key}|{occ.start.isoformat()}"[:255], "connection_id": conn.id,
+                             "event_key": key})
+    if changes.full:
+        session.execute(delete(m.BusyBlock).where(m.BusyBlock.connection_id == conn.id, m.BusyBlock.source == source))
+    elif touched:
+        for i in range(0, len(touched), 1000):
+            session.execute(delete(m.BusyBlock).where(m.BusyBlock.connection_id == conn.id,
+                                                      m.BusyBlock.event_key.in_(touched[i:i + 1000])))
+    if rows:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        for i in range(0, len(rows), 2000):
+            session.execute(pg_insert(m.BusyBlock).values(rows[i:i + 2000]).on_conflict_do_nothing())
+    return len(rows)
+
+
+def _uuid_or_none(value: str):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _our_event_changed(session, slug, conn, link: CalendarEventLink, ev: PulledEvent, result: PullResult, now) -> None:
+    """Our event changed there: an echo of our own write, or a move / delete by someone else."""
+    if ev.etag and link.etag and ev.etag == link.etag:
+        return  # the echo of our own write
+    if link.deleted:
+        return  # we deleted it ourselves (or it is gone already)
+    appt = session.get(m.Appointment, link.appointment_id)
+    if appt is None:
+        return
+    prefs = settings(session)
+    gone = ev.deleted or not ev.occurrences
+    if not gone:
+        occ = ev.occurrences[0]
+        moved = (occ.start, occ.end) != (link.pushed_start, link.pushed_end)
+        if not moved:
+            link.etag = ev.etag  # an edit that does not change the time: keep it, remember the etag
+            return
+    if appt.status == m.STATUS_CANCELLED:
+        return
+    if prefs.external_changes == "ignore":
+        link.content_hash = None  # write ours back as it is here
+        if gone:
+            link.deleted, link.external_id, link.etag = True, None, None
+            link.content_hash = "gone"
+        link.push_status, link.next_attempt_at = "pending", now
+        result.repush.append(str(appt.id))
+        return
+    from app.services import booking
+    from app.tenancy import TenantRef
+
+    ref = _tenant_ref(session, slug)
+    if gone:
+        booking.cancel(session, ref, f"{ACTOR}:{conn.id}", appt, now, reason="deleted in the connected calendar",
+                       enforce_policy=False)
+        link.deleted, link.content_hash, link.etag = True, None, None
+        result.reflected.append(str(appt.id))
+        return
+    occ = ev.occurrences[0]
+    try:
+        with session.begin_nested():
+            booking.reschedule(session, ref, f"{ACTOR}:{conn.id}", appt, occ.start, now, enforce_policy=False,
+                               override_rules=True)
+    except (SlotUnavailable, booking.Conflict, ValueError) as exc:
+        log.info("outside move of %s refused (%s): writing ours back", appt.id, exc)
+        session.refresh(appt)
+        link.content_hash = None
+        link.push_status, link.next_attempt_at = "pending", now
+        result.repush.append(str(appt.id))
+        return
+    # The link now says what is there, so the reschedule's push writes nothing back to this connection.
+    link.etag = ev.etag
+    link.pushed_start, link.pushed_end = appt.start_at, appt.end_at
+    link.content_hash = content_hash(render_event(session, slug, appt, prefs))
+    result.reflected.append(str(appt.id))
+
+
+def _tenant_ref(session: Session, slug: str):
+    from app.models.public import Tenant
+    from app.tenancy import TenantRef
+
+    tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
+    return TenantRef.of(tenant)
+
+
+# --------------------------------------------------------------------------- whole passes and health
+
+def due_appointments(session: Session, conn: CalendarConnection, now: dt.datetime, limit: int = 500) -> list:
+    """Appointments of this connection's scope whose event there is missing, stale or waiting for a retry."""
+    scope = [m.Appointment.end_at > now, m.Appointment.status != m.STATUS_CANCELLED]
+    if conn.owner_kind == "staff":
+        scope.append(m.Appointment.staff_id == conn.staff_id)
+    elif conn.owner_kind == "location":
+        scope.append(m.Appointment.location_id == conn.location_id)
+    missing = select(m.Appointment.id).where(*scope, ~select(CalendarEventLink.id).where(
+        CalendarEventLink.connection_id == conn.id, CalendarEventLink.appointment_id == m.Appointment.id).exists())
+    retry = select(CalendarEventLink.appointment_id).where(
+        CalendarEventLink.connection_id == conn.id, CalendarEventLink.push_status.in_(("pending", "retry")),
+        or_(CalendarEventLink.next_attempt_at.is_(None), CalendarEventLink.next_attempt_at <= now))
+    ids = list(session.scalars(missing.limit(limit))) + list(session.scalars(retry.limit(limit)))
+    return list(dict.fromkeys(ids))
+
+
+def sync_connection(session: Session, slug: str, conn: CalendarConnection, cfg: SyncConfig, now: dt.datetime,
+                    force_full: bool = False) -> dict:
+    """One pull and push pass of a connection (the CLI's and the admin's "sync now")."""
+    clients: dict = {}
+    client = _client(session, conn, cfg, clients) if conn.status == STATUS_ACTIVE else None
+    pulled = pull_connection(session, slug, conn, cfg, now, client=client, force_full=force_full)
+    outcomes = []
+    if conn.status == STATUS_ACTIVE:
+        for appointment_id in due_appointments(session, conn, now):
+            outcomes += push_appointment(session, slug, appointment_id, cfg, now, clients=clients, only=conn.id)
+    failed = [o for o in outcomes if o.action in ("failed", "retry", "reconnect")]
+    return {"connection": conn.id, "pulled_events": pulled.events, "busy_blocks": pulled.blocks,
+            "full": pulled.full, "reflected": pulled.reflected, "pushed": len(outcomes) - len(failed),
+            "push_failures": [o.error for o in failed], "error": pulled.error or (failed[0].error if failed else None),
+            "status": conn.status}
+
+
+def health(session: Session, now: dt.datetime, *, staff_id: int | None = None) -> list[dict]:
+    """Per connection: status, last pull/push, pending and failed pushes with errors, renewal, alert."""
+    prefs = settings(session)
+    q = select(CalendarConnection).where(CalendarConnection.status != STATUS_DISCONNECTED).order_by(CalendarConnection.id)
+    if staff_id is not None:
+        q = q.where(CalendarConnection.staff_id == staff_id)
+    conns = list(session.scalars(q))
+    counts = {}
+    if conns:
+        for cid, status, n in session.execute(
+                select(CalendarEventLink.connection_id, CalendarEventLink.push_status, func.count())
+                .where(CalendarEventLink.connection_id.in_([c.id for c in conns]))
+                .group_by(CalendarEventLink.connection_id, CalendarEventLink.push_status)):
+            counts[(cid, status)] = n
+    out = []
+    for c in conns:
+        errors = list(session.scalars(select(CalendarEventLink.push_error).where(
+            CalendarEventLink.connection_id == c.id, CalendarEventLink.push_status.in_(("retry", "failed")),
+            CalendarEventLink.push_error.is_not(None)).limit(5)))
+        failing_min = (now - c.failing_since).total_seconds() / 60 if c.failing_since else 0
+        out.append({
+            "id": c.id, "uid": c.uid, "provider": c.provider, "owner": c.owner_label, "owner_kind": c.owner_kind,
+            "staff_id": c.staff_id, "location_id": c.location_id, "account": c.account, "status": c.status,
+            "target_calendar": c.target_calendar_name, "busy_calendars": [b.get("name") for b in c.busy_calendars or []],
+            "last_pull": _iso(c.last_pull_at), "last_push": _iso(c.last_push_at),
+            "pending": counts.get((c.id, "pending"), 0) + counts.get((c.id, "retry"), 0),
+            "failed": counts.get((c.id, "failed"), 0), "errors": errors, "last_error": c.last_error,
+            "failing_since": _iso(c.failing_since), "next_renewal": _iso(c.next_renewal_at),
+            "next_pull": _iso(c.next_pull_at),
+            "alert": c.status == STATUS_RECONNECT or failing_min >= prefs.failing_alert_minutes,
+        })
+    return out
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
