@@ -23,7 +23,7 @@ def _session(slug: str):
 
 
 def _cfg():
-    from app.services.calendars import SyncConfig
+    from app.services.calendar_sync import SyncConfig
 
     return SyncConfig.from_config(current_app.config)
 
@@ -34,7 +34,7 @@ def _now() -> dt.datetime:
 
 def _staff_id(session, key: str) -> int:
     from app.models import tenant as m
-    from app.services.calendars import CalendarError
+    from app.services.calendar_sync import CalendarError
 
     sid = session.scalar(select(m.Staff.id).where(m.Staff.key == key))
     if sid is None:
@@ -44,7 +44,7 @@ def _staff_id(session, key: str) -> int:
 
 def _location_id(session, key: str) -> int:
     from app.models import tenant as m
-    from app.services.calendars import CalendarError
+    from app.services.calendar_sync import CalendarError
 
     lid = session.scalar(select(m.Location.id).where(m.Location.key == key))
     if lid is None:
@@ -65,7 +65,7 @@ def _location_id(session, key: str) -> int:
 @with_appcontext
 def connect_caldav(tenant, staff_key, location_key, business, url, username, password, busy, target):
     """Connect a CalDAV account (iCloud, Nextcloud, Fastmail, Radicale); prints the connection id."""
-    from app.services import calendars as cal
+    from app.services import calendar_sync as cal
     from app.tenancy import NoTenant
 
     if sum(bool(x) for x in (staff_key, location_key, business)) != 1:
@@ -85,7 +85,7 @@ def connect_caldav(tenant, staff_key, location_key, business, url, username, pas
 
 
 def _rows(tenant: str, staff_key: str | None = None) -> list[dict]:
-    from app.services import calendars as cal
+    from app.services import calendar_sync as cal
 
     with _session(tenant) as (session, _ref):
         staff_id = _staff_id(session, staff_key) if staff_key else None
@@ -97,7 +97,7 @@ def _rows(tenant: str, staff_key: str | None = None) -> list[dict]:
 @with_appcontext
 def list_connections(tenant):
     """One line per connection: id, provider, owner, account, status, target calendar."""
-    from app.services.calendars import CalendarError
+    from app.services.calendar_sync import CalendarError
     from app.tenancy import NoTenant
 
     try:
@@ -114,7 +114,7 @@ def list_connections(tenant):
 @with_appcontext
 def health(tenant):
     """JSON per connection: status, last pull, last push, pending, failed (and errors)."""
-    from app.services.calendars import CalendarError
+    from app.services.calendar_sync import CalendarError
     from app.tenancy import NoTenant
 
     try:
@@ -131,9 +131,9 @@ def health(tenant):
 @with_appcontext
 def sync(tenant, staff_key, full):
     """One pull and push pass of each active connection; waits for it; exits non-zero if any failed."""
-    from app.jobs import calendars as jobs
-    from app.models.calendars import STATUS_ACTIVE, CalendarConnection
-    from app.services.calendars import CalendarError
+    from app.jobs import calendar_sync as jobs
+    from app.models.calendar_sync import STATUS_ACTIVE, CalendarConnection
+    from app.services.calendar_sync import CalendarError
     from app.tenancy import NoTenant
 
     try:
@@ -164,7 +164,7 @@ def sync(tenant, staff_key, full):
 @with_appcontext
 def disconnect(tenant, connection_id, remove_events):
     """Disconnect a calendar (its busy blocks go; our events there stay unless --remove-events)."""
-    from app.services import calendars as cal
+    from app.services import calendar_sync as cal
     from app.tenancy import NoTenant
 
     try:

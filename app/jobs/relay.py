@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "upzento_outbox"
 EVENT_JOB = "app.jobs.notify.handle_events"
 # Other consumers of every event batch, on the integrations queue: calendar sync pushes.
-INTEGRATION_JOBS = ("app.jobs.calendars.handle_events",)
+INTEGRATION_JOBS = ("app.jobs.calendar_sync.handle_events",)
 # Events per job: one job shares its queries and commits among them. Under light
 # load a relay pass finds one or two events; when the workers fall behind, passes
 # find more and the batching grows by itself.

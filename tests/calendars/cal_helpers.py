@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 def drain_outbox(app, slug: str) -> int:
     """What the relay + RQ would do, inline: hand this tenant's pending outbox events to the calendar job."""
     from app.extensions import db
-    from app.jobs import calendars as jobs
+    from app.jobs import calendar_sync as jobs
     from app.models.tenant import OutboxEvent
     from app.tenancy import tenant_session
 

@@ -18,7 +18,7 @@ UTC = dt.timezone.utc
 
 
 def _connect(app, slug, radicale, **kw):
-    from app.services import calendars as cal
+    from app.services import calendar_sync as cal
 
     user, cal_url, calendar = radicale.account()
     sid = staff_id(app, slug)
@@ -40,7 +40,7 @@ def _events(calendar) -> list[icalendar.Event]:
 
 
 def _pull(app, slug, conn_id):
-    from app.jobs import calendars as jobs
+    from app.jobs import calendar_sync as jobs
 
     with app.app_context():
         return jobs.pull(slug, conn_id)
@@ -62,7 +62,7 @@ def test_book_reschedule_cancel_reach_the_caldav_calendar(app, client, cal_tenan
     assert "Visit" in str(events[0]["SUMMARY"])
 
     # The same push again writes nothing and duplicates nothing.
-    from app.jobs import calendars as jobs
+    from app.jobs import calendar_sync as jobs
 
     with app.app_context():
         assert [o["action"] for o in jobs.push(slug, appt_id)] == ["unchanged"]
@@ -165,7 +165,7 @@ def test_cli_connect_sync_health_and_isolation(app, client, cal_tenant, make_ten
     assert r.exit_code == 0, r.output
     conn_id = json.loads(r.output)["id"]
     # The password is stored encrypted, never in clear.
-    from app.models.calendars import CalendarConnection
+    from app.models.calendar_sync import CalendarConnection
 
     secret = tenant_do(app, slug, lambda s, _r: s.get(CalendarConnection, conn_id).secret_enc)
     assert "app-pass" not in secret

@@ -20,16 +20,16 @@ from sqlalchemy import or_, select
 from app.jobs.context import job_app
 from app.jobs.runtime import config, engine
 from app.models import tenant as m
-from app.models.calendars import STATUS_ACTIVE, CalendarConnection, CalendarEventLink
-from app.services import calendars as cal
+from app.models.calendar_sync import STATUS_ACTIVE, CalendarConnection, CalendarEventLink
+from app.services import calendar_sync as cal
 from app.services import events as domain_events
 
 log = logging.getLogger(__name__)
 UTC = dt.timezone.utc
 PUSH_EVENTS = (domain_events.BOOKED, domain_events.RESCHEDULED, domain_events.CANCELLED,
                domain_events.STATUS_CHANGED)
-PUSH_JOB = "app.jobs.calendars.push"
-PULL_JOB = "app.jobs.calendars.pull"
+PUSH_JOB = "app.jobs.calendar_sync.push"
+PULL_JOB = "app.jobs.calendar_sync.pull"
 
 
 def _now() -> dt.datetime:

@@ -38,7 +38,7 @@ from app.calendars.base import (
 )
 from app.errors import SlotUnavailable
 from app.models import tenant as m
-from app.models.calendars import (
+from app.models.calendar_sync import (
     STATUS_ACTIVE,
     STATUS_DISCONNECTED,
     STATUS_RECONNECT,
