@@ -111,7 +111,6 @@ def _enqueue_in(seconds: float, func: str, *args) -> None:
 def tick_tenant(tenant: str, now: dt.datetime | None = None, inline: bool = True) -> dict:
     """Due pulls, due push retries, channel renewals and alerts of one tenant."""
     now = now or _now()
-    cfg = _cfg()
     with _session(tenant) as (session, _ref):
         due_pulls = list(session.scalars(select(CalendarConnection.id).where(
             CalendarConnection.status == STATUS_ACTIVE,

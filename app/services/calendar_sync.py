@@ -723,7 +723,6 @@ def _our_event_changed(session, slug, conn, link: CalendarEventLink, ev: PulledE
         result.repush.append(str(appt.id))
         return
     from app.services import booking
-    from app.tenancy import TenantRef
 
     ref = _tenant_ref(session, slug)
     if gone:

@@ -50,3 +50,9 @@ def staff_id(app, slug: str, key: str = "ann") -> int:
     from app.models import tenant as m
 
     return tenant_do(app, slug, lambda s, _r: s.scalar(select(m.Staff.id).where(m.Staff.key == key)))
+
+
+def weekday_at(days_ahead: int, weekday: int = 0) -> dt.date:
+    """The first `weekday` at least `days_ahead` days from today."""
+    day = dt.date.today() + dt.timedelta(days=days_ahead)
+    return day + dt.timedelta(days=(weekday - day.weekday()) % 7)

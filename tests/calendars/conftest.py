@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import socket
 import subprocess
@@ -84,9 +83,3 @@ def cal_tenant(make_tenant, pinned_now):
     setup["staff"][0]["email"] = "ann@salon.test"
     pinned_now(None)
     return make_tenant(setup)
-
-
-def weekday_at(days_ahead: int, weekday: int = 0) -> dt.date:
-    """The first `weekday` at least `days_ahead` days from today."""
-    day = dt.date.today() + dt.timedelta(days=days_ahead)
-    return day + dt.timedelta(days=(weekday - day.weekday()) % 7)

@@ -8,10 +8,7 @@ import uuid
 from zoneinfo import ZoneInfo
 
 import icalendar
-from sqlalchemy import func, select
-
-from cal_helpers import book, drain_outbox, slots, staff_id, tenant_do
-from conftest import weekday_at
+from cal_helpers import book, drain_outbox, slots, staff_id, tenant_do, weekday_at
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = dt.timezone.utc
