@@ -89,7 +89,7 @@ class Tenant(PublicModel):
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     locale: Mapped[str] = mapped_column(String(10), default="en")
     status: Mapped[str] = mapped_column(String(20), default=STATUS_PROVISIONING)
-    schema_version: Mapped[str | None] = mapped_column(String(40))
+    schema_version: Mapped[str | None] = mapped_column(String(400))  # every tenant head, "+"-joined
     # Branding (the widget, portal and emails use these).
     logo_url: Mapped[str | None] = mapped_column(String(500))
     primary_color: Mapped[str | None] = mapped_column(String(7))
