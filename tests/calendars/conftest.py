@@ -83,3 +83,30 @@ def cal_tenant(make_tenant, pinned_now):
     setup["staff"][0]["email"] = "ann@salon.test"
     pinned_now(None)
     return make_tenant(setup)
+
+
+@pytest.fixture()
+def google(app, monkeypatch):
+    """The Google fake, with the app's Google URLs and client pointing at it."""
+    from fakes.google_calendar import GoogleCalendarFake
+
+    with GoogleCalendarFake() as fake:
+        for key, value in {"GOOGLE_API_BASE_URL": fake.api_base, "GOOGLE_OAUTH_URL": fake.base_url,
+                           "GOOGLE_AUTH_URL": fake.base_url + "/o/oauth2/v2/auth", "GOOGLE_CLIENT_ID": "gid",
+                           "GOOGLE_CLIENT_SECRET": "gsecret"}.items():
+            monkeypatch.setitem(app.config, key, value)
+        yield fake
+        assert fake.violations == [], fake.violations
+
+
+@pytest.fixture()
+def graph(app, monkeypatch):
+    """The Microsoft Graph + identity platform fake, with the app pointing at it."""
+    from fakes.graph import GraphFake
+
+    with GraphFake() as fake:
+        for key, value in {"MS_GRAPH_BASE_URL": fake.graph_base, "MS_LOGIN_BASE_URL": fake.base_url,
+                           "MS_CLIENT_ID": "mid", "MS_CLIENT_SECRET": "msecret"}.items():
+            monkeypatch.setitem(app.config, key, value)
+        yield fake
+        assert fake.violations == [], fake.violations

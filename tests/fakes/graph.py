@@ -1,0 +1,332 @@
+"""A loopback Microsoft Graph (calendars, events, calendarView/delta, subscriptions) + identity platform token endpoint.
+
+Speaks the documented shapes: `transactionId` makes a create idempotent (a second
+create with it answers the first event), `changeKey` changes on every write,
+`calendarView/delta` needs startDateTime/endDateTime on the first call and answers
+`@odata.deltaLink` (`expire_delta_links()` makes older links 410), removed events
+come back as `{"id", "@removed": {"reason": "deleted"}}`. Subscriptions are
+validated like Graph does (POST `?validationToken=` to the notificationUrl, which must
+echo it as text/plain within 10 s) and `notify()` posts change notifications with
+the clientState. 401 for unknown / expired access tokens, `invalid_grant` for revoked
+refresh tokens. Request bodies are checked for the fields Graph defines (`violations`).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import itertools
+import json
+
+import secrets
+import threading
+from urllib.parse import unquote, urlencode
+
+import requests
+
+from fakes.http_fake import HttpFake, Request, Response
+
+EVENT_FIELDS = {"subject", "body", "start", "end", "location", "showAs", "isReminderOn", "transactionId",
+                "isOnlineMeeting", "onlineMeetingProvider", "attendees", "categories", "sensitivity", "isAllDay",
+                "importance", "singleValueExtendedProperties"}
+
+
+def _err(status: int, code: str, message: str, headers=None) -> Response:
+    return Response.json(status, {"error": {"code": code, "message": message}}, headers)
+
+
+class GraphFake(HttpFake):
+    def __init__(self, email: str = "staff@contoso.test"):
+        super().__init__()
+        self.email = email
+        self.violations: list[str] = []
+        self.lock = threading.RLock()
+        self.serial = itertools.count(1)
+        self.last_serial = 0
+        self.min_delta_serial = 0
+        self.calendars = {"AAMkCal1": {"id": "AAMkCal1", "name": "Calendar", "isDefaultCalendar": True, "canEdit": True},
+                          "AAMkCal2": {"id": "AAMkCal2", "name": "Birthdays", "isDefaultCalendar": False, "canEdit": False}}
+        self.events: dict[str, dict] = {}  # id -> event (with _calendar, _serial, _deleted)
+        self.refresh_tokens: dict[str, bool] = {}
+        self.access_tokens: dict[str, bool] = {}
+        self.token_requests: list[dict] = []
+        self.codes: dict[str, str] = {}
+        self.subscriptions: dict[str, dict] = {}
+        self.route("POST", r"/[^/]+/oauth2/v2\.0/token", self._token)
+        self.route("GET", r"/[^/]+/oauth2/v2\.0/authorize", self._authorize)
+        self.route("GET", r"/v1\.0/me/calendars", self._calendars)
+        self.route("POST", r"/v1\.0/me/calendars/([^/]+)/events", self._create)
+        self.route("GET", r"/v1\.0/me/calendars/([^/]+)/calendarView/delta", self._delta)
+        self.route("GET", r"/v1\.0/me/events/([^/]+)", self._get)
+        self.route("PATCH", r"/v1\.0/me/events/([^/]+)", self._patch)
+        self.route("DELETE", r"/v1\.0/me/events/([^/]+)", self._delete)
+        self.route("POST", r"/v1\.0/subscriptions", self._subscribe)
+        self.route("PATCH", r"/v1\.0/subscriptions/([^/]+)", self._renew)
+
+    @property
+    def graph_base(self) -> str:
+        return self.base_url + "/v1.0"
+
+    # ------------------------------------------------------------------ test helpers
+    def grant(self) -> dict:
+        refresh = "M.R3_" + secrets.token_hex(8)
+        self.refresh_tokens[refresh] = True
+        return {"access_token": self._new_access(), "refresh_token": refresh, "token_type": "Bearer",
+                "expires_at": int(dt.datetime.now(dt.timezone.utc).timestamp()) + 3600}
+
+    def revoke_all(self):
+        for d in (self.refresh_tokens, self.access_tokens):
+            for k in d:
+                d[k] = False
+
+    def expire_access_tokens(self):
+        for k in self.access_tokens:
+            self.access_tokens[k] = False
+
+    def expire_delta_links(self):
+        self.min_delta_serial = self.last_serial + 1
+
+    def live(self, calendar: str = "AAMkCal1") -> list[dict]:
+        return [e for e in self.events.values() if e["_calendar"] == calendar and not e["_deleted"]]
+
+    def add_foreign(self, start: dt.datetime, end: dt.datetime, calendar: str = "AAMkCal1", **fields) -> dict:
+        with self.lock:
+            ev = {"id": "AAMkEv" + secrets.token_hex(8), "subject": "Private", "showAs": "busy", "isAllDay": False,
+                  "start": self._dt(start), "end": self._dt(end), **fields}
+            return self._store(ev, calendar)
+
+    def edit(self, eid: str, **fields) -> dict:
+        with self.lock:
+            ev = copy.deepcopy(self.events[eid])
+            ev.update(fields)
+            return self._store(ev, ev["_calendar"])
+
+    def remove(self, eid: str) -> None:
+        with self.lock:
+            ev = copy.deepcopy(self.events[eid])
+            ev["_deleted"] = True
+            self._store(ev, ev["_calendar"])
+
+    def notify(self) -> list[int]:
+        out = []
+        for sub in list(self.subscriptions.values()):
+            r = requests.post(sub["notificationUrl"], timeout=10, json={"value": [{
+                "subscriptionId": sub["id"], "clientState": sub["clientState"], "changeType": "updated",
+                "resource": sub["resource"], "tenantId": "t1",
+                "subscriptionExpirationDateTime": sub["expirationDateTime"]}]})
+            out.append(r.status_code)
+        return out
+
+    def api_requests(self, method: str | None = None) -> list[Request]:
+        return [r for r in self.requests if r.path.startswith("/v1.0") and (method is None or r.method == method)]
+
+    @staticmethod
+    def _dt(value: dt.datetime) -> dict:
+        return {"dateTime": value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": "UTC"}
+
+    # ------------------------------------------------------------------ identity platform
+    def _new_access(self) -> str:
+        token = "eyJ0" + secrets.token_hex(12)
+        self.access_tokens[token] = True
+        return token
+
+    def _authorize(self, req: Request, m) -> Response:
+        q = {k: v[-1] for k, v in req.query.items()}
+        if "offline_access" not in q.get("scope", "") or "Calendars.ReadWrite" not in q.get("scope", ""):
+            return Response.text(400, "AADSTS: offline_access and Calendars.ReadWrite expected")
+        code = "0.A" + secrets.token_hex(8)
+        self.codes[code] = q["redirect_uri"]
+        return Response(302, b"", {"Location": q["redirect_uri"] + "?" + urlencode({"code": code, "state": q["state"]})})
+
+    def _token(self, req: Request, m) -> Response:
+        form = req.form
+        self.token_requests.append(form)
+        if form.get("grant_type") == "authorization_code":
+            if self.codes.pop(form.get("code", ""), None) is None:
+                return Response.json(400, {"error": "invalid_grant", "error_description": "AADSTS70000"})
+            tokens = self.grant()
+            claims = base64.urlsafe_b64encode(json.dumps({"preferred_username": self.email}).encode()).decode().rstrip("=")
+            return Response.json(200, {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"],
+                                       "expires_in": 3599, "token_type": "Bearer", "id_token": f"e30.{claims}.",
+                                       "scope": "Calendars.ReadWrite"})
+        if form.get("grant_type") == "refresh_token":
+            if not self.refresh_tokens.get(form.get("refresh_token", "")):
+                return Response.json(400, {"error": "invalid_grant", "error_description": "AADSTS700082: expired"})
+            new_refresh = "M.R3_" + secrets.token_hex(8)  # Microsoft rotates refresh tokens
+            self.refresh_tokens[new_refresh] = True
+            return Response.json(200, {"access_token": self._new_access(), "refresh_token": new_refresh,
+                                       "expires_in": 3599, "token_type": "Bearer"})
+        return Response.json(400, {"error": "unsupported_grant_type"})
+
+    # ------------------------------------------------------------------ Graph
+    def _authed(self, req: Request) -> bool:
+        auth = req.headers.get("authorization", "")
+        return auth.startswith("Bearer ") and bool(self.access_tokens.get(auth[7:]))
+
+    def _store(self, ev: dict, calendar: str) -> dict:
+        serial = next(self.serial)
+        self.last_serial = serial
+        ev.update(_calendar=calendar, _serial=serial, changeKey=f"ck{serial}{secrets.token_hex(2)}")
+        ev.setdefault("_deleted", False)
+        self.events[ev["id"]] = ev
+        return ev
+
+    @staticmethod
+    def _public(ev: dict) -> dict:
+        out = {k: v for k, v in ev.items() if not k.startswith("_")}
+        out["@odata.etag"] = f'W/"{ev["changeKey"]}"'
+        return out
+
+    def _check_body(self, body) -> str | None:
+        if not isinstance(body, dict):
+            return "body must be a JSON object"
+        unknown = set(body) - EVENT_FIELDS
+        if unknown:
+            return f"unknown event properties {sorted(unknown)}"
+        for part in ("start", "end"):
+            if part in body:
+                v = body[part]
+                if not isinstance(v, dict) or set(v) - {"dateTime", "timeZone"} or "dateTime" not in v:
+                    return f"{part} must be a dateTimeTimeZone"
+                try:
+                    dt.datetime.fromisoformat(v["dateTime"])
+                except ValueError:
+                    return f"{part}.dateTime is not an ISO date-time"
+        return None
+
+    def _guard(self, req: Request):
+        if not self._authed(req):
+            return _err(401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.")
+        return None
+
+    def _calendars(self, req, m):
+        return self._guard(req) or Response.json(200, {"value": list(self.calendars.values())})
+
+    def _create(self, req, m):
+        denied = self._guard(req)
+        if denied:
+            return denied
+        cal = unquote(m.group(1))
+        if cal not in self.calendars:
+            return _err(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        body = req.json()
+        problem = self._check_body(body)
+        if problem:
+            self.violations.append(problem)
+            return _err(400, "ErrorInvalidRequest", problem)
+        with self.lock:
+            tid = body.get("transactionId")
+            if tid:
+                for ev in self.events.values():
+                    if ev.get("transactionId") == tid and not ev["_deleted"]:
+                        return Response.json(201, self._public(ev))
+            ev = {"id": "AAMkEv" + secrets.token_hex(8), "isAllDay": False, **body}
+            if body.get("isOnlineMeeting"):
+                ev["onlineMeeting"] = {"joinUrl": f"https://teams.microsoft.com/l/meetup-join/{secrets.token_hex(6)}"}
+            return Response.json(201, self._public(self._store(ev, cal)))
+
+    def _find(self, m):
+        ev = self.events.get(unquote(m.group(1)))
+        return None if ev is None or ev["_deleted"] else ev
+
+    def _get(self, req, m):
+        denied = self._guard(req)
+        if denied:
+            return denied
+        ev = self._find(m)
+        return Response.json(200, self._public(ev)) if ev else _err(404, "ErrorItemNotFound", "Not found")
+
+    def _patch(self, req, m):
+        denied = self._guard(req)
+        if denied:
+            return denied
+        body = req.json()
+        problem = self._check_body(body)
+        if problem:
+            self.violations.append(problem)
+            return _err(400, "ErrorInvalidRequest", problem)
+        with self.lock:
+            ev = self._find(m)
+            if ev is None:
+                return _err(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+            new = {**copy.deepcopy(ev), **body}
+            return Response.json(200, self._public(self._store(new, ev["_calendar"])))
+
+    def _delete(self, req, m):
+        denied = self._guard(req)
+        if denied:
+            return denied
+        with self.lock:
+            ev = self._find(m)
+            if ev is None:
+                return _err(404, "ErrorItemNotFound", "Not found")
+            ev = copy.deepcopy(ev)
+            ev["_deleted"] = True
+            self._store(ev, ev["_calendar"])
+        return Response(204)
+
+    def _delta(self, req, m):
+        denied = self._guard(req)
+        if denied:
+            return denied
+        cal = unquote(m.group(1))
+        q = {k: v[-1] for k, v in req.query.items()}
+        if "$deltatoken" in q:
+            serial = int(q["$deltatoken"])
+            if serial < self.min_delta_serial:
+                return _err(410, "SyncStateNotFound", "The sync state generation is not found.")
+            lo, hi = q["_lo"], q["_hi"]
+            items = [e for e in self.events.values() if e["_calendar"] == cal and e["_serial"] > serial]
+        else:
+            if "startDateTime" not in q or "endDateTime" not in q:
+                self.violations.append("delta without startDateTime/endDateTime")
+                return _err(400, "ErrorInvalidParameter", "startDateTime and endDateTime are required")
+            lo, hi = q["startDateTime"], q["endDateTime"]
+            items = [e for e in self.events.values() if e["_calendar"] == cal and not e["_deleted"]]
+        lo_t = dt.datetime.fromisoformat(lo.replace("Z", "+00:00"))
+        hi_t = dt.datetime.fromisoformat(hi.replace("Z", "+00:00"))
+        out = []
+        for e in sorted(items, key=lambda e: e["_serial"]):
+            if e["_deleted"]:
+                out.append({"id": e["id"], "@removed": {"reason": "deleted"}})
+                continue
+            s = dt.datetime.fromisoformat(e["start"]["dateTime"][:19]).replace(tzinfo=dt.timezone.utc)
+            f = dt.datetime.fromisoformat(e["end"]["dateTime"][:19]).replace(tzinfo=dt.timezone.utc)
+            if f > lo_t and s < hi_t:
+                out.append(self._public(e))
+        link = f"{self.graph_base}/me/calendars/{cal}/calendarView/delta?" + urlencode(
+            {"$deltatoken": self.last_serial, "_lo": lo, "_hi": hi})
+        return Response.json(200, {"value": out, "@odata.deltaLink": link})
+
+    def _subscribe(self, req, m):
+        denied = self._guard(req)
+        if denied:
+            return denied
+        body = req.json()
+        for needed in ("changeType", "notificationUrl", "resource", "expirationDateTime", "clientState"):
+            if needed not in body:
+                self.violations.append(f"subscription without {needed}")
+                return _err(400, "InvalidRequest", f"{needed} is required")
+        token = secrets.token_urlsafe(16)
+        try:
+            r = requests.post(body["notificationUrl"] + ("&" if "?" in body["notificationUrl"] else "?") +
+                              urlencode({"validationToken": token}), timeout=10)
+        except requests.RequestException as exc:
+            return _err(400, "InvalidRequest", f"Subscription validation request failed: {exc}")
+        if r.status_code != 200 or r.text != token or not r.headers.get("Content-Type", "").startswith("text/plain"):
+            return _err(400, "InvalidRequest", "Subscription validation request failed. Response must exactly match "
+                                              "validationToken query parameter.")
+        sub = {"id": secrets.token_hex(8), **body}
+        self.subscriptions[sub["id"]] = sub
+        return Response.json(201, sub)
+
+    def _renew(self, req, m):
+        denied = self._guard(req)
+        if denied:
+            return denied
+        sub = self.subscriptions.get(unquote(m.group(1)))
+        if sub is None:
+            return _err(404, "ResourceNotFound", "subscription not found")
+        sub["expirationDateTime"] = req.json()["expirationDateTime"]
+        return Response.json(200, sub)
