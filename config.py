@@ -143,6 +143,21 @@ class Config:
     CALENDAR_MAX_ATTEMPTS = _int("CALENDAR_MAX_ATTEMPTS", 8)
     CALENDAR_HTTP_TIMEOUT = float(_env("CALENDAR_HTTP_TIMEOUT", "20"))
 
+    # --- online meetings (platform credentials; an agency or business may override them) --
+    ZOOM_ACCOUNT_ID = _env("ZOOM_ACCOUNT_ID")
+    ZOOM_CLIENT_ID = _env("ZOOM_CLIENT_ID")
+    ZOOM_CLIENT_SECRET = _env("ZOOM_CLIENT_SECRET")
+    ZOOM_OAUTH_URL = _env("ZOOM_OAUTH_URL", "https://zoom.us/oauth/token")
+    ZOOM_API_BASE_URL = _env("ZOOM_API_BASE_URL", "https://api.zoom.us/v2")
+    ZOOM_WEBHOOK_SECRET_TOKEN = _env("ZOOM_WEBHOOK_SECRET_TOKEN")
+    # Teams meetings use the MS_CLIENT_ID/SECRET app with application permissions in this directory.
+    MS_TEAMS_TENANT_ID = _env("MS_TEAMS_TENANT_ID")
+    # How long a confirmation for an online service waits for its meeting link at most.
+    MEETING_HOLD_SECONDS = _int("MEETING_HOLD_SECONDS", 60)
+
+    # --- outgoing webhooks ----------------------------------------------------
+    WEBHOOK_ALLOW_PRIVATE = _bool("WEBHOOK_ALLOW_PRIVATE", False)  # tests and closed networks only
+
     # --- observability ------------------------------------------------------
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
     LOG_FORMAT = _env("LOG_FORMAT", "json")  # json | text

@@ -49,10 +49,12 @@ class Settings:
 
     sms_enabled: bool
     public_url: str
+    meeting_hold_seconds: float = 60.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "Settings":
         return cls(
+            meeting_hold_seconds=float(config.get("MEETING_HOLD_SECONDS") or 60),
             sms_enabled=bool(config.get("SMS_API_BASE_URL") and config.get("SMS_ACCOUNT_SID")),
             public_url=(config.get("PUBLIC_URL") or f"http://{config.get('HOST', '127.0.0.1')}:{config.get('PORT', 5000)}").rstrip("/"),
         )
@@ -152,10 +154,11 @@ def plan_event(session: Session, tenant: TenantRef, event: m.OutboxEvent, settin
     lang = _language(customer, tenant)
     rows: list[dict] = []
     if event.event_type == events.BOOKED:
+        when = meeting_hold(session, appt, settings, now)
         for channel, to in _customer_targets(customer, settings):
             rows.append(_row(appt, "booking_confirmed", channel, to, "customer", event_id=event.id,
-                             not_before=now, language=lang))
-        rows += _staff_row(appt, appt.staff, "booking_confirmed_staff", tenant, event, now)
+                             not_before=when, language=lang))
+        rows += _staff_row(appt, appt.staff, "booking_confirmed_staff", tenant, event, when)
     elif event.event_type == events.RESCHEDULED:
         revision = int(payload.get("sequence") or appt.sequence)
         for channel, to in _customer_targets(customer, settings):
@@ -178,6 +181,25 @@ def plan_event(session: Session, tenant: TenantRef, event: m.OutboxEvent, settin
             rows.append(_row(appt, "no_show", channel, to, "customer", event_id=event.id,
                              not_before=now, language=lang))
     return rows
+
+
+def meeting_hold(session: Session, appt: m.Appointment, settings: Settings, now: dt.datetime) -> dt.datetime:
+    """When a confirmation may go out: now, or (online service whose link is not made yet) after a hold.
+
+    The meeting job (app/jobs/meetings.py) releases held confirmations as soon as the
+    link is stored; if the provider is down they go out without it when the hold ends.
+    The row lock orders this read with the meeting job's write of the link: either
+    the link is seen here, or the job's update waits for these rows to commit and
+    then finds and releases them.
+    """
+    if appt.service is None or appt.service.meeting in (None, "none"):
+        return now
+    url, status = session.execute(
+        select(m.Appointment.meeting_join_url, m.Appointment.meeting_status)
+        .where(m.Appointment.id == appt.id).with_for_update(read=True)).one()
+    if url or status == "failed":
+        return now
+    return now + dt.timedelta(seconds=settings.meeting_hold_seconds)
 
 
 def _staff_row(appt: m.Appointment, staff: m.Staff | None, kind: str, tenant: TenantRef, event: m.OutboxEvent,
@@ -310,6 +332,13 @@ def _map_urls(location: m.Location) -> tuple[str | None, str | None]:
             f"https://www.google.com/maps/dir/?api=1&destination={q}")
 
 
+def meeting_url(appt: m.Appointment) -> str | None:
+    """The join link of an online appointment (made by the meeting job), or one written into the answers."""
+    if appt.meeting_join_url and appt.meeting_status != "deleted":
+        return appt.meeting_join_url
+    return (appt.answers or {}).get("meeting_url")
+
+
 def build_context(appt: m.Appointment, tenant: TenantRef, business: Tenant, role: str, language: str,
                   settings: Settings, previous_start: dt.datetime | None = None) -> dict[str, Any]:
     """The render context of one message (see templating's "Variables")."""
@@ -327,7 +356,7 @@ def build_context(appt: m.Appointment, tenant: TenantRef, business: Tenant, role
         "appointment": {
             **templating.format_when(appt.start_at, appt.end_at, zone, language),
             "status": appt.status, "seats": appt.seats, "manage_url": link,
-            "meeting_url": (appt.answers or {}).get("meeting_url"), "ics_url": f"{link}.ics",
+            "meeting_url": meeting_url(appt), "ics_url": f"{link}.ics",
             "cancel_reason": appt.cancel_reason,
         },
         "business": {"name": business.sender_name or business.name, "phone": business.contact_phone,
@@ -366,16 +395,17 @@ def _as_previous_staff(session: Session, ctx: dict[str, Any], payload: Mapping[s
 def invite(appt: m.Appointment, tenant: TenantRef, business: Tenant, organizer_email: str, method: str,
            settings: Settings, now: dt.datetime) -> bytes:
     """The .ics of the appointment as it is now: stable UID, SEQUENCE = appointment.sequence."""
-    if appt.location is not None and not appt.location.virtual:
+    # An online appointment's place is its join link (calendars make LOCATION clickable).
+    where = meeting_url(appt) or ""
+    if not where and appt.location is not None and not appt.location.virtual:
         where = ", ".join(p for p in (appt.location.name, appt.location.address) if p)
-    else:
-        where = (appt.answers or {}).get("meeting_url") or ""
     attendees = [(appt.customer.name, appt.customer.email)] if appt.customer and appt.customer.email else []
     event = ics.IcsEvent(
         uid=ics.appointment_uid(appt.id, tenant.slug), sequence=appt.sequence, start=appt.start_at,
         end=appt.end_at, summary=f"{appt.service.name} – {business.sender_name or business.name}",
         organizer_name=business.sender_name or business.name, organizer_email=organizer_email,
         dtstamp=now, attendees=attendees, location=where, url=manage_url(settings, tenant.slug, appt.id),
+        description=f"Join: {meeting_url(appt)}" if meeting_url(appt) else "",
         status="CANCELLED" if method == "CANCEL" else "CONFIRMED",
     )
     return ics.build_ics(event, method)

@@ -204,8 +204,11 @@ def request_erasure(session: Session, customer: m.Customer, ip: str | None) -> w
 
 
 def appointment_event(tenant: TenantRef, organizer_email: str, appt: m.Appointment, url: str | None) -> ics.IcsEvent:
-    where = ""
-    if appt.location is not None:
+    from app.services.notify import meeting_url
+
+    join = meeting_url(appt)
+    where = join or ""
+    if not where and appt.location is not None and not appt.location.virtual:
         where = ", ".join(x for x in (appt.location.name, appt.location.address) if x)
     return ics.IcsEvent(
         uid=ics.appointment_uid(appt.id, tenant.slug),
@@ -217,7 +220,7 @@ def appointment_event(tenant: TenantRef, organizer_email: str, appt: m.Appointme
         organizer_email=organizer_email,
         dtstamp=dt.datetime.now(UTC),
         attendees=((appt.customer.name, appt.customer.email),) if appt.customer else (),
-        description=f"{appt.service.name} with {appt.staff.name}",
+        description=f"{appt.service.name} with {appt.staff.name}" + (f"\nJoin: {join}" if join else ""),
         location=where,
         url=url,
         status="CANCELLED" if appt.status == m.STATUS_CANCELLED else "CONFIRMED",

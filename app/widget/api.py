@@ -33,7 +33,7 @@ from app.errors import ApiError, NotFound, ValidationError
 from app.extensions import db
 from app.models import tenant as m
 from app.models.public import Tenant
-from app.services import booking, forms
+from app.services import booking, forms, meetings
 from app.services.availability import parse_query, slots_json_text
 from app.tenancy import activate, find_recent_tenant
 
@@ -284,6 +284,7 @@ def appointment_json(appt: m.Appointment) -> dict:
         "customer": {"name": appt.customer.name, "email": appt.customer.email, "phone": appt.customer.phone}
         if appt.customer
         else None,
+        "meeting": meetings.meeting_json(appt),
     }
 
 

@@ -1,0 +1,151 @@
+"""Online meetings of appointments: which provider and credentials, what the appointment shows.
+
+Credentials: the business's own (Settings → Meetings), else its agency's, else the
+platform's (ZOOM_* / MS_* configuration). Stored encrypted (app.crypto) as one JSON text
+per provider in `integration_credential`. Base URLs may be overridden the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import crypto
+from app.errors import ValidationError
+from app.models import tenant as m
+from app.models.webhooks import IntegrationCredential
+
+PROVIDERS = ("zoom", "teams", "google_meet")
+# Fields per provider: (name, label, secret?)
+FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    "zoom": (("account_id", "Account ID", False), ("client_id", "Client ID", False),
+             ("client_secret", "Client secret", True), ("user_id", "Host user (default: the staff member's email)", False),
+             ("oauth_url", "OAuth URL", False), ("api_base_url", "API base URL", False)),
+    "teams": (("tenant_id", "Microsoft tenant ID", False), ("client_id", "Client ID", False),
+              ("client_secret", "Client secret", True), ("organizer", "Organizer (default: the staff member's email)", False),
+              ("login_base_url", "Login base URL", False), ("graph_base_url", "Graph base URL", False)),
+    "google_meet": (("client_id", "OAuth client ID", False), ("client_secret", "OAuth client secret", True),
+                    ("refresh_token", "Refresh token", True), ("calendar_id", "Calendar ID (default: primary)", False),
+                    ("oauth_url", "OAuth token URL", False), ("api_base_url", "API base URL", False)),
+}
+
+
+def platform_credentials(provider: str, config: Mapping[str, Any]) -> dict:
+    """The platform-level settings of a provider from configuration."""
+    if provider == "zoom":
+        return {"account_id": config.get("ZOOM_ACCOUNT_ID"), "client_id": config.get("ZOOM_CLIENT_ID"),
+                "client_secret": config.get("ZOOM_CLIENT_SECRET"), "oauth_url": config.get("ZOOM_OAUTH_URL"),
+                "api_base_url": config.get("ZOOM_API_BASE_URL")}
+    if provider == "teams":
+        return {"tenant_id": config.get("MS_TEAMS_TENANT_ID"), "client_id": config.get("MS_CLIENT_ID"),
+                "client_secret": config.get("MS_CLIENT_SECRET"), "login_base_url": config.get("MS_LOGIN_BASE_URL"),
+                "graph_base_url": config.get("MS_GRAPH_BASE_URL")}
+    if provider == "google_meet":
+        return {"client_id": config.get("GOOGLE_CLIENT_ID"), "client_secret": config.get("GOOGLE_CLIENT_SECRET"),
+                "oauth_url": config.get("GOOGLE_OAUTH_URL"), "api_base_url": config.get("GOOGLE_API_BASE_URL")}
+    raise ValueError(provider)
+
+
+def stored(session: Session, provider: str, *, tenant_id: int | None = None,
+           agency_id: int | None = None) -> dict | None:
+    """Decrypted stored settings at one level, or None."""
+    query = select(IntegrationCredential).where(IntegrationCredential.provider == provider)
+    query = query.where(IntegrationCredential.tenant_id == tenant_id) if tenant_id is not None else \
+        query.where(IntegrationCredential.agency_id == agency_id)
+    row = session.scalar(query)
+    return json.loads(crypto.decrypt(row.data_enc)) if row else None
+
+
+def credentials(session: Session, provider: str, tenant_id: int, agency_id: int,
+                config: Mapping[str, Any]) -> dict:
+    """Settings in force for a business: platform, overridden by the agency's, overridden by the business's."""
+    merged = {k: v for k, v in platform_credentials(provider, config).items() if v}
+    for level in (stored(session, provider, agency_id=agency_id), stored(session, provider, tenant_id=tenant_id)):
+        if level:
+            merged.update({k: v for k, v in level.items() if v})
+    return merged
+
+
+def save_credentials(session: Session, provider: str, values: Mapping[str, str], *, tenant_id: int | None = None,
+                     agency_id: int | None = None) -> None:
+    """Store a level's settings (encrypted); an empty secret field keeps the stored secret."""
+    if provider not in PROVIDERS:
+        raise ValidationError(f"unknown provider {provider!r}", "provider")
+    known = {name for name, _label, _secret in FIELDS[provider]}
+    current = stored(session, provider, tenant_id=tenant_id, agency_id=agency_id) or {}
+    data = {}
+    for name, _label, secret in FIELDS[provider]:
+        value = (values.get(name) or "").strip()
+        if secret and not value:
+            value = current.get(name, "")
+        if value:
+            data[name] = value
+    for name in ("oauth_url", "api_base_url", "login_base_url", "graph_base_url"):
+        if name in data and not data[name].startswith(("https://", "http://")):
+            raise ValidationError("a base URL starts with https://", name)
+    unknown = set(values) - known
+    if unknown:
+        raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
+    query = select(IntegrationCredential).where(IntegrationCredential.provider == provider)
+    query = query.where(IntegrationCredential.tenant_id == tenant_id) if tenant_id is not None else \
+        query.where(IntegrationCredential.agency_id == agency_id)
+    row = session.scalar(query)
+    if not data:
+        if row is not None:
+            session.delete(row)
+        session.flush()
+        return
+    if row is None:
+        row = IntegrationCredential(provider=provider, tenant_id=tenant_id, agency_id=agency_id, data_enc="")
+        session.add(row)
+    row.data_enc = crypto.encrypt(json.dumps(data, sort_keys=True))
+    session.flush()
+
+
+def client_for(provider: str, creds: Mapping[str, Any]):
+    """A meeting client for the provider (raises MeetingError when not configured)."""
+    from app.meetings.google import GoogleMeetClient
+    from app.meetings.teams import TeamsClient
+    from app.meetings.zoom import ZoomClient
+
+    c = dict(creds)
+    if provider == "zoom":
+        return ZoomClient(c.get("account_id", ""), c.get("client_id", ""), c.get("client_secret", ""),
+                          **{k: c[k] for k in ("oauth_url", "api_base_url") if c.get(k)})
+    if provider == "teams":
+        return TeamsClient(c.get("tenant_id", ""), c.get("client_id", ""), c.get("client_secret", ""),
+                           **{k: c[k] for k in ("login_base_url", "graph_base_url") if c.get(k)})
+    if provider == "google_meet":
+        return GoogleMeetClient(c.get("client_id", ""), c.get("client_secret", ""), c.get("refresh_token", ""),
+                                c.get("calendar_id") or "primary",
+                                **{k: c[k] for k in ("oauth_url", "api_base_url") if c.get(k)})
+    raise ValueError(provider)
+
+
+def host_for(provider: str, creds: Mapping[str, Any], staff: m.Staff | None) -> str:
+    """Whose meeting it is: the configured host, else the staff member's email, else Zoom's "me"."""
+    configured = creds.get("user_id") if provider == "zoom" else creds.get("organizer")
+    if configured:
+        return configured
+    if staff is not None and staff.email:
+        return staff.email.strip().lower()
+    return "me"
+
+
+def meeting_json(appt: m.Appointment) -> dict | None:
+    """The `meeting` object of API answers: None for in-person services."""
+    provider = appt.meeting_provider or (appt.service.meeting if appt.service and appt.service.meeting != "none"
+                                         else None)
+    if provider is None:
+        return None
+    details = dict(appt.meeting_details or {})
+    return {"provider": provider, "status": appt.meeting_status or "pending",
+            "join_url": appt.meeting_join_url if appt.meeting_status != "deleted" else None,
+            "passcode": details.get("passcode"), "dial_in": details.get("dial_in")}
+
+
+def wants_meeting(appt: m.Appointment) -> bool:
+    return appt.service is not None and appt.service.meeting not in (None, "none") and appt.status != m.STATUS_CANCELLED

@@ -1,0 +1,194 @@
+"""Online meetings against loopback Zoom and Graph fakes: booking → outbox → relay → rq worker.
+
+The join URL reaches the appointment, the public answer, the confirmation email and
+its .ics, the .ics download and the customer portal; reschedule patches, cancel deletes;
+the Zoom token is cached and fetched again after a 401; an outage keeps the booking."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import icalendar
+import pytest
+from sqlalchemy import text
+
+from fakes.teams_graph import FakeTeamsGraph
+from fakes.zoom import FakeZoom
+from integ_helpers import MONDAY_0900, book, relay, rows, wait_until
+from support import minimal_setup
+
+
+def _setup(meeting: str) -> dict:
+    setup = minimal_setup()
+    setup["services"][0]["meeting"] = meeting
+    setup["staff"][0]["email"] = "ann@salon.test"
+    return setup
+
+
+@pytest.fixture()
+def zoom(integ_config):
+    from app.meetings.base import TOKENS
+
+    TOKENS.clear()
+    with FakeZoom() as fake:
+        integ_config(ZOOM_ACCOUNT_ID=fake.account_id, ZOOM_CLIENT_ID=fake.client_id,
+                     ZOOM_CLIENT_SECRET=fake.client_secret, ZOOM_OAUTH_URL=fake.oauth_url,
+                     ZOOM_API_BASE_URL=fake.api_base_url, MEETING_HOLD_SECONDS=300)
+        yield fake
+
+
+def _ics(message):
+    for part in message.walk():
+        if part.get_content_type() == "application/ics":
+            return icalendar.Calendar.from_ical(part.get_payload(decode=True))
+    raise AssertionError("no .ics attachment")
+
+
+def _appointment(app, slug, appointment_id):
+    [row] = rows(app, slug, "appointment", "id = :id", {"id": appointment_id})
+    return row
+
+
+def _portal_page(app, client, slug, email, appointment_id) -> str:
+    client.post(f"/portal/{slug}/login", data={"email": email})
+    from app.extensions import db
+
+    with app.app_context(), db.engine.connect() as conn:
+        body = conn.execute(text("SELECT body FROM public.platform_mail WHERE to_email = :e ORDER BY id DESC"),
+                            {"e": email}).scalars().first()
+    link = re.search(r"(/portal/\S+/auth/\S+)", body).group(1)
+    assert client.post(link).status_code == 303
+    return client.get(f"/portal/{slug}/appointments/{appointment_id}").get_data(as_text=True)
+
+
+def test_zoom_link_in_appointment_mail_ics_and_portal_then_patch_and_delete(
+        app, client, make_tenant, pinned_now, integ, integ_smtp, integ_workers, zoom):
+    pinned_now("2027-01-01T00:00:00Z")
+    slug = make_tenant(_setup("zoom"))
+    booked = book(client, slug)
+    appointment_id, token = booked["appointment"]["id"], booked["manage_token"]
+    assert booked["appointment"]["meeting"] == {"provider": "zoom", "status": "pending", "join_url": None,
+                                                "passcode": None, "dial_in": None}
+    relay(app, slug)
+    started = time.monotonic()
+    integ_workers.start(2)
+    mails = integ_smtp.wait_for(2, timeout=120)
+    # Held for the link (MEETING_HOLD_SECONDS=300) and released as soon as it existed.
+    assert time.monotonic() - started < 120
+
+    row = _appointment(app, slug, appointment_id)
+    assert row["meeting_status"] == "ready" and row["meeting_provider"] == "zoom"
+    meeting = zoom.meetings[row["meeting_id"]]
+    join = meeting["join_url"]
+    assert row["meeting_join_url"] == join
+    assert row["meeting_details"]["passcode"] == "a1B2c3"
+    assert meeting["start_time"] == MONDAY_0900 and meeting["duration"] == 30
+    assert [r.path for r in zoom.requests if r.method == "POST"] == ["/oauth/token", "/v2/users/ann@salon.test/meetings"]
+
+    by_rcpt = {m.rcpt_tos[0]: m.message for m in mails}
+    customer = by_rcpt["eve@example.com"]
+    assert join in customer.get_body(("plain",)).get_content()
+    [event] = [c for c in _ics(customer).walk() if c.name == "VEVENT"]
+    assert str(event["LOCATION"]) == join
+    assert join in by_rcpt["ann@salon.test"].get_body(("plain",)).get_content()
+
+    shown = client.get(f"/api/v1/public/{slug}/bookings/{token}").get_json()["appointment"]["meeting"]
+    assert shown["join_url"] == join and shown["status"] == "ready" and shown["passcode"] == "a1B2c3"
+    assert join.encode() in client.get(f"/api/v1/public/{slug}/bookings/{token}/ics").data
+    assert join in _portal_page(app, app.test_client(), slug, "eve@example.com", appointment_id)
+
+    # Reschedule: the same meeting is patched (token reused from the cache).
+    moved = client.post(f"/api/v1/public/{slug}/bookings/{token}/reschedule", json={"start": "2027-01-12T09:00:00Z"})
+    assert moved.status_code == 200, moved.get_json()
+    relay(app, slug)
+    wait_until(lambda: zoom.meetings[row["meeting_id"]]["start_time"] == "2027-01-12T09:00:00Z", timeout=60)
+    assert zoom.token_requests == 1
+    wait_until(lambda: _appointment(app, slug, appointment_id)["meeting_details"].get("synced", {}).get("start", "")
+               .startswith("2027-01-12T09:00"))
+
+    # The token is revoked (expired early): the next call gets 401, fetches a new token once, and deletes.
+    zoom.revoke_tokens()
+    assert client.post(f"/api/v1/public/{slug}/bookings/{token}/cancel", json={}).status_code == 200
+    relay(app, slug)
+    wait_until(lambda: row["meeting_id"] not in zoom.meetings, timeout=60)
+    assert zoom.token_requests == 2
+    deletes = [r.status for r in zoom.requests if r.method == "DELETE"]
+    assert deletes == [401, 204]
+    wait_until(lambda: _appointment(app, slug, appointment_id)["meeting_status"] == "deleted")
+
+
+def test_zoom_outage_keeps_the_booking_retries_and_tells_staff(app, client, make_tenant, pinned_now, integ,
+                                                               integ_smtp, integ_workers, zoom):
+    pinned_now("2027-01-01T00:00:00Z")
+    slug = make_tenant(_setup("zoom"))
+    zoom.fail_next(503, {"code": 503, "message": "Service unavailable"}, times=2, method="POST",
+                   path=r"/v2/users/.*")
+    booked = book(client, slug)
+    appointment_id = booked["appointment"]["id"]
+    relay(app, slug)
+    integ_workers.start(1)
+    row = wait_until(lambda: (lambda r: r if r["meeting_status"] == "ready" else None)(
+        _appointment(app, slug, appointment_id)), timeout=60)
+    assert row["status"] == "confirmed"  # the booking never moved
+    posts = [r.status for r in zoom.requests if r.method == "POST" and r.path.startswith("/v2/")]
+    assert posts == [503, 503, 201]
+    from app.extensions import db
+
+    with app.app_context(), db.engine.connect() as conn:
+        told = conn.execute(text("SELECT subject, body FROM public.platform_mail WHERE to_email = 'ann@salon.test' "
+                                 "ORDER BY id")).all()
+    assert len(told) == 1 and "No Zoom link yet" in told[0][0] and "503" in told[0][1]
+    mails = integ_smtp.wait_for(2, timeout=60)
+    assert all(row["meeting_join_url"] in m.message.get_body(("plain",)).get_content() for m in mails)
+
+
+def test_zoom_refusing_for_good_marks_the_meeting_failed_and_the_health_page_shows_it(
+        app, client, make_tenant, pinned_now, integ, integ_workers, zoom, integ_config):
+    pinned_now("2027-01-01T00:00:00Z")
+    integ_config(ZOOM_CLIENT_SECRET="wrong")
+    slug = make_tenant(_setup("zoom"))
+    appointment_id = book(client, slug)["appointment"]["id"]
+    relay(app, slug)
+    integ_workers.start(1)
+    row = wait_until(lambda: (lambda r: r if r["meeting_status"] == "failed" else None)(
+        _appointment(app, slug, appointment_id)), timeout=60)
+    assert "401" in row["meeting_error"] and row["status"] == "confirmed"
+    assert rows(app, slug, "appointment", "meeting_status = 'failed'")
+
+
+@pytest.fixture()
+def graph(integ_config):
+    from app.meetings.base import TOKENS
+
+    TOKENS.clear()
+    with FakeTeamsGraph() as fake:
+        integ_config(MS_TEAMS_TENANT_ID=fake.tenant_id, MS_CLIENT_ID=fake.client_id, MS_CLIENT_SECRET=fake.client_secret,
+                     MS_LOGIN_BASE_URL=fake.login_base_url, MS_GRAPH_BASE_URL=fake.graph_base_url)
+        yield fake
+
+
+def test_teams_meeting_made_moved_and_deleted_through_graph(app, client, make_tenant, pinned_now, integ,
+                                                           integ_workers, graph):
+    pinned_now("2027-01-01T00:00:00Z")
+    slug = make_tenant(_setup("teams"))
+    booked = book(client, slug)
+    appointment_id, token = booked["appointment"]["id"], booked["manage_token"]
+    relay(app, slug)
+    integ_workers.start(1)
+    row = wait_until(lambda: (lambda r: r if r["meeting_status"] == "ready" else None)(
+        _appointment(app, slug, appointment_id)), timeout=60)
+    meeting = graph.meetings[row["meeting_id"]]
+    assert row["meeting_join_url"] == meeting["joinWebUrl"] and meeting["organizer"] == "ann@salon.test"
+    assert meeting["startDateTime"] == MONDAY_0900 and meeting["endDateTime"] == "2027-01-11T08:30:00Z"
+    assert row["meeting_details"]["conference_id"] == "123456789"
+    shown = client.get(f"/api/v1/public/{slug}/bookings/{token}").get_json()["appointment"]["meeting"]
+    assert shown["provider"] == "teams" and shown["join_url"] == meeting["joinWebUrl"]
+
+    assert client.post(f"/api/v1/public/{slug}/bookings/{token}/reschedule",
+                       json={"start": "2027-01-12T09:00:00Z"}).status_code == 200
+    relay(app, slug)
+    wait_until(lambda: graph.meetings[row["meeting_id"]]["startDateTime"] == "2027-01-12T09:00:00Z", timeout=60)
+    assert client.post(f"/api/v1/public/{slug}/bookings/{token}/cancel", json={}).status_code == 200
+    relay(app, slug)
+    wait_until(lambda: row["meeting_id"] not in graph.meetings, timeout=60)
