@@ -38,7 +38,7 @@ SECRET_MARK = "‹secret›"
 # Tables that are logs or internal plumbing themselves (auditing them would log the log).
 SKIP_TABLES = frozenset({
     "audit_log", "platform_audit_log", "outbox_event", "idempotency_key", "portal_login_attempt",
-    "status_change", "notification_delivery", "audit_report", "platform_mail",
+    "status_change", "notification_delivery", "audit_report", "platform_mail", "webhook_delivery",
 })
 PUBLIC_AUDITED = frozenset({"agency", "tenant", "membership", "tenant_api_key", "agency_notification_template",
                             "access_token", "ab_user", "ab_role", "ab_group"})

@@ -41,6 +41,7 @@ CUSTOMER_LINKS: dict[str, str] = {
     "status_change": "appointment_id IN (SELECT id FROM appointment WHERE customer_id = :cid)",
     "outbox_event": "aggregate_id IN (SELECT id::text FROM appointment WHERE customer_id = :cid)",
     "idempotency_key": "response::text ILIKE '%' || :email || '%'",
+    "webhook_delivery": "body ILIKE '%' || :email || '%'",
     "audit_log": "customer_id = :cid",
 }
 STAFF_LINKS: dict[str, str] = {
@@ -81,6 +82,9 @@ PERSONAL: dict[str, Personal] = {
     "outbox_event.payload": Personal("event", "scrub"),
     "outbox_event.last_error": Personal("message", "null"),
     "idempotency_key.response": Personal("message", "delete"),
+    # Outgoing webhooks carry the appointment and its customer: the log rows go with them.
+    "webhook_delivery.body": Personal("message", "delete"),
+    "webhook_delivery.response_body": Personal("message", "delete"),
     "audit_log.ip": Personal("network", "keep"),
     "audit_log.user_agent": Personal("network", "keep"),
     "audit_log.actor_label": Personal("actor", "keep"),
@@ -102,7 +106,8 @@ NOT_PERSONAL: set[str] = {
     "location_closure.reason", "series.rrule", "audit_log.changes", "audit_report.requested_by",
     "audit_report.error", "audit_report.content", "audit_report.step", "erasure_request.approved_by",
     "erasure_request.handled_by", "staff.user_id", "busy_block.external_id", "outbox_event.event_type",
-    "notification_delivery.recipient_role", "retention_policy.dry_run_report", "retention_policy.last_run_report",
+    "notification_delivery.recipient_role", "appointment.meeting_join_url", "appointment.meeting_error",
+    "webhook_delivery.last_error", "webhook_endpoint.description", "webhook_endpoint.disabled_reason", "retention_policy.dry_run_report", "retention_policy.last_run_report",
 }
 
 # Column names that look personal: a new column matching one must be registered above.

@@ -34,8 +34,10 @@ from app.tenancy import tenant_session
 log = logging.getLogger(__name__)
 CHANNEL = "upzento_outbox"
 EVENT_JOB = "app.jobs.notify.handle_events"
-# Other consumers of every event batch, on the integrations queue: calendar sync pushes.
-INTEGRATION_JOBS = ("app.jobs.calendar_sync.handle_events",)
+# Other consumers of every event batch, on the integrations queue: calendar sync pushes,
+# outgoing webhooks, and online meetings (which must exist before the confirmation mail).
+INTEGRATION_JOBS = ("app.jobs.calendar_sync.handle_events", "app.jobs.webhooks.handle_events",
+                    "app.jobs.meetings.handle_events")
 # Events per job: one job shares its queries and commits among them. Under light
 # load a relay pass finds one or two events; when the workers fall behind, passes
 # find more and the batching grows by itself.
