@@ -53,6 +53,7 @@ def test_booking_is_delivered_signed_and_retried_with_the_same_id(app, client, m
         assert receiver.received[1]["id"] == got["id"] and receiver.received[1]["raw"] == got["raw"]
 
         # The CLI log lists it; a test event reaches the endpoint too.
+        wait_until(lambda: rows(app, slug, "webhook_delivery", "status = 'delivered'"))
         listing = cli(app, "webhooks", "deliveries", slug).output
         assert got["id"] in listing and "delivered" in listing
         assert cli(app, "webhooks", "test", slug, endpoint).exit_code == 0
