@@ -18,8 +18,8 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from marshmallow import ValidationError as FieldInvalid
 from sqlalchemy.exc import IntegrityError
 
-from app.extensions import db
 from app.models import tenant as m
+from app.uow import discard
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -129,10 +129,10 @@ class TenantRestApi(ModelRestApi):
             return call()
         except PayloadInvalid as exc:
             # The item may already sit in the session through its relationships.
-            db.session.rollback()
+            discard()
             return _error(422, "invalid", exc.message, exc.field)
         except IntegrityError as exc:
-            db.session.rollback()
+            discard()
             return _constraint_error(exc)
 
     def response_400(self, message=None):

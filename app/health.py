@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from app.extensions import db
 from app.jobs.queues import redis_connection
+from app.uow import discard
 
 bp = Blueprint("health", __name__)
 
@@ -18,7 +19,7 @@ def health():
         db.session.execute(text("SELECT 1"))
     except Exception as exc:  # any failure means "not healthy"; say which part
         body["database"] = f"error: {exc.__class__.__name__}"
-        db.session.rollback()
+        discard()
     try:
         redis_connection().ping()
     except Exception as exc:

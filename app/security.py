@@ -165,16 +165,18 @@ class UpzentoSecurityManager(SecurityManager):
 
     def sync_roles(self) -> None:
         """Create the five roles and give each exactly the permissions the policy allows."""
+        from app.uow import unit_of_work
+
         for role_name in ROLES:
             self.add_role(role_name)
         self.add_permissions_view_menus_for_registered_views()
-        pvms = self.get_all_permissions_views_menus()
-        for role_name in ROLES:
-            role = self.find_role(role_name)
-            wanted = [pvm for pvm in pvms if role_allows(role_name, pvm.view_menu.name, pvm.permission.name)]
-            role.permissions = wanted
-        self.add_role(current_app.config["AUTH_ROLE_PUBLIC"])
-        self.session.commit()
+        with unit_of_work(self.session):
+            pvms = self.get_all_permissions_views_menus()
+            for role_name in ROLES:
+                role = self.find_role(role_name)
+                wanted = [pvm for pvm in pvms if role_allows(role_name, pvm.view_menu.name, pvm.permission.name)]
+                role.permissions = wanted
+            self.add_role(current_app.config["AUTH_ROLE_PUBLIC"])
 
     def add_permissions_view_menus_for_registered_views(self) -> None:
         self.appbuilder.add_permissions(update_perms=True)

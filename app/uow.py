@@ -6,6 +6,9 @@ command, a job) runs its work through `unit_of_work()` / `run_unit()` / `@transa
 - the block's work is committed once at the end, or rolled back when anything raises;
 - the database's overlap refusal (23P01) and a deadlock (40P01) become the domain
   error `slot_unavailable`;
+- `discard()` ends an open transaction without writing: a read that is done (the
+  connection goes back to the pool before the page renders), or work a framework
+  boundary (FAB's model views and REST API commit inside FAB) refused half-way;
 - with `retry=True`, a deadlock or serialization failure (40P01 / 40001) rolls back
   and runs the work once more (only for work that is safe to run twice: it re-reads
   what it needs inside the block).
@@ -23,7 +26,7 @@ from sqlalchemy.orm import Session, scoped_session
 from app.errors import SlotUnavailable
 
 T = TypeVar("T")
-__all__ = ["SlotUnavailable", "run_unit", "sqlstate", "transactional", "unit_of_work"]
+__all__ = ["SlotUnavailable", "discard", "run_unit", "sqlstate", "transactional", "unit_of_work"]
 
 RETRYABLE = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 REFUSED = frozenset({"23P01", "40P01"})  # exclusion_violation (overlap), deadlock
@@ -91,3 +94,8 @@ def transactional(fn: Callable[..., T] | None = None, *, retry: bool = False) ->
         return wrapper
 
     return wrap(fn) if fn is not None else wrap
+
+
+def discard(session: Session | scoped_session | None = None) -> None:
+    """End the open transaction without writing anything: a finished read, or refused work."""
+    _plain(session).rollback()

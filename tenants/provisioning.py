@@ -157,17 +157,20 @@ def set_status(engine: Engine, slug: str, status: str) -> None:
         tenant.status = status
 
 
+def drop_tenant_data(session: Session, tenant: Tenant) -> None:
+    """What goes with a tenant's row, in the caller's transaction: its memberships and its schema."""
+    session.execute(delete(Membership).where(Membership.tenant_id == tenant.id))
+    session.connection().exec_driver_sql(f'DROP SCHEMA IF EXISTS "{tenant.schema_name}" CASCADE')
+
+
 def delete_tenant(engine: Engine, slug: str) -> None:
     """Drop the tenant's schema and every public row that points at it, in one transaction."""
     with Session(engine) as session, session.begin():
         tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
         if tenant is None:
             raise ProvisioningError(f"unknown tenant {slug!r}", "slug")
-        schema = tenant.schema_name
-        session.execute(delete(Membership).where(Membership.tenant_id == tenant.id))
+        drop_tenant_data(session, tenant)
         session.delete(tenant)
-        session.flush()
-        session.connection().exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 __all__ = [
@@ -178,6 +181,7 @@ __all__ = [
     "create_tenant",
     "create_tenant_in",
     "delete_tenant",
+    "drop_tenant_data",
     "head_revision",
     "migrate_all",
     "migrate_public",

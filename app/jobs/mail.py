@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.jobs.context import job_app
 from app.models.public import PlatformMail
+from app.uow import unit_of_work
 
 
 def send_platform_mail(mail_id: int) -> None:
@@ -15,7 +16,7 @@ def send_platform_mail(mail_id: int) -> None:
     from app.notifications.mailer import SmtpMailer, build_email
 
     app = job_app()
-    with app.app_context(), Session(db.engine) as session, session.begin():
+    with app.app_context(), Session(db.engine) as session, unit_of_work(session):
         mail = session.get(PlatformMail, mail_id, with_for_update=True)
         if mail is None or mail.sent:
             return

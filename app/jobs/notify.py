@@ -25,7 +25,7 @@ from app.jobs.mailout import BatchSender, fast_email
 from app.jobs.runtime import config, job_session, mailer, setting, sms_client
 from app.models import tenant as m
 from app.models.notifications import NotificationDelivery
-from app.services import notify
+from app.services import messaging, notify
 
 log = logging.getLogger(__name__)
 SEND_JOB = "app.jobs.notify.send_delivery"
@@ -193,7 +193,7 @@ def _send_and_record(tenant: str, items: list[Prepared], now: dt.datetime) -> li
                 else:
                     _finish(row, status, now, error=str(error)[:2000] if error else None, provider_id=provider_id)
                 if opted_out:
-                    session.execute(update(m.Customer).where(m.Customer.phone == opted_out).values(sms_opt_out=True))
+                    messaging.set_sms_opt_out(session, opted_out)
     for delivery_id, delay in retries:
         _schedule(tenant, delivery_id, delay)
     return [r[1] for r in results]

@@ -102,7 +102,10 @@ def tenant_ref(slug: str):
 
 
 class job_session:
-    """`with job_session(slug) as (session, ref)`: like tenancy.tenant_session, with the tenant cached."""
+    """`with job_session(slug) as (session, ref)`: like tenancy.tenant_session, with the tenant cached.
+
+    The block is one unit of work (app.uow): committed at its end, rolled back when it raises.
+    """
 
     def __init__(self, slug: str):
         self.slug = slug
@@ -111,17 +114,16 @@ class job_session:
         from sqlalchemy.orm import Session
 
         from app.tenancy import TENANT_INFO_KEY
+        from app.uow import unit_of_work
 
         self.ref = tenant_ref(self.slug)
         self.session = Session(engine(), expire_on_commit=False, info={TENANT_INFO_KEY: self.ref.schema})
+        self._unit = unit_of_work(self.session)
+        self._unit.__enter__()
         return self.session, self.ref
 
     def __exit__(self, exc_type, exc, tb):
         try:
-            if exc_type is None:
-                self.session.commit()
-            else:
-                self.session.rollback()
+            return self._unit.__exit__(exc_type, exc, tb)
         finally:
             self.session.close()
-        return False

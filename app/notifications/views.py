@@ -8,11 +8,9 @@ name the tenant in the path, so one callback can only touch its tenant's rows.
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
-from sqlalchemy import update
 
 from app.extensions import db
 from app.models.notifications import NotificationDelivery
-from app.models.tenant import Customer
 from app.notifications.sms import (
     ERROR_UNSUBSCRIBED,
     OPT_IN_KEYWORDS,
@@ -22,6 +20,7 @@ from app.notifications.sms import (
     normalize_phone,
     parse_status_callback,
 )
+from app.services import messaging
 from app.services.notify import Settings
 from app.tenancy import NoTenant, tenant_session
 
@@ -72,8 +71,7 @@ def sms_status(slug: str):
             if update_.error_code:
                 row.last_error = f"provider error {update_.error_code}"
                 if update_.error_code == ERROR_UNSUBSCRIBED:
-                    session.execute(update(Customer).where(Customer.phone == row.recipient)
-                                    .values(sms_opt_out=True))
+                    messaging.set_sms_opt_out(session, row.recipient)
     except NoTenant:
         return _error(404, "not_found", f"unknown tenant {slug!r}")
     return Response(status=204)
@@ -93,8 +91,7 @@ def sms_inbound(slug: str):
     if body in OPT_OUT_KEYWORDS or body in OPT_IN_KEYWORDS:
         try:
             with tenant_session(db.engine, slug) as (session, _ref):
-                session.execute(update(Customer).where(Customer.phone == phone)
-                                .values(sms_opt_out=body in OPT_OUT_KEYWORDS))
+                messaging.set_sms_opt_out(session, phone, body in OPT_OUT_KEYWORDS)
         except NoTenant:
             return _error(404, "not_found", f"unknown tenant {slug!r}")
     return Response(EMPTY_TWIML, mimetype="application/xml")

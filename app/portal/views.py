@@ -22,6 +22,7 @@ from app.models import tenant as m
 from app.models.public import Tenant
 from app.services import booking, forms, portal
 from app.tenancy import activate, find_tenant
+from app.uow import discard, run_unit
 from app.widget import i18n
 from app.widget.api import utcnow
 
@@ -68,7 +69,7 @@ def _headers(response):
 
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError):
-    db.session.rollback()
+    discard()
     return page("portal/error.html", exc.status, message=exc.message, code=exc.code)
 
 
@@ -141,14 +142,12 @@ def login():
     base = (current_app.config.get("PUBLIC_URL") or request.host_url).rstrip("/")
     link_base = base + url_for("portal.auth", token="")
     try:
-        portal.request_magic_link(db.session, g.tenant, email, request.remote_addr, utcnow(), link_base, g.tenant.name)
+        run_unit(lambda: portal.request_magic_link(db.session, g.tenant, email, request.remote_addr, utcnow(), link_base,
+                                                   g.tenant.name))
     except portal.RateLimited as exc:
-        db.session.rollback()
         return page("portal/login.html", 429, error=exc.message)
     except ApiError as exc:
-        db.session.rollback()
         return page("portal/login.html", 422, error=exc.message, email=email)
-    db.session.commit()
     return page("portal/login.html", sent=True)
 
 
@@ -160,8 +159,7 @@ def auth(token: str):
 
 @bp.post("/auth/<token>")
 def auth_confirm(token: str):
-    customer = portal.consume_magic_link(db.session, token, utcnow())
-    db.session.commit()
+    customer = run_unit(lambda: portal.consume_magic_link(db.session, token, utcnow()))
     _sign_in(customer)
     return redirect(url_for("portal.home"), 303)
 
@@ -252,7 +250,7 @@ def reschedule(appointment_id: str):
     days: dict[dt.date, list] = {}
     for slot in slots:
         days.setdefault(slot["local"].date(), []).append(slot)
-    db.session.rollback()
+    discard()  # a read: hand the connection back before rendering
     return page("portal/reschedule.html", status, appt=appt, days=days, day=day, tz=tz, error=error,
                 later=(day + dt.timedelta(days=7)).isoformat(), earlier=(day - dt.timedelta(days=7)).isoformat(),
                 deadline=_deadlines(appt)["reschedule"], now=now)
@@ -277,29 +275,30 @@ def profile():
     error, status, saved = None, 200, False
     if request.method == "POST":
         form = request.form
-        try:
+
+        def save():
             if form.get("section") == "prefs":
                 portal.set_preferences(db.session, customer, bool(form.get("email_reminders")), bool(form.get("sms")),
                                        bool(form.get("marketing")))
             else:
                 portal.update_contact(db.session, customer, form.get("name", ""), form.get("phone"), form.get("locale"),
                                       booking.zone_country(g.tenant.timezone))
-            db.session.commit()
+
+        try:
+            run_unit(save)
             saved = True
             g.lang = i18n.pick(request.args.get("lang") or customer.locale, request.accept_languages, g.tenant.locale)
         except ApiError as exc:
-            db.session.rollback()
             error, status = exc.message, exc.status
-    prefs = portal.preferences(db.session, customer)
-    db.session.commit()
+    # Creates the customer's preference row on first sight.
+    prefs = run_unit(lambda: portal.preferences(db.session, customer))
     return page("portal/profile.html", status, prefs=prefs, error=error, saved=saved)
 
 
 @bp.get("/export.json")
 def export():
     customer = _customer()
-    data = portal.export_data(db.session, g.tenant, customer)
-    db.session.commit()
+    data = run_unit(lambda: portal.export_data(db.session, g.tenant, customer))
     return Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json",
                     headers={"Content-Disposition": f'attachment; filename="{g.tenant.slug}-my-data.json"'})
 
@@ -307,8 +306,6 @@ def export():
 @bp.post("/erase")
 def erase():
     customer = _customer()
-    portal.request_erasure(db.session, customer, request.remote_addr)
-    db.session.commit()
-    prefs = portal.preferences(db.session, customer)
-    db.session.commit()
+    prefs = run_unit(lambda: (portal.request_erasure(db.session, customer, request.remote_addr),
+                              portal.preferences(db.session, customer))[1])
     return page("portal/profile.html", prefs=prefs, erased=True, error=None, saved=False)

@@ -24,6 +24,7 @@ from app.models import tenant as m
 from app.models.public import Agency, Tenant
 from app.services.booking import iso
 from app.tenancy import TenantRef, route_session
+from app.uow import unit_of_work
 from tenants.provisioning import ProvisioningError, TenantSpec, check_timezone, create_tenant_in, validate_spec
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "tenant-setup.schema.json"
@@ -233,7 +234,7 @@ def import_setup(engine: Engine, doc: dict, agency_slug: str | None = None) -> I
         validate_spec(spec)
     except ProvisioningError as exc:
         raise SetupInvalid([SetupError(f"$.tenant.{exc.field or 'slug'}", str(exc))])
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+    with Session(engine, expire_on_commit=False) as session, unit_of_work(session):
         tenant = session.scalar(select(Tenant).where(Tenant.slug == spec.slug))
         created = tenant is None
         if created:

@@ -14,6 +14,7 @@ from wtforms.validators import DataRequired, Regexp
 from app import security
 from app.extensions import db
 from app.models.public import SLUG_PATTERN, Agency, ApiKey, Membership, Tenant
+from app.uow import discard, run_unit
 
 
 def _visible_tenant_ids() -> list[int]:
@@ -31,6 +32,11 @@ def _own_agency_ids() -> list[int]:
 def _current_tenant_id() -> int:
     tenant = g.get("tenant")
     return tenant.id if tenant else -1
+
+
+def _set_status(items, status: str) -> None:
+    for item in items if isinstance(items, list) else [items]:
+        item.status = status
 
 
 class AgencyView(ModelView):
@@ -67,6 +73,7 @@ class TenantView(ModelView):
     def pre_delete(self, item):
         """Only the owning agency (or a platform admin) deletes a business; its schema goes with it."""
         from app.models.public import ROLE_AGENCY_OWNER
+        from tenants.provisioning import drop_tenant_data
 
         scope = g.get("scope")
         owner = scope is not None and (
@@ -75,7 +82,7 @@ class TenantView(ModelView):
         if not owner:
             raise ValueError("Only the agency that owns this business may delete it.")
         # Same transaction as FAB's delete of the row: both happen or neither does.
-        db.session.connection().exec_driver_sql(f'DROP SCHEMA IF EXISTS "{item.schema_name}" CASCADE')
+        drop_tenant_data(db.session, item)
 
     def pre_add(self, item):
         from tenants.provisioning import ProvisioningError, TenantSpec, new_schema_name, validate_spec
@@ -102,7 +109,7 @@ class TenantView(ModelView):
         try:
             migrate_tenant(db.engine, item.slug)
         except Exception as exc:  # noqa: BLE001 - any failure leaves the business in "provisioning", retryable
-            db.session.rollback()
+            discard()
             flash(f"Building the schema of {item.name} failed: {exc}. Retry from the progress page.", "danger")
             return False
         db.session.expire(item)
@@ -152,16 +159,12 @@ class TenantView(ModelView):
 
     @action("suspend", "Suspend", "Suspend the selected businesses?", "fa-pause")
     def suspend(self, items):
-        for item in items if isinstance(items, list) else [items]:
-            item.status = Tenant.STATUS_SUSPENDED
-        db.session.commit()
+        run_unit(lambda: _set_status(items, Tenant.STATUS_SUSPENDED))
         return redirect(self.get_redirect())
 
     @action("reactivate", "Activate", "Activate the selected businesses?", "fa-play")
     def reactivate(self, items):
-        for item in items if isinstance(items, list) else [items]:
-            item.status = Tenant.STATUS_ACTIVE
-        db.session.commit()
+        run_unit(lambda: _set_status(items, Tenant.STATUS_ACTIVE))
         return redirect(self.get_redirect())
 
 
@@ -188,10 +191,8 @@ class ApiKeyView(ModelView):
             if tenant is None:
                 abort(404)
             try:
-                key, secret = create_api_key(db.session, tenant, request.form.get("name", ""), g.user.id)
-                db.session.commit()
+                key, secret = run_unit(lambda: create_api_key(db.session, tenant, request.form.get("name", ""), g.user.id))
             except PeopleError as exc:
-                db.session.rollback()
                 flash(str(exc), "danger")
                 return redirect(self.get_redirect())
             flash(f"API key created. Copy it now, it is not shown again: {secret}", "warning")
@@ -202,9 +203,7 @@ class ApiKeyView(ModelView):
     def revoke(self, items):
         from app.services.people import revoke_api_key
 
-        for item in items if isinstance(items, list) else [items]:
-            revoke_api_key(db.session, item)
-        db.session.commit()
+        run_unit(lambda: [revoke_api_key(db.session, item) for item in (items if isinstance(items, list) else [items])])
         return redirect(self.get_redirect())
 
 

@@ -15,6 +15,7 @@ from app.errors import ApiError
 from app.extensions import db
 from app.models import tenant as m
 from app.services import booking
+from app.uow import run_unit
 
 UTC = dt.timezone.utc
 
@@ -56,12 +57,9 @@ class AppointmentView(ModelView):
         items = items if isinstance(items, list) else [items]
         now = dt.datetime.now(UTC)
         try:
-            for item in items:
-                fn(item, now)
-            db.session.commit()
+            run_unit(lambda: [fn(item, now) for item in items])
             flash(f"{len(items)} appointment(s) {done}.", "success")
         except ApiError as exc:
-            db.session.rollback()
             flash(exc.message, "danger")
         return redirect(self.get_redirect())
 

@@ -131,10 +131,8 @@ class BookingDeskView(BaseView):
                     lambda: booking.book(db.session, tenant, f"admin:{g.user.username}", req, _now()), db.session
                 )
             except ValueError:
-                db.session.rollback()
                 flash("Start must be a date and time (YYYY-MM-DD HH:MM); seats a whole number.", "danger")
             except ApiError as exc:
-                db.session.rollback()
                 reasons = ", ".join(exc.extra.get("reasons", [])) if exc.extra.get("reasons") else ""
                 flash(f"{exc.message}{' (' + reasons + ')' if reasons else ''}" + (f" [{exc.field}]" if exc.field else ""), "danger")
             else:
@@ -170,10 +168,8 @@ class BookingDeskView(BaseView):
                     db.session,
                 )
             except ValueError:
-                db.session.rollback()
                 flash("Start must be a date and time (YYYY-MM-DD HH:MM).", "danger")
             except ApiError as exc:
-                db.session.rollback()
                 flash(exc.message, "danger")
             else:
                 flash("Appointment moved.", "success")

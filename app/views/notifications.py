@@ -19,10 +19,11 @@ from sqlalchemy import func, or_, select
 from app import security
 from app.extensions import db
 from app.models import tenant as m
-from app.models.notifications import DELIVERY_STATUSES, AgencyTemplate, NotificationDelivery, TenantTemplate
+from app.models.notifications import DELIVERY_STATUSES, NotificationDelivery
 from app.models.public import ROLE_AGENCY_OWNER, ROLE_PLATFORM_ADMIN, PlatformMail
 from app.notifications import templating
-from app.services import notify
+from app.services import messaging, notify
+from app.uow import run_unit
 
 log = logging.getLogger(__name__)
 UTC = dt.timezone.utc
@@ -104,15 +105,13 @@ class DeliveryLogView(BaseView):
     @has_access
     @permission_name("edit")
     def resend(self, delivery_id: int):
-        row = db.session.get(NotificationDelivery, delivery_id, with_for_update=True)
-        if row is None:
-            abort(404)
-        if row.status in ("sending",):
+        try:
+            row = run_unit(lambda: messaging.resend(db.session, delivery_id, _now()))
+        except messaging.MessageBusy:
             flash("This message is being sent right now.", "warning")
             return redirect(url_for("DeliveryLogView.show", delivery_id=delivery_id))
-        row.status, row.attempts, row.not_before, row.lease_until = "queued", 0, _now(), None
-        row.last_error = None
-        db.session.commit()
+        if row is None:
+            abort(404)
         _dispatch(g.tenant.slug, [delivery_id])
         flash("Message queued again.", "success")
         return redirect(url_for("DeliveryLogView.show", delivery_id=delivery_id))
@@ -195,16 +194,22 @@ class FailedJobsView(BaseView):
     @has_access
     @permission_name("edit")
     def delivery(self, delivery_id: int, what: str):
-        row = db.session.get(NotificationDelivery, delivery_id, with_for_update=True)
-        if row is None or row.status not in ("failed", "bounced") or what not in ("retry", "discard"):
+        if what not in ("retry", "discard"):
             abort(404)
+
+        def change():
+            row = messaging.failed_message(db.session, delivery_id)
+            if row is None:
+                abort(404)
+            if what == "discard":
+                messaging.discard_failed(db.session, row)
+            else:
+                messaging.retry_failed(db.session, row, _now())
+
+        run_unit(change)
         if what == "discard":
-            row.status, row.last_error = "skipped", f"discarded: {row.last_error or ''}"[:2000]
-            db.session.commit()
             flash("Message discarded.", "success")
         else:
-            row.status, row.attempts, row.not_before, row.lease_until = "queued", 0, _now(), None
-            db.session.commit()
             _dispatch(g.tenant.slug, [delivery_id])
             flash("Message queued again.", "success")
         return redirect(url_for("FailedJobsView.list"))
@@ -264,12 +269,6 @@ class TemplateEditorView(BaseView):
         return self.render_template("notif_templates.html", grid=grid, events=templating.EVENTS,
                                     channels=templating.CHANNELS, languages=templating.LANGUAGES)
 
-    def _current(self, scope: str, event: str, channel: str, language: str):
-        if scope == "agency":
-            return db.session.scalar(select(AgencyTemplate).filter_by(
-                agency_id=g.tenant.agency_id, event=event, channel=channel, language=language))
-        return db.session.scalar(select(TenantTemplate).filter_by(event=event, channel=channel, language=language))
-
     @expose("/<event>/<channel>/<language>", methods=["GET", "POST"])
     @has_access
     @permission_name("edit")
@@ -282,7 +281,7 @@ class TemplateEditorView(BaseView):
             abort(403)
         tenant_map, agency_map = notify.overrides(db.session, g.tenant.agency_id, event)
         # What the editor starts from: this scope's own text, else what would be sent.
-        own = self._current(scope, event, channel, language)
+        own = messaging.own_template(db.session, g.tenant.agency_id, scope, event, channel, language)
         if own is not None:
             base = notify._as_message(own)
         else:
@@ -293,38 +292,21 @@ class TemplateEditorView(BaseView):
         if request.method == "POST":
             form = {k: request.form.get(k, "") for k in ("subject", "body_text", "body_html")}
             if request.form.get("action") == "revert":
-                if own is not None:
-                    db.session.delete(own)
-                    db.session.commit()
+                run_unit(lambda: messaging.revert_template(db.session, g.tenant.agency_id, scope, event, channel, language))
                 flash("Override removed; the inherited text is used again.", "success")
                 return redirect(url_for("TemplateEditorView.edit", event=event, channel=channel,
                                         language=language, scope=scope))
-            errors = templating.validate_template(form["subject"], form["body_text"], form["body_html"],
-                                                  channel, event)
+            errors = run_unit(lambda: messaging.save_template(db.session, g.tenant.agency_id, scope, event, channel,
+                                                              language, form, _now()))
             if not errors:
-                self._save(scope, event, channel, language, form, own)
                 flash("Template saved.", "success")
                 return redirect(url_for("TemplateEditorView.edit", event=event, channel=channel,
                                         language=language, scope=scope))
-            db.session.rollback()
         return self.render_template(
             "notif_template_edit.html", event=event, channel=channel, language=language, scope=scope,
             form=form, errors=errors, has_own=own is not None, may_agency=_may_edit_agency(),
             variables={k: sorted(v) for k, v in templating.VARIABLES.items()},
             filters=sorted(templating.ALLOWED_FILTERS))
-
-    def _save(self, scope, event, channel, language, form, own) -> None:
-        if own is None:
-            cls = AgencyTemplate if scope == "agency" else TenantTemplate
-            own = cls(event=event, channel=channel, language=language)
-            if scope == "agency":
-                own.agency_id = g.tenant.agency_id
-            db.session.add(own)
-        own.subject = form["subject"] if channel == "email" else ""
-        own.body_text = form["body_text"]
-        own.body_html = form["body_html"] if channel == "email" else ""
-        own.updated_at = _now()
-        db.session.commit()
 
     @expose("/<event>/<channel>/<language>/preview", methods=["POST"])
     @has_access
@@ -346,45 +328,6 @@ class TemplateEditorView(BaseView):
 
 
 # ------------------------------------------------------------ reminder settings
-
-MAX_OFFSETS = 5
-MAX_OFFSET_MIN = 60 * 24 * 30
-
-
-def parse_reminder_form(form) -> tuple[dict, list[tuple[str, str]]]:
-    """(values, [(field, message)]) of the reminder settings form of one service."""
-    errors: list[tuple[str, str]] = []
-    offsets: list[int] = []
-    for part in (form.get("offsets") or "").replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            value = int(part)
-        except ValueError:
-            errors.append(("offsets", f"{part!r} is not a whole number of minutes"))
-            continue
-        if not 5 <= value <= MAX_OFFSET_MIN:
-            errors.append(("offsets", f"{value} is out of range (5 minutes to {MAX_OFFSET_MIN // 1440} days)"))
-        offsets.append(value)
-    if len(set(offsets)) > MAX_OFFSETS:
-        errors.append(("offsets", f"at most {MAX_OFFSETS} reminders per service"))
-    channels = [c for c in templating.CHANNELS if form.get(f"channel_{c}")]
-    if offsets and not channels:
-        errors.append(("channels", "choose email and/or SMS for the reminders"))
-    follow_raw = (form.get("follow_up") or "").strip()
-    follow_up = None
-    if follow_raw:
-        try:
-            follow_up = int(follow_raw)
-            if not 0 <= follow_up <= MAX_OFFSET_MIN:
-                errors.append(("follow_up", f"{follow_up} is out of range (0 to {MAX_OFFSET_MIN} minutes)"))
-        except ValueError:
-            errors.append(("follow_up", f"{follow_raw!r} is not a whole number of minutes"))
-    values = {"reminder_offsets": sorted(set(offsets), reverse=True), "reminder_channels": channels,
-              "follow_up_delay_min": follow_up}
-    return values, errors
-
 
 class ReminderSettingsView(BaseView):
     """Reminder offsets, channels and follow-up delay per service."""
@@ -413,22 +356,12 @@ class ReminderSettingsView(BaseView):
         service = db.session.get(m.Service, service_id)
         if service is None:
             abort(404)
-        values, errors = parse_reminder_form(request.form)
+        errors = run_unit(lambda: messaging.save_reminder_settings(db.session, service_id, request.form))
         if errors:
             services = db.session.scalars(select(m.Service).order_by(m.Service.position, m.Service.name)).all()
             rows = [(svc, notify.settings_for(db.session, svc.id)) for svc in services]
             return self.render_template("notif_reminders.html", rows=rows, errors=errors, form=request.form,
                                         editing=service_id, may_write=True), 422
-        from app.models.notifications import ServiceNotificationSettings
-
-        row = db.session.get(ServiceNotificationSettings, service_id)
-        if row is None:
-            row = ServiceNotificationSettings(service_id=service_id)
-            db.session.add(row)
-        row.reminder_offsets = values["reminder_offsets"]
-        row.reminder_channels = values["reminder_channels"]
-        row.follow_up_delay_min = values["follow_up_delay_min"]
-        db.session.commit()
         flash(f"Reminders of {service.name} saved.", "success")
         return redirect(url_for("ReminderSettingsView.list"))
 

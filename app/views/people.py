@@ -17,6 +17,7 @@ from app.models import tenant as tm
 from app.models.public import AccessToken, Agency, Tenant
 from app.services import invitations as inv
 from app.services.people import PeopleError
+from app.uow import run_unit
 
 
 def _scope() -> security.Scope:
@@ -113,10 +114,8 @@ class InvitationsView(BaseView):
             target = _target_from_form(request.form)
             if target.staff_id is not None and (g.get("tenant") is None or target.tenant_id != g.tenant.id):
                 raise PeopleError("a staff record can be linked only in the business you work in", "staff_id")
-            row = inv.invite(db.session, scope, g.user.id, request.form.get("email", ""), target)
-            db.session.commit()
+            row = run_unit(lambda: inv.invite(db.session, scope, g.user.id, request.form.get("email", ""), target))
         except PeopleError as exc:
-            db.session.rollback()
             flash(str(exc), "danger")
             return self._render(request.form, 400)
         flash(f"Invitation sent to {row.email}.", "success")
@@ -133,10 +132,8 @@ class InvitationsView(BaseView):
         if token is None:
             abort(404)
         try:
-            inv.revoke(db.session, scope, token)
-            db.session.commit()
+            run_unit(lambda: inv.revoke(db.session, scope, token))
         except PeopleError as exc:
-            db.session.rollback()
             flash(str(exc), "danger")
             return redirect(url_for("InvitationsView.list"))
         flash("Invitation revoked.", "success")
@@ -165,11 +162,9 @@ class StaffAccountsView(BaseView):
 
     def _finish(self, call, done: str):
         try:
-            call()
-            db.session.commit()
+            run_unit(call)
             flash(done, "success")
         except PeopleError as exc:
-            db.session.rollback()
             flash(str(exc), "danger")
         return redirect(url_for("StaffAccountsView.list"))
 
@@ -250,10 +245,8 @@ class AccountView(BaseView):
         if request.method == "POST":
             form = request.form
             try:
-                user = inv.accept(db.session, token, form.get("username"), form.get("password"), form.get("confirm"))
-                db.session.commit()
+                user = run_unit(lambda: inv.accept(db.session, token, form.get("username"), form.get("password"), form.get("confirm")))
             except PeopleError as exc:
-                db.session.rollback()
                 flash(str(exc), "danger")
                 return self.render_template("people_accept.html", invite=row, existing=existing, values=form), 400
             flash(f"Welcome, {user.username}. Sign in to start.", "success")
@@ -264,8 +257,7 @@ class AccountView(BaseView):
     @expose("/forgot", methods=["GET", "POST"])
     def forgot(self):
         if request.method == "POST":
-            inv.request_reset(db.session, request.form.get("email", ""))
-            db.session.commit()
+            run_unit(lambda: inv.request_reset(db.session, request.form.get("email", "")))
             # The same answer whether or not the address is known, so nobody can probe for accounts.
             return self._message("Check your mail", "If an account uses this address, a link to choose a new password is on its way.")
         return self.render_template("people_forgot.html")
@@ -278,10 +270,8 @@ class AccountView(BaseView):
             return self._message("Password reset", str(exc), 404)
         if request.method == "POST":
             try:
-                inv.reset_password(db.session, token, request.form.get("password", ""), request.form.get("confirm"))
-                db.session.commit()
+                run_unit(lambda: inv.reset_password(db.session, token, request.form.get("password", ""), request.form.get("confirm")))
             except PeopleError as exc:
-                db.session.rollback()
                 flash(str(exc), "danger")
                 return self.render_template("people_reset.html"), 400
             flash("Your password is changed. Sign in with it.", "success")

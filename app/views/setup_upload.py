@@ -15,6 +15,7 @@ from app.extensions import db
 from app.models.public import ROLE_AGENCY_OWNER, Agency, Tenant
 from app.services.setup_admin import import_upload
 from app.services.setup_io import SetupInvalid, export_setup
+from app.uow import discard
 
 
 class SetupImportView(BaseView):
@@ -52,7 +53,7 @@ class SetupImportView(BaseView):
                     flash(f"Imported {report.tenant}: " + ", ".join(f"{v} {k}" for k, v in report.counts.items()), "success")
                 except SetupInvalid as exc:
                     errors, status = [str(e) for e in exc.errors], 400
-                db.session.rollback()  # the import ran in its own transaction; nothing pending here
+                discard()  # the import ran in its own unit of work; nothing pending here
         return self.render_template(
             "setup_import.html", errors=errors, report=report, agencies=self._agencies(scope), current=g.get("tenant"),
         ), status

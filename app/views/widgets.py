@@ -18,6 +18,7 @@ from app.extensions import db
 from app.models import tenant as m
 from app.models import widgets as w
 from app.services import forms
+from app.uow import run_unit
 
 
 def _actor() -> str:
@@ -99,11 +100,10 @@ class WidgetBuilderView(BaseView):
                           hidden_fields=[], allowed_origins=[], active=True)
         if request.method == "POST":
             self._check_csrf()
-            problems = forms.apply_widget_settings(db.session, widget, request.form)
+            # With problems nothing is applied, so the unit writes nothing.
+            problems = run_unit(lambda: forms.apply_widget_settings(db.session, widget, request.form))
             if problems:
-                db.session.rollback()
                 return self._render(widget, problems, 422)
-            db.session.commit()
             flash(f"Widget {widget.name!r} created.", "success")
             return redirect(url_for("WidgetBuilderView.show", pk=widget.id))
         return self._render(widget)
@@ -118,11 +118,9 @@ class WidgetBuilderView(BaseView):
     def edit(self, pk: int):
         self._check_csrf()
         widget = self._get(pk)
-        problems = forms.apply_widget_settings(db.session, widget, request.form)
+        problems = run_unit(lambda: forms.apply_widget_settings(db.session, widget, request.form))
         if problems:
-            db.session.rollback()
             return self._render(self._get(pk), problems, 422)
-        db.session.commit()
         flash("Widget saved.", "success")
         return redirect(url_for("WidgetBuilderView.show", pk=pk))
 
@@ -130,8 +128,7 @@ class WidgetBuilderView(BaseView):
     @has_access
     def delete(self, pk: int):
         self._check_csrf()
-        db.session.delete(self._get(pk))
-        db.session.commit()
+        run_unit(lambda: db.session.delete(self._get(pk)))
         flash("Widget deleted.", "success")
         return redirect(url_for("WidgetBuilderView.list"))
 
@@ -227,9 +224,12 @@ class ErasureRequestView(ModelView):
     @action("done", "Mark done", "Mark the selected requests as handled?", "fa-check")
     def mark_done(self, items):
         items = items if isinstance(items, list) else [items]
-        for item in items:
-            item.status = "done"
-        db.session.commit()
+
+        def mark():
+            for item in items:
+                item.status = "done"
+
+        run_unit(mark)
         return redirect(self.get_redirect())
 
 

@@ -36,6 +36,7 @@ from app.models.public import Tenant
 from app.services import booking, forms, meetings
 from app.services.availability import parse_query, slots_json_text
 from app.tenancy import activate, find_recent_tenant
+from app.uow import discard
 
 bp = Blueprint("public_api", __name__, url_prefix="/api/v1/public/<tenant_slug>")
 UTC = dt.timezone.utc
@@ -178,7 +179,7 @@ def staff():
 def availability():
     query = parse_query(request.args, current_app.config["AVAILABILITY_MAX_RANGE_DAYS"])
     body = slots_json_text(db.session, query, utcnow())
-    db.session.rollback()
+    discard()  # a read: hand the connection back before answering
     return current_app.response_class(body, mimetype="application/json")
 
 
@@ -312,7 +313,7 @@ def _idempotent(handler):
             raise ValidationError(
                 "this Idempotency-Key was used with a different request body", "Idempotency-Key", code="idempotency_mismatch"
             )
-        db.session.rollback()
+        # A replay writes nothing: the caller's unit commits an empty transaction (and frees the key's lock).
         return jsonify(stored.response), stored.status_code
     body, status = handler()
     db.session.add(m.IdempotencyKey(key=scoped, request_hash=digest, status_code=status, response=body))

@@ -34,6 +34,7 @@ from app.models.widgets import Widget
 from app.services import booking, forms
 from app.services.availability import AvailabilityQuery, query_slots, versioned
 from app.tenancy import activate, find_recent_tenant
+from app.uow import discard
 from app.widget import i18n, prerender
 from app.widget.api import location_json, utcnow, widget_json
 
@@ -264,9 +265,9 @@ def frame(tenant_slug: str, public_id: str):
     look = _look(widget, args)
     data = frame_data(tenant, widget, args, lang, look)
     nonce = secrets.token_urlsafe(12)
-    # Read before the rollback, which expires the rows (reading them after would query again).
+    # Read before discard(), which expires the rows (reading them after would query again).
     logo, business, csp = widget.logo_url or tenant.logo_url, tenant.name, frame_csp(widget, nonce)
-    db.session.rollback()
+    discard()  # a read: hand the connection back before rendering
     inline = data["inline"]
     # Drawn here only when flow.js would start at exactly these times (same staff choice, no step before).
     first = prerender.time_screen(
@@ -297,5 +298,5 @@ def frame(tenant_slug: str, public_id: str):
 def demo(tenant_slug: str, public_id: str):
     """A test page on our own origin embedding the widget in its mode (frame-ancestors always allows 'self')."""
     tenant, widget = _widget_or_404(tenant_slug, public_id)
-    db.session.rollback()
+    discard()
     return render_template("widget/demo.html", tenant=tenant, widget=widget)
