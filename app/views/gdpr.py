@@ -17,6 +17,7 @@ from flask_appbuilder.security.decorators import permission_name
 from app import security
 from app.extensions import db
 from app.gdpr import audit
+from app.uow import run_unit
 
 UTC = dt.timezone.utc
 PAGE_SIZE = 100
@@ -61,9 +62,8 @@ class AuditLogView(BaseView):
             page = max(0, int(args.get("page") or 0))
         except ValueError:
             page = 0
-        rows = list(audit.query(db.session, limit=PAGE_SIZE + 1, offset=page * PAGE_SIZE, **_filters(args)))
+        rows = run_unit(lambda: list(audit.query(db.session, limit=PAGE_SIZE + 1, offset=page * PAGE_SIZE, **_filters(args))))
         more = len(rows) > PAGE_SIZE
-        db.session.commit()
         base_args = {k: v for k, v in args.items() if k != "page" and v}
         return self.render_template("gdpr_audit_log.html", rows=rows[:PAGE_SIZE], more=more, page=page, args=args,
                                     base_args=base_args)
@@ -76,8 +76,8 @@ class AuditLogView(BaseView):
             abort(404)
         slug = g.tenant.slug
         filters = _filters(request.args)
-        audit.note(db.session, "audit_log", "export_csv", None, {k: audit.jsonable(v) for k, v in filters.items() if v})
-        db.session.commit()
+        run_unit(lambda: audit.note(db.session, "audit_log", "export_csv", None,
+                                    {k: audit.jsonable(v) for k, v in filters.items() if v}))
         rows = audit.stream(db.engine, g.tenant.schema, **filters)
         response = Response(audit.csv_lines(rows), mimetype="text/csv")
         response.headers["Content-Disposition"] = f'attachment; filename="{slug}-audit-log.csv"'
