@@ -81,6 +81,8 @@ class Config:
     # --- Flask-AppBuilder -------------------------------------------------
     APP_NAME = "Upzento Appointments"
     FAB_SECURITY_MANAGER_CLASS = "app.security.UpzentoSecurityManager"
+    # Signed-in users land on their dashboard (app/views/dashboards.py).
+    FAB_INDEX_VIEW = "app.views.dashboards.HomeIndexView"
     # Tables and permissions are created by `flask tenants migrate`, never as a
     # side effect of importing the app (a fresh database would fail otherwise).
     FAB_CREATE_DB = False

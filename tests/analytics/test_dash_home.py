@@ -1,0 +1,88 @@
+"""Dashboard home per role, the analytics page and the agency overview."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from support import minimal_setup, unique_slug
+
+UTC = dt.timezone.utc
+
+
+def two_staff() -> dict:
+    setup = minimal_setup()
+    setup["services"][0]["price"] = "30.00"
+    setup["staff"].append(dict(setup["staff"][0], key="bob", name="Bob"))
+    return setup
+
+
+def _soon() -> dt.datetime:
+    """An instant later today in Berlin (or earlier today just before midnight)."""
+    from zoneinfo import ZoneInfo
+
+    now = dt.datetime.now(UTC)
+    later = now + dt.timedelta(minutes=2)
+    same_day = later.astimezone(ZoneInfo("Europe/Berlin")).date() == now.astimezone(ZoneInfo("Europe/Berlin")).date()
+    return later if same_day else now - dt.timedelta(hours=1)
+
+
+def test_client_admin_home_shows_today_figures_and_alerts(client, make_tenant, make_user, login, put_appointments):
+    slug = make_tenant(two_staff())
+    put_appointments(slug, [dict(start=_soon(), staff="ann", price="30.00"), dict(start=_soon(), staff="bob", price="30.00")])
+    login(client, make_user("Client Admin", tenant=slug))
+    for url in ("/", "/dashboard/"):
+        page = client.get(url)
+        assert page.status_code == 200, url
+        html = page.get_data(as_text=True)
+        assert html.count("/dashboard/attended/") == 2 and "<td>Ann</td>" in html and "<td>Bob</td>" in html
+        assert 'id="kpi-bookings">2<' in html
+        assert "60.00 EUR" in html
+    analytics_page = client.get("/analytics/?from=2027-01-01&to=2027-01-31&interval=week")
+    assert analytics_page.status_code == 200 and "chart.umd.min.js" in analytics_page.get_data(as_text=True)
+    assert client.get("/static/vendor/chartjs-4.6.1/chart.umd.min.js").status_code == 200
+    assert client.get("/static/vendor/fullcalendar-6.1.22/fullcalendar.min.js").status_code == 200
+
+
+def test_staff_home_lists_only_their_own_and_marks_attended(app, client, make_tenant, make_user, login, put_appointments, staff_ids):
+    slug = make_tenant(two_staff())
+    mine, theirs = put_appointments(slug, [dict(start=_soon(), staff="ann"), dict(start=_soon(), staff="bob")])
+    login(client, make_user("Staff", tenant=slug, staff_id=staff_ids(slug)["ann"]))
+    html = client.get("/dashboard/").get_data(as_text=True)
+    assert html.count("/dashboard/attended/") == 1 and "Last 30 days" not in html
+    assert f"/dashboard/attended/{mine}" in html and theirs not in html
+    assert client.post(f"/dashboard/attended/{theirs}").status_code == 404
+    assert client.post(f"/dashboard/attended/{mine}").status_code == 302
+    assert "completed" in client.get("/dashboard/").get_data(as_text=True)
+    assert client.get("/analytics/").status_code in (302, 403)
+
+
+def test_auditor_reads_but_cannot_mark_attended(client, make_tenant, make_user, login, put_appointments):
+    slug = make_tenant(two_staff())
+    [appt] = put_appointments(slug, [dict(start=_soon())])
+    login(client, make_user("Auditor", tenant=slug))
+    html = client.get("/dashboard/").get_data(as_text=True)
+    assert "Last 30 days" in html and f"/dashboard/attended/{appt}" not in html
+    client.post(f"/dashboard/attended/{appt}")
+    assert "confirmed" in client.get("/dashboard/").get_data(as_text=True)
+    assert client.get("/analytics/").status_code == 200
+
+
+def test_agency_owner_sees_its_businesses_and_those_needing_attention(app, client, make_tenant, make_user, login, put_appointments):
+    from app.extensions import db
+    from tenants.provisioning import create_agency
+
+    agency = unique_slug("ag").replace("_", "-")
+    with app.app_context():
+        create_agency(db.session, agency, "Owner's")
+        db.session.commit()
+    busy = make_tenant(two_staff(), agency=agency)
+    quiet = make_tenant(agency=agency)
+    outsider = make_tenant()
+    put_appointments(busy, [dict(start=dt.datetime.now(UTC) - dt.timedelta(days=2), price="30.00")])
+    login(client, make_user("Agency Owner", agency=agency))
+    html = client.get("/dashboard/").get_data(as_text=True)
+    assert "Needing attention" in html and "no bookings in the period" in html
+    overview = client.get("/analytics/agency").get_data(as_text=True)
+    # Two header rows, one currency, two businesses: the outsider (another agency) is not listed.
+    assert overview.count("<tr>") == 5
+    assert "30.00 EUR" in overview
