@@ -31,7 +31,12 @@ def _row(app, slug, appointment_id):
 
 def _drag(page, event, day, hhmm):
     """Drag an event by its top edge so its new start is the slot `hhmm` of `day`."""
-    box = event.bounding_box()
+    box = None
+    for _ in range(20):  # a refetch may be replacing the element just now
+        box = event.bounding_box()
+        if box:
+            break
+        page.wait_for_timeout(100)
     lane = page.locator(f'.fc-timegrid-slot-lane[data-time="{hhmm}:00"]').first.bounding_box()
     column = page.locator(f'td.fc-timegrid-col[data-date="{day}"]').first.bounding_box()
     x0, y0 = box["x"] + box["width"] / 2, box["y"] + 3
@@ -65,6 +70,7 @@ def test_drag_to_free_time_saves_and_onto_taken_time_is_refused(app, live_server
     assert start == "12:00"
     assert "appointment.rescheduled" in pending  # the outbox row the relay turns into the customer's notification
 
+    page.wait_for_load_state("networkidle")  # the refetch after the move has drawn the events again
     event = page.locator(f'[data-appointment="{moving}"]')
     event.wait_for()
     _drag(page, event, day, "14:00")
