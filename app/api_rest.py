@@ -303,7 +303,7 @@ class AppointmentApi(TenantRestApi):
     base_permissions = ["can_get", "can_info"]
     list_columns = [
         "id", "start_at", "end_at", "service.id", "staff.id", "location.id", "customer.id", "status", "seats",
-        "source", "price", "currency", "notes",
+        "source", "price", "currency", "notes", "meeting_provider", "meeting_join_url", "meeting_status",
     ]
     show_columns = list_columns
     search_columns = ["start_at", "service", "staff", "location", "customer", "status", "source"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from app import security
 from app.api_rest import API_CLASSES
+from app.api_webhooks import WebhooksApi
 
-APIS = [(api, security.TENANT_VIEWS) for api in API_CLASSES]
+APIS = [(api, security.TENANT_VIEWS) for api in (*API_CLASSES, WebhooksApi)]
 
 # FAB's own OpenAPI document and Swagger page: any signed-in role (or API key) may read them.
 security.STAFF_READ_VIEWS.update({"OpenApi", "SwaggerView"})
