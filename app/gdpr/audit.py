@@ -97,7 +97,7 @@ def shown(table: str, column: str, value: Any) -> Any:
         return None
     if registry.is_secret(table, column):
         return SECRET_MARK
-    if registry.is_personal(table, column):
+    if registry.is_personal(table, column) or registry.looks_personal(table, column):
         return PERSONAL_MARK
     return jsonable(value)
 

@@ -63,6 +63,9 @@ PERSONAL: dict[str, Personal] = {
     "appointment.cancel_reason": Personal("free_text", "null"),
     "appointment.manage_token_hash": Personal("token", "null"),
     "appointment.timezone": Personal("preference", "keep"),
+    "appointment.meeting_join_url": Personal("meeting", "null"),
+    "appointment.meeting_details": Personal("meeting", "null"),
+    "appointment.meeting_error": Personal("message", "null"),
     "status_change.actor": Personal("actor", "keep"),
     "status_change.reason": Personal("free_text", "null"),
     "consent_record.email": Personal("contact", "anon_email"),
@@ -106,13 +109,16 @@ NOT_PERSONAL: set[str] = {
     "location_closure.reason", "series.rrule", "audit_log.changes", "audit_report.requested_by",
     "audit_report.error", "audit_report.content", "audit_report.step", "erasure_request.approved_by",
     "erasure_request.handled_by", "staff.user_id", "busy_block.external_id", "outbox_event.event_type",
-    "notification_delivery.recipient_role", "appointment.meeting_join_url", "appointment.meeting_error",
-    "webhook_delivery.last_error", "webhook_endpoint.description", "webhook_endpoint.disabled_reason", "retention_policy.dry_run_report", "retention_policy.last_run_report",
+    "notification_delivery.recipient_role", "retention_policy.dry_run_report", "retention_policy.last_run_report",
+    "webhook_delivery.last_error", "webhook_endpoint.url", "webhook_endpoint.description", "webhook_endpoint.disabled_reason",
+    "webhook_endpoint.secret_enc", "webhook_endpoint.old_secret_enc", "webhook_delivery.event_type",
+    "saved_filter.name", "saved_filter.query", "idempotency_key.request_hash", "widget.show_phone",
+    "appointment.meeting_id", "appointment.meeting_provider",
 }
 
 # Column names that look personal: a new column matching one must be registered above.
 PERSONAL_LOOKING = re.compile(
-    r"(name|email|mail|phone|mobile|address|street|city|zip|postcode|birth|gender|ip|user_agent|note|notes|"
+    r"(^|_)(name|email|mail|phone|mobile|address|street|city|zip|postcode|birth|gender|ip|user_agent|note|notes|"
     r"answer|answers|comment|reason|body|message|recipient|token|secret|password|photo|avatar|bio|"
     r"description|label|subject|payload|response|content|error|actor|attendee|summary)$|"
     r"(_name|_email|_phone|_address|_token|_hash|_ip|_note|_text|_html|_url)$"
@@ -149,3 +155,15 @@ def unregistered(columns: list[tuple[str, str]]) -> list[str]:
         if PERSONAL_LOOKING.search(column):
             out.append(key)
     return sorted(out)
+
+
+_LOOKS: dict[str, bool] = {}
+
+
+def looks_personal(table: str, column: str) -> bool:
+    """An unregistered column whose name looks personal (masked in the audit log until registered)."""
+    key = f"{table}.{column}"
+    hit = _LOOKS.get(key)
+    if hit is None:
+        hit = _LOOKS[key] = key not in NOT_PERSONAL and key not in PERSONAL and bool(PERSONAL_LOOKING.search(column))
+    return hit

@@ -25,6 +25,9 @@ CANCELLED = "appointment.cancelled"
 STATUS_CHANGED = "appointment.status_changed"
 NO_SHOW = "appointment.no_show"
 ALL = (BOOKED, RESCHEDULED, CANCELLED, STATUS_CHANGED, NO_SHOW)
+# Not about one appointment (aggregate_id is the customer id); consumers that sync
+# calendars, meeting links or webhooks remove what they hold about the person.
+CUSTOMER_ERASED = "customer.erased"   # customer_id, appointment_ids, meetings [{appointment_id, provider, meeting_id}]
 
 
 def payload_of(event_type: str, aggregate_id: str, tenant_slug: str, **payload) -> dict:
@@ -49,5 +52,19 @@ def emit(session: Session, event_type: str, aggregate_id: str, tenant_slug: str,
         aggregate_id=aggregate_id,
         payload=payload_of(event_type, aggregate_id, tenant_slug, **payload),
     )
+    session.add(event)
+    return event
+
+
+def emit_customer_erased(session: Session, tenant_slug: str, customer_id: int, appointment_ids: list[str],
+                         meetings: list[dict] = ()) -> OutboxEvent:
+    """`customer.erased`: the person was anonymised; their appointments' external copies (calendar
+    events, meetings: `meetings` lists provider and meeting id) must go."""
+    body = {"tenant": tenant_slug, "customer_id": customer_id, "appointment_ids": appointment_ids,
+            "meetings": list(meetings)}
+    request_id = current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
+    event = OutboxEvent(event_type=CUSTOMER_ERASED, aggregate_id=str(customer_id), payload=body)
     session.add(event)
     return event

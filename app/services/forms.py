@@ -291,19 +291,27 @@ def check_consents(session: Session, given) -> list[w.ConsentText]:
     if unknown:
         raise ValidationError(f"there is no {unknown[0]!r} text to agree to", f"consents.{unknown[0]}", code="unknown_field")
     errors = []
+    agreed = []
     for kind, text in texts.items():
         version = given.get(kind)
+        if kind == "marketing" and (version is None or version is False):
+            continue  # marketing is asked, never required
+        agreed.append(text)
         if version is None or version is False:
             errors.append({"field": f"consents.{kind}", "message": f"please accept the {'terms' if kind == 'terms' else 'privacy notice'}"})
         elif version != text.version:
             errors.append({"field": f"consents.{kind}", "message": f"the {kind} text changed (now version {text.version}); please read it again"})
     if errors:
         raise ValidationError(errors[0]["message"], errors[0]["field"], code="consent_required", errors=errors)
-    return list(texts.values())
+    return agreed
 
 
-def record_consents(session: Session, texts: list[w.ConsentText], appointment: m.Appointment, ip: str | None) -> None:
-    """One consent record per text: who (customer, email), when, which version, from which IP."""
+def record_consents(session: Session, texts: list[w.ConsentText], appointment: m.Appointment, ip: str | None,
+                    channel: str = "widget") -> None:
+    """One consent record per text: who (customer, email), when, which version, over which channel, from which IP.
+
+    A marketing consent also switches the customer's marketing flag on (the portal can withdraw it).
+    """
     if not texts:
         return  # nothing to write, so no flush (a flush with nothing new still walks the session)
     for text in texts:
@@ -314,8 +322,11 @@ def record_consents(session: Session, texts: list[w.ConsentText], appointment: m
                 appointment_id=appointment.id,
                 email=appointment.customer.email,
                 ip=(ip or "")[:64] or None,
+                channel=channel,
             )
         )
+        if text.kind == "marketing" and appointment.customer is not None:
+            appointment.customer.marketing_opt_in = True
     session.flush()
 
 

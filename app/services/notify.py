@@ -145,7 +145,7 @@ def plan_event(session: Session, tenant: TenantRef, event: m.OutboxEvent, settin
                now: dt.datetime) -> list[dict]:
     """Delivery rows for one domain event (none for imports or unknown appointments)."""
     payload = event.payload or {}
-    if payload.get("source") == "import":
+    if payload.get("source") == "import" or not event.event_type.startswith("appointment."):
         return []
     appt = load_appointment(session, event.aggregate_id)
     if appt is None:
@@ -172,7 +172,8 @@ def plan_event(session: Session, tenant: TenantRef, event: m.OutboxEvent, settin
         rows += _staff_row(appt, appt.staff, "cancelled_staff", tenant, event, now, revision=appt.sequence)
     elif event.event_type == events.STATUS_CHANGED and payload.get("to_status") == m.STATUS_COMPLETED:
         delay = settings_for(session, appt.service_id).follow_up_delay_min
-        if delay is not None:
+        # A follow-up asks the customer back: marketing, so only with their marketing consent.
+        if delay is not None and customer is not None and customer.marketing_opt_in:
             for channel, to in _customer_targets(customer, settings, ("email",)):
                 rows.append(_row(appt, "follow_up", channel, to, "customer", event_id=event.id,
                                  not_before=now + dt.timedelta(minutes=delay), language=lang))

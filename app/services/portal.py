@@ -153,42 +153,22 @@ def preferences(session: Session, customer: m.Customer) -> w.NotificationPrefere
 
 
 def set_preferences(session: Session, customer: m.Customer, email_reminders: bool, sms: bool, marketing: bool) -> None:
+    from app.gdpr import consents
+
     preferences(session, customer).email_reminders = email_reminders
     customer.sms_opt_out = not sms
-    customer.marketing_opt_in = marketing
+    consents.set_marketing(session, customer, marketing, "portal")
     session.flush()
 
 
 def export_data(session: Session, tenant: TenantRef, customer: m.Customer) -> dict:
-    """Everything this business stores about the customer, as JSON (GDPR art. 15/20)."""
-    appts = session.scalars(select(m.Appointment).where(m.Appointment.customer_id == customer.id).order_by(m.Appointment.start_at))
-    consents = session.scalars(select(w.ConsentRecord).where(w.ConsentRecord.customer_id == customer.id).order_by(w.ConsentRecord.at))
-    pref = preferences(session, customer)
-    return {
-        "business": {"name": tenant.name, "slug": tenant.slug},
-        "exported_at": booking.iso(dt.datetime.now(UTC)),
-        "customer": {
-            "name": customer.name, "email": customer.email, "phone": customer.phone, "locale": customer.locale,
-            "timezone": customer.timezone, "created_at": booking.iso(customer.created_at),
-        },
-        "preferences": {"email_reminders": pref.email_reminders, "sms": not customer.sms_opt_out,
-                        "marketing": customer.marketing_opt_in},
-        "appointments": [
-            {"id": str(a.id), "service": a.service.name, "staff": a.staff.name,
-             "location": a.location.name if a.location else None, "start": booking.iso(a.start_at),
-             "end": booking.iso(a.end_at), "status": a.status, "answers": a.answers, "notes": a.notes,
-             "cancel_reason": a.cancel_reason}
-            for a in appts
-        ],
-        "consents": [
-            {"kind": c.text.kind, "version": c.text.version, "text": c.text.body, "at": booking.iso(c.at), "ip": c.ip}
-            for c in consents
-        ],
-        "erasure_requests": [
-            {"status": e.status, "requested_at": booking.iso(e.requested_at)}
-            for e in session.scalars(select(w.ErasureRequest).where(w.ErasureRequest.customer_id == customer.id))
-        ],
-    }
+    """Everything this business stores about the customer, as JSON (GDPR art. 15/20): app.gdpr.subjects."""
+    from app.gdpr import subjects
+
+    preferences(session, customer)
+    data = subjects.export_customer(session, tenant, customer)
+    subjects.record_export(session, "portal", f"customer:{customer.id}", customer=customer)
+    return data
 
 
 def request_erasure(session: Session, customer: m.Customer, ip: str | None) -> w.ErasureRequest:
@@ -197,10 +177,9 @@ def request_erasure(session: Session, customer: m.Customer, ip: str | None) -> w
         w.ErasureRequest.customer_id == customer.id, w.ErasureRequest.status == "requested"))
     if open_request is not None:
         return open_request
-    req = w.ErasureRequest(customer_id=customer.id, email=customer.email, ip=ip)
-    session.add(req)
-    session.flush()
-    return req
+    from app.gdpr import subjects
+
+    return subjects.open_request(session, "erasure", "portal", customer=customer, ip=ip)
 
 
 def appointment_event(tenant: TenantRef, organizer_email: str, appt: m.Appointment, url: str | None) -> ics.IcsEvent:

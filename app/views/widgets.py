@@ -188,7 +188,8 @@ class ConsentTextView(ModelView):
     add_columns = ["kind", "body"]
     base_order = ("created_at", "desc")
     add_form_extra_fields = {
-        "kind": SelectField("Kind", choices=[("terms", "Terms & conditions"), ("privacy", "Privacy notice")]),
+        "kind": SelectField("Kind", choices=[("terms", "Terms & conditions"), ("privacy", "Privacy notice"),
+                                             ("marketing", "Marketing consent (optional)")]),
     }
 
     def pre_add(self, item):
@@ -202,8 +203,8 @@ class ConsentRecordView(ModelView):
     datamodel = Interface(w.ConsentRecord)
     class_permission_name = "ConsentRecords"
     base_permissions = ["can_list", "can_show"]
-    list_columns = ["at", "email", "text", "ip", "appointment"]
-    show_columns = ["at", "email", "customer", "text", "ip", "appointment"]
+    list_columns = ["at", "email", "text", "channel", "ip", "withdrawn_at", "appointment"]
+    show_columns = ["at", "email", "customer", "text", "channel", "ip", "withdrawn_at", "withdrawn_channel", "appointment"]
     search_columns = ["email", "at"]
     base_order = ("at", "desc")
     label_columns = {"text": "Text version", "ip": "IP"}

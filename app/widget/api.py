@@ -340,7 +340,8 @@ def create_booking():
 
     def handler():
         result = booking.book(db.session, g.tenant, "customer", req, utcnow())
-        forms.record_consents(db.session, consent_texts, result.appointments[0], request.remote_addr)
+        forms.record_consents(db.session, consent_texts, result.appointments[0], request.remote_addr,
+                              "widget" if data.get("widget") else "api")
         body = {
             "appointment": appointment_json(result.appointments[0]),
             "manage_token": result.manage_token,

@@ -29,6 +29,16 @@ def _set_status(app, slug, appointment_id, status):
         booking.set_status(session, ref, "admin:test", appt, status)
 
 
+def _consent_to_marketing(app, slug):
+    from app.extensions import db
+    from app.gdpr import consents
+    from app.models import tenant as m
+    from app.tenancy import tenant_session
+
+    with app.app_context(), tenant_session(db.engine, slug) as (session, _ref):
+        consents.set_marketing(session, session.query(m.Customer).one(), True, "portal")
+
+
 def _events_since(app, slug, after_id):
     from app.extensions import db
 
@@ -41,7 +51,12 @@ def test_follow_up_waits_for_its_delay_and_no_show_is_told(app, client, notif_te
     from app.jobs.notify import deliver, handle_events
 
     first = _book(client, notif_tenant)
+    # A follow-up is marketing: without the customer's marketing consent none is planned.
     _set_status(app, notif_tenant, first, "completed")
+    with app.app_context():
+        assert handle_events(notif_tenant, _events_since(app, notif_tenant, 1)) == 0
+    assert deliveries(app, notif_tenant, "kind = 'follow_up'") == []
+    _consent_to_marketing(app, notif_tenant)
     with app.app_context():
         assert handle_events(notif_tenant, _events_since(app, notif_tenant, 1)) == 1
     [row] = deliveries(app, notif_tenant, "kind = 'follow_up'")
