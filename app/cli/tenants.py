@@ -144,4 +144,37 @@ def tenant_export(slug):
     click.echo(json.dumps(doc, indent=1, ensure_ascii=False))
 
 
+@tenants_cli.command("archive")
+@click.argument("slug")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="Zip file to write (setup.json, data/<table>.jsonl, manifest.json).")
+@click.option("--drop", is_flag=True, help="Offboard: drop the business and its schema once the archive is written.")
+@click.option("--confirm", is_flag=True, help="Required with --drop.")
+def tenant_archive(slug, out_path, drop, confirm):
+    """Export a whole business (setup and data, streamed) as a zip archive; with --drop --confirm, then drop it."""
+    import os
+
+    from app.gdpr import offboarding
+
+    if drop and not confirm:
+        fail("--drop removes the business for good; add --confirm")
+    with Session(_engine()) as session:
+        if session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is None:
+            fail(f"unknown tenant {slug!r}")
+    partial = out_path + ".partial"
+    try:
+        with open(partial, "wb") as out:
+            manifest = offboarding.archive_tenant(_engine(), slug, out)
+        os.replace(partial, out_path)
+    except Exception as exc:  # noqa: BLE001 - one line, nothing left behind
+        if os.path.exists(partial):
+            os.remove(partial)
+        fail(f"archive failed: {exc}")
+    rows = sum(manifest["tables"].values())
+    click.echo(f"archived {slug}: {len(manifest['tables'])} tables, {rows} rows, {manifest['bytes']} bytes -> {out_path}")
+    if drop:
+        prov.delete_tenant(_engine(), slug)
+        click.echo(f"dropped {slug} (schema {manifest['schema']})")
+
+
 commands = [tenants_cli]

@@ -73,11 +73,11 @@ def summary(session: Session, since: dt.datetime, until: dt.datetime) -> list[di
 
     given = session.execute(
         select(w.ConsentText.kind, w.ConsentText.version, w.ConsentRecord.channel, func.count())
-        .join(w.ConsentText).where(w.ConsentRecord.at >= since, w.ConsentRecord.at < until)
+        .select_from(w.ConsentRecord).join(w.ConsentText).where(w.ConsentRecord.at >= since, w.ConsentRecord.at < until)
         .group_by(w.ConsentText.kind, w.ConsentText.version, w.ConsentRecord.channel)
         .order_by(w.ConsentText.kind, w.ConsentText.version)).all()
     withdrawn = dict(((k, v), n) for k, v, n in session.execute(
-        select(w.ConsentText.kind, w.ConsentText.version, func.count()).join(w.ConsentText)
+        select(w.ConsentText.kind, w.ConsentText.version, func.count()).select_from(w.ConsentRecord).join(w.ConsentText)
         .where(w.ConsentRecord.withdrawn_at >= since, w.ConsentRecord.withdrawn_at < until)
         .group_by(w.ConsentText.kind, w.ConsentText.version)).all())
     out = [{"kind": k, "version": v, "channel": c, "given": n, "withdrawn": withdrawn.pop((k, v), 0)} for k, v, c, n in given]
