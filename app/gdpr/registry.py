@@ -98,6 +98,7 @@ PERSONAL: dict[str, Personal] = {
     "staff.bio": Personal("free_text", "null"),
     "staff.photo_url": Personal("photo", "null"),
     "time_off.reason": Personal("free_text", "null"),
+    "calendar_connection.target_calendar_name": Personal("integration", "keep"),
 }
 
 # Personal-looking names that are about the business, not a person.
@@ -114,6 +115,9 @@ NOT_PERSONAL: set[str] = {
     "webhook_endpoint.secret_enc", "webhook_endpoint.old_secret_enc", "webhook_delivery.event_type",
     "saved_filter.name", "saved_filter.query", "idempotency_key.request_hash", "widget.show_phone",
     "appointment.meeting_id", "appointment.meeting_provider",
+    # Calendar sync: connection state and hashes; the feed token is a secret (masked), not personal data.
+    "calendar_connection.last_error", "calendar_event_link.content_hash", "calendar_event_link.push_error",
+    "calendar_feed.token_hash",
 }
 
 # Column names that look personal: a new column matching one must be registered above.
