@@ -80,7 +80,25 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.cli import register_cli
 
     register_cli(app)
+    from app import assets
+
+    assets.init_app(app)
+    app.context_processor(_page_context)
+    from app.views.home import template_globals
+
+    app.context_processor(template_globals)
     return app
+
+
+def _page_context() -> dict[str, Any]:
+    """`page_lang()`: the active locale for `<html lang>` in every admin template."""
+    from flask_babel import get_locale
+
+    def page_lang() -> str:
+        locale = get_locale()
+        return str(locale).replace("_", "-") if locale else "en"
+
+    return {"page_lang": page_lang}
 
 
 def _register_optional_blueprints(app: Flask) -> None:
@@ -116,8 +134,14 @@ def _protect_admin_forms() -> None:
 
 
 def _select_locale() -> str | None:
-    from flask import request
+    from flask import request, session
 
     from config import Config as _C
 
-    return request.accept_languages.best_match(list(_C.LANGUAGES)) if request else None
+    if not request:
+        return None
+    # The language menu stores the choice in the session; else the browser's preference.
+    chosen = session.get("locale")
+    if chosen in _C.LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(list(_C.LANGUAGES))
