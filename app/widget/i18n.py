@@ -11,6 +11,7 @@ LANGUAGES = ("en", "de", "fr", "es")
 
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
+        "fix_errors": "Please correct {n} field(s):", "slot_keys": "Arrow keys move between times, up and down between days.", "where": "Location",
         "book": "Book an appointment", "location": "Choose a location", "service": "Choose a service",
         "staff": "Choose a person", "any": "Anyone available", "time": "Choose a date and time",
         "details": "Your details", "done": "Booking confirmed", "back": "Back", "next": "Continue",
@@ -35,6 +36,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "choose_time": "Free times", "policy": "Changes online are possible until {deadline}.",
     },
     "de": {
+        "fix_errors": "Bitte {n} Feld(er) korrigieren:", "slot_keys": "Pfeiltasten wechseln die Uhrzeit, auf und ab den Tag.", "where": "Standort",
         "book": "Termin buchen", "location": "Standort wählen", "service": "Leistung wählen",
         "staff": "Person wählen", "any": "Beliebige Person", "time": "Datum und Uhrzeit wählen",
         "details": "Ihre Angaben", "done": "Buchung bestätigt", "back": "Zurück", "next": "Weiter",
@@ -59,6 +61,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "choose_time": "Freie Zeiten", "policy": "Online-Änderungen sind bis {deadline} möglich.",
     },
     "fr": {
+        "fix_errors": "Veuillez corriger {n} champ(s) :", "slot_keys": "Les flèches changent d'horaire, haut et bas changent de jour.", "where": "Lieu",
         "book": "Prendre rendez-vous", "location": "Choisissez un lieu", "service": "Choisissez une prestation",
         "staff": "Choisissez une personne", "any": "Peu importe", "time": "Choisissez la date et l'heure",
         "details": "Vos coordonnées", "done": "Réservation confirmée", "back": "Retour", "next": "Continuer",
@@ -83,6 +86,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "choose_time": "Créneaux libres", "policy": "Modifications en ligne possibles jusqu'au {deadline}.",
     },
     "es": {
+        "fix_errors": "Corrija {n} campo(s):", "slot_keys": "Las flechas cambian la hora; arriba y abajo, el día.", "where": "Ubicación",
         "book": "Reservar cita", "location": "Elija un lugar", "service": "Elija un servicio",
         "staff": "Elija una persona", "any": "Cualquiera disponible", "time": "Elija fecha y hora",
         "details": "Sus datos", "done": "Reserva confirmada", "back": "Atrás", "next": "Continuar",

@@ -25,6 +25,7 @@
       document.addEventListener("keydown", function (e) { if (e.key === "Escape") post("closed"); });
     }
     D.notes.forEach(function (n) { if (window.console) console.warn("Upzento widget: " + n); });
+    root.addEventListener("keydown", slotKeys);
     start();
     post("ready");
   }
@@ -172,7 +173,15 @@
     if (S.location) zones.push(S.location.timezone);
     zones.push("UTC");
     var seen = {}, sel = drawnSel || h("select", { id: "upz-tz" });
-    sel.addEventListener("change", function () { S.tz = sel.value; S.from = null; stepTime(); });
+    // Only the times are redrawn: the select stays where it is, with the focus on it.
+    sel.addEventListener("change", function () {
+      S.tz = sel.value; S.from = ymd(new Date(D.now), S.tz); S.tries = 0; D.inline = null;
+      var box = document.getElementById("upz-times");
+      if (!box) return stepTime();
+      box.hidden = false; box.removeAttribute("data-tzo");
+      box.textContent = ""; box.appendChild(h("p", { className: "upz-muted", text: T.loading }));
+      loadSlots(box);
+    });
     function add(z) { if (z && !seen[z]) { seen[z] = 1; sel.appendChild(h("option", { value: z, text: z.replace(/_/g, " "), selected: z === S.tz })); } }
     // A drawn list is the server's guess of this one (the location's zone first); redo it if the visitor's zone differs.
     if (drawnSel && sel.value !== S.tz) sel.textContent = "";
@@ -223,6 +232,30 @@
         if (!res.ok) throw new Error(res.body.error ? res.body.error.message : "error");
         renderSlots(box, res.body.slots);
       }).catch(function (e) { box.textContent = ""; box.appendChild(h("p", { className: "upz-alert", role: "alert", text: T.error + " " + e.message })); reportHeight(); });
+  }
+  // One tab stop per day: Left/Right (Home/End) move within a day, Up/Down to the same place on the
+  // previous/next day, so a keyboard user never tabs through every time.
+  function rove(box) {
+    Array.prototype.forEach.call(box.querySelectorAll(".upz-slots"), function (g) {
+      Array.prototype.forEach.call(g.querySelectorAll("button.upz-slot"), function (b, i) { b.tabIndex = i === 0 ? 0 : -1; });
+    });
+  }
+  function slotKeys(e) {
+    var b = e.target;
+    if (!b.classList || !b.classList.contains("upz-slot")) return;
+    var group = b.parentNode, days = Array.prototype.slice.call(root.querySelectorAll(".upz-slots"));
+    var mine = Array.prototype.slice.call(group.querySelectorAll("button.upz-slot")), i = mine.indexOf(b), d = days.indexOf(group), to = null;
+    if (e.key === "ArrowRight") to = mine[i + 1];
+    else if (e.key === "ArrowLeft") to = mine[i - 1];
+    else if (e.key === "Home") to = mine[0];
+    else if (e.key === "End") to = mine[mine.length - 1];
+    else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      var other = days[d + (e.key === "ArrowDown" ? 1 : -1)];
+      if (other) { var list = other.querySelectorAll("button.upz-slot"); to = list[Math.min(i, list.length - 1)]; }
+    } else return;
+    e.preventDefault();
+    if (!to) return;
+    b.tabIndex = -1; to.tabIndex = 0; to.focus();
   }
   function setText(el, text) {
     var t = el.firstChild;
@@ -294,8 +327,15 @@
       var frag = document.createDocumentFragment();
       rest.forEach(function (k) { frag.appendChild(day(k)); });
       box.insertBefore(frag, later);
+      rove(box);
       reportHeight();
     }, 0);
+    rove(box);
+    if (!document.getElementById("upz-keys") && order.length) {
+      var hint = h("p", { className: "upz-sr", id: "upz-keys", text: T.slot_keys });
+      box.parentNode.insertBefore(hint, box);
+    }
+    Array.prototype.forEach.call(box.querySelectorAll(".upz-slots"), function (g) { g.setAttribute("aria-describedby", "upz-keys"); });
     reportHeight();
     // For the benchmark: the frame after the first slots were laid out is when they become visible.
     if (first && window.performance && performance.mark) {
@@ -376,9 +416,24 @@
     var input = document.getElementById(id), err = document.getElementById(id + "-err");
     if (!input || !err) return false;
     err.textContent = message; err.hidden = !message;
-    if (message) { input.setAttribute("aria-invalid", "true"); input.setAttribute("aria-errormessage", id + "-err"); }
+    var described = (input.getAttribute("aria-describedby") || "").split(" ").filter(function (x) { return x && x !== id + "-err"; });
+    if (message) { input.setAttribute("aria-invalid", "true"); described.push(id + "-err"); }
     else input.removeAttribute("aria-invalid");
+    if (described.length) input.setAttribute("aria-describedby", described.join(" ")); else input.removeAttribute("aria-describedby");
     return true;
+  }
+  // The alert region announces how many fields need a fix and links to each (the fields say why).
+  function summarize(alert, errors) {
+    alert.textContent = "";
+    alert.appendChild(h("p", { text: fmt(T.fix_errors, errors.length) }));
+    var ul = h("ul");
+    errors.forEach(function (e) {
+      var label = document.querySelector('label[for="' + e[0] + '"]');
+      var name = label ? label.textContent.replace(/\s*(\*|\(.*\))\s*$/, "") : e[0];
+      ul.appendChild(h("li", {}, [h("a", { href: "#" + e[0], onclick: function (ev) { ev.preventDefault(); document.getElementById(e[0]).focus(); }, text: name })]));
+    });
+    alert.appendChild(ul);
+    alert.hidden = false;
   }
   function value(id) { var el = document.getElementById(id); return el ? el.value.trim() : ""; }
   function collect() {
@@ -423,6 +478,7 @@
     var c = collect();
     if (c.errors.length) {
       c.errors.forEach(function (e) { setError(e[0], e[1]); });
+      summarize(alert, c.errors);
       document.getElementById(c.errors[0][0]).focus();
       reportHeight();
       return;
