@@ -46,6 +46,7 @@ AUDIT_VIEWS: set[str] = set()         # reports for auditors
 SWITCH_VIEWS: set[str] = set()        # every signed-in role (tenant switcher)
 MENU_VIEWS: dict[str, str] = {}       # menu item name -> class_permission_name of its view
 MENU_CATEGORIES: dict[str, set[str]] = {}  # menu category -> class_permission_names under it
+MENU_LANDING: dict[str, str] = {}     # class_permission_name -> permission its menu entry's page needs
 
 
 def role_allows(role: str, view: str, permission: str) -> bool:
@@ -57,9 +58,11 @@ def role_allows(role: str, view: str, permission: str) -> bool:
         return role == ROLE_AGENCY_OWNER and view in TENANT_VIEWS
     if permission == "menu_access":
         # A menu entry (or category) shows when its view (or any view under it) may be listed.
+        # Only what the role may open: the entry's page needs MENU_LANDING's permission (can_list, can_week...).
         if view in MENU_VIEWS:
-            return role_allows(role, MENU_VIEWS[view], "can_list")
-        return any(role_allows(role, v, "can_list") for v in MENU_CATEGORIES.get(view, ()))
+            target = MENU_VIEWS[view]
+            return role_allows(role, target, MENU_LANDING.get(target, "can_list"))
+        return any(role_allows(role, v, MENU_LANDING.get(v, "can_list")) for v in MENU_CATEGORIES.get(view, ()))
     is_read = permission in READ_PERMISSIONS
     if role == ROLE_AGENCY_OWNER:
         return view in TENANT_VIEWS | AGENCY_VIEWS | STAFF_READ_VIEWS | AUDIT_VIEWS

@@ -207,7 +207,9 @@ def _finish(d: NotificationDelivery, status: str, now: dt.datetime, *, error: st
     if provider_id:
         d.provider_id = provider_id
     if status == "sent":
-        d.sent_at = now
+        # When it went out: after the send, and never before the row's own (database-clock) creation.
+        sent = _now()
+        d.sent_at = max(sent, d.created_at) if d.created_at is not None else sent
 
 
 def _send(d: NotificationDelivery, out: notify.Composed, sender_name: str, reply_to: str | None, cfg,

@@ -96,6 +96,22 @@ class BookingRequest:
     override_rules: bool = False
 
 
+# Sources that write appointments which already happened: no confirmation goes out for them.
+RECORD_SOURCE = "admin_record"
+PAST_SOURCES = frozenset({"import", RECORD_SOURCE})
+
+
+def _check_past(req: BookingRequest, start: dt.datetime, now: dt.datetime) -> None:
+    """An override skips the notice rule, never "not in the past": a time that has passed is only
+    recorded as such, explicitly (RECORD_SOURCE), and a recorded one must have passed."""
+    if req.source == RECORD_SOURCE and start >= now:
+        raise ValidationError("a recorded appointment must have started already; book future times normally", "start")
+    if req.override_rules and start < now and req.source not in PAST_SOURCES:
+        raise ValidationError(
+            "this time is in the past; to enter an appointment that already happened, choose "
+            "'Record an appointment that already happened' (no confirmation is sent)", "start", code="in_past")
+
+
 @dataclass
 class BookingResult:
     appointments: list[m.Appointment]
@@ -533,6 +549,7 @@ def book(session: Session, tenant: TenantRef, actor: str, req: BookingRequest, n
         ZoneInfo(tz)
     except Exception:
         raise ValidationError(f"unknown time zone {tz!r}", "timezone")
+    _check_past(req, start, now)
     customer = None
     if req.customer is not None or req.source != "import":
         data = validate_customer(req.customer, _region(tenant))

@@ -145,7 +145,8 @@ def plan_event(session: Session, tenant: TenantRef, event: m.OutboxEvent, settin
                now: dt.datetime) -> list[dict]:
     """Delivery rows for one domain event (none for imports or unknown appointments)."""
     payload = event.payload or {}
-    if payload.get("source") == "import" or not event.event_type.startswith("appointment."):
+    # Imports and recorded past appointments are history, not news for anyone.
+    if payload.get("source") in ("import", "admin_record") or not event.event_type.startswith("appointment."):
         return []
     appt = load_appointment(session, event.aggregate_id)
     if appt is None:

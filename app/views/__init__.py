@@ -14,6 +14,7 @@ def register_views(appbuilder: AppBuilder) -> None:
             permission_name = view.class_permission_name or view.__name__
             audience.add(permission_name)
             security.MENU_VIEWS[name] = permission_name
+            security.MENU_LANDING[permission_name] = _landing_permission(view)
             security.MENU_CATEGORIES.setdefault(category, set()).add(permission_name)
         for view, audience in getattr(module, "NO_MENU", ()):
             appbuilder.add_view_no_menu(view)
@@ -21,6 +22,14 @@ def register_views(appbuilder: AppBuilder) -> None:
         for api, audience in getattr(module, "APIS", ()):
             appbuilder.add_api(api)
             audience.add(api.class_permission_name or api.__name__)
+
+
+def _landing_permission(view) -> str:
+    """The permission the page a menu entry opens needs: "can_list" for a model view, else its default method's."""
+    default = getattr(view, "default_view", "list")
+    names = getattr(view, "method_permission_name", None) or {}
+    method = getattr(view, default, None)
+    return "can_" + (getattr(method, "_permission_name", None) or names.get(default, default))
 
 
 def _view_modules():

@@ -7,7 +7,7 @@ from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.security.decorators import permission_name
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction, FilterInFunction
-from app.views.base import Interface
+from app.views.base import FieldRefused, FormModelView, Interface
 from sqlalchemy import select
 from wtforms.validators import DataRequired, Regexp
 
@@ -15,6 +15,17 @@ from app import security
 from app.extensions import db
 from app.models.public import SLUG_PATTERN, Agency, ApiKey, Membership, Tenant
 from app.uow import discard, run_unit
+
+
+def _check_zone(form, field):
+    from wtforms import ValidationError
+
+    from tenants.provisioning import ProvisioningError, check_timezone
+
+    try:
+        check_timezone(field.data or "")
+    except ProvisioningError as exc:
+        raise ValidationError(str(exc))
 
 
 def _visible_tenant_ids() -> list[int]:
@@ -39,7 +50,7 @@ def _set_status(items, status: str) -> None:
         item.status = status
 
 
-class AgencyView(ModelView):
+class AgencyView(FormModelView):
     datamodel = Interface(Agency)
     class_permission_name = "Agencies"
     list_columns = ["name", "slug", "created_at"]
@@ -49,7 +60,7 @@ class AgencyView(ModelView):
     validators_columns = {"slug": [DataRequired(), Regexp(r"^[a-z][a-z0-9_-]{1,40}$")]}
 
 
-class TenantView(ModelView):
+class TenantView(FormModelView):
     """Client businesses of the agencies the user may see; creating one provisions its schema."""
 
     datamodel = Interface(Tenant)
@@ -68,7 +79,10 @@ class TenantView(ModelView):
     base_filters = [["id", FilterInFunction, _visible_tenant_ids]]
     # The agency choices (form and search) list only agencies the user may create businesses in.
     add_form_query_rel_fields = search_form_query_rel_fields = {"agency": [["id", FilterInFunction, _own_agency_ids]]}
-    validators_columns = {"slug": [DataRequired(), Regexp(SLUG_PATTERN, message="lower-case letters, digits, - and _ (max 63)")]}
+    validators_columns = {
+        "slug": [DataRequired(), Regexp(SLUG_PATTERN, message="lower-case letters, digits, - and _ (max 63)")],
+        "timezone": [DataRequired(), _check_zone],
+    }
 
     def pre_delete(self, item):
         """Only the owning agency (or a platform admin) deletes a business; its schema goes with it."""
@@ -93,7 +107,7 @@ class TenantView(ModelView):
         try:
             validate_spec(TenantSpec(item.slug, item.name, item.timezone, item.currency, item.locale))
         except ProvisioningError as exc:
-            raise ValueError(str(exc))
+            raise FieldRefused(getattr(exc, "field", None), str(exc))
         item.status = Tenant.STATUS_PROVISIONING
         item.schema_name = new_schema_name(db.session, item.slug)
 
@@ -207,7 +221,7 @@ class ApiKeyView(ModelView):
         return redirect(self.get_redirect())
 
 
-class MembershipView(ModelView):
+class MembershipView(FormModelView):
     datamodel = Interface(Membership)
     class_permission_name = "Memberships"
     base_permissions = ["can_list", "can_show", "can_delete"]

@@ -1,18 +1,184 @@
-"""Shared pieces of the admin views."""
+"""Shared pieces of the admin views: the model interface (writes through app.uow) and a ModelView
+whose add/edit forms keep what was typed and show any refusal at its field."""
 
 from __future__ import annotations
 
+import logging
+import re
+
+from flask import abort, flash, request
+from flask_appbuilder import ModelView
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.urltools import get_filter_args, get_order_args, get_page_args, get_page_size_args
+from sqlalchemy.exc import DBAPIError
+
+from app.uow import sqlstate, unit_of_work
+
+log = logging.getLogger(__name__)
+
+# (table, check name) -> (form field, message). Names follow NAMING_CONVENTION: ck_<table>_<name>.
+CHECK_MESSAGES: dict[tuple[str, str], tuple[str, str]] = {
+    ("service", "duration"): ("duration_min", "A duration is between 5 and 1440 minutes."),
+    ("service", "buffers"): ("buffer_before_min", "Buffers cannot be negative."),
+    ("service", "interval"): ("slot_interval_min", "At least 5 minutes, or empty to use the duration."),
+    ("service", "capacity"): ("capacity", "At least 1 seat."),
+    ("service", "window"): ("min_notice_min", "Notice cannot be negative, and a service is bookable at least 1 day ahead."),
+    ("service", "meeting"): ("meeting", "Choose none, Zoom, Microsoft Teams or Google Meet."),
+    ("time_off", "span"): ("end_date", "The end must be after the start."),
+    ("staff_hours", "span"): ("end_min", "The end must be after the start, within 00:00–24:00."),
+    ("staff_break", "span"): ("end_min", "The end must be after the start, within 00:00–24:00."),
+    ("location_hours", "span"): ("end_min", "The end must be after the start, within 00:00–24:00."),
+}
+
+
+class FieldRefused(ValueError):
+    """The database (or a rule) refused a value: shown at `field` of the form, the input kept."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def refusal(exc: DBAPIError, table) -> FieldRefused:
+    """A user-facing refusal for a database error on `table`: never the SQL, its parameters or a driver name."""
+    diag = getattr(getattr(exc, "orig", None), "diag", None)
+    name = getattr(diag, "constraint_name", None) or ""
+    code = sqlstate(exc) or ""
+    columns = [c.name for c in table.columns]
+    if code == "23505":  # unique_violation: uq_<table>_<column>
+        column = _column_in(name.removeprefix(f"uq_{table.name}_"), columns)
+        return FieldRefused(column, "This is already used by another entry: choose another.")
+    if code == "23514":  # check_violation: ck_<table>_<name>
+        check = name.removeprefix(f"ck_{table.name}_")
+        if (table.name, check) in CHECK_MESSAGES:
+            return FieldRefused(*CHECK_MESSAGES[(table.name, check)])
+        text = next((str(c.sqltext) for c in table.constraints if getattr(c, "name", None) == check and hasattr(c, "sqltext")), "")
+        return FieldRefused(next((c for c in columns if re.search(rf"\b{c}\b", text)), None), "This value is not allowed.")
+    if code == "23502":  # not_null_violation
+        return FieldRefused(getattr(diag, "column_name", None), "This field is required.")
+    if code == "23503":  # foreign_key_violation: fk_<table>_<column>_<other table>
+        return FieldRefused(_column_in(name.removeprefix(f"fk_{table.name}_"), columns), "This entry no longer exists: choose another.")
+    if code.startswith("22"):  # data exception: too long, out of range, bad format
+        return FieldRefused(getattr(diag, "column_name", None), "A value is too long or out of range.")
+    return FieldRefused(None, "This could not be saved. Please check the values and try again.")
+
+
+def _column_in(rest: str, columns: list[str]) -> str | None:
+    for column in sorted(columns, key=len, reverse=True):
+        if rest == column or rest.startswith(column + "_"):
+            return column
+    return None
 
 
 class Interface(SQLAInterface):
-    """FAB's model interface, with one fix: a NOT NULL boolean is still optional in a form.
+    """FAB's model interface with two changes.
 
-    FAB requires input for every NOT NULL column; an unticked checkbox sends no
-    input, so "inactive" or "not virtual" could never be saved.
+    - A NOT NULL boolean is still optional in a form (an unticked checkbox sends no input).
+    - Add / edit / delete commit through app.uow, and a refused row becomes a FieldRefused.
     """
 
     def is_nullable(self, col_name: str) -> bool:
         if self.is_boolean(col_name):
             return True
         return super().is_nullable(col_name)
+
+    def _write(self, fn) -> None:
+        try:
+            with unit_of_work(self.session):
+                fn()
+        except DBAPIError as exc:
+            log.info("admin form refused by the database: %s", sqlstate(exc))
+            raise refusal(exc, self.obj.__table__) from exc
+
+    def add(self, item, commit: bool = True) -> None:
+        self._write(lambda: self.session.add(item))
+
+    def edit(self, item, commit: bool = True) -> None:
+        self._write(lambda: self.session.merge(item))
+
+    def delete(self, item, commit: bool = True) -> None:
+        def work():
+            self._delete_files(item)
+            self.session.delete(item)
+
+        self._write(work)
+
+    def delete_all(self, items) -> None:
+        def work():
+            for item in items:
+                self._delete_files(item)
+                self.session.delete(item)
+
+        self._write(work)
+
+
+def show_refusal(form, exc: Exception) -> None:
+    """Put a refusal at its form field (or, with no field on the form, in a message above it)."""
+    field_name = getattr(exc, "field", None)
+    message = getattr(exc, "message", None) or str(exc)
+    field = form[field_name] if field_name and field_name in form else None
+    if field is not None:
+        field.errors = [*field.errors, message] if isinstance(field.errors, list) else [message]
+    else:
+        flash(message, "danger")
+
+
+class FormModelView(ModelView):
+    """FAB's ModelView, except that a refused add or edit re-shows the form with what was typed
+    and the reason at its field (FAB redirects and loses the input)."""
+
+    def _add(self):
+        get_filter_args(self._filters, disallow_if_not_in_search=False)
+        exclude_cols = self._filters.get_relation_cols()
+        form = self.add_form.refresh()
+        if request.method == "POST":
+            self._fill_form_exclude_cols(exclude_cols, form)
+            if form.validate():
+                self.process_form(form, True)
+                item = self.datamodel.obj()
+                try:
+                    form.populate_obj(item)
+                    self.pre_add(item)
+                    self.datamodel.add(item)
+                except (ValueError, TypeError) as exc:
+                    show_refusal(form, exc)
+                else:
+                    self.post_add(item)
+                    flash(self.add_row_message, "success")
+                    return None
+        else:
+            self.update_redirect()
+        return self._get_add_widget(form=form, exclude_cols=exclude_cols)
+
+    def _edit(self, pk):
+        pages, page_sizes, orders = get_page_args(), get_page_size_args(), get_order_args()
+        get_filter_args(self._filters, disallow_if_not_in_search=False)
+        exclude_cols = self._filters.get_relation_cols()
+        item = self.datamodel.get(pk, self._base_filters)
+        if not item:
+            abort(404)
+        pk = self.datamodel.get_pk_value(item)
+        if request.method == "POST":
+            form = self.edit_form.refresh(request.form)
+            self._fill_form_exclude_cols(exclude_cols, form)
+            form._id = pk
+            if form.validate():
+                self.process_form(form, False)
+                try:
+                    form.populate_obj(item)
+                    self.pre_update(item)
+                    self.datamodel.edit(item)
+                except (ValueError, TypeError) as exc:
+                    show_refusal(form, exc)
+                    item = self.datamodel.get(pk, self._base_filters) or item
+                else:
+                    self.post_update(item)
+                    flash(self.edit_row_message, "success")
+                    return None
+        else:
+            form = self.edit_form.refresh(obj=item)
+            self.prefill_form(form, pk)
+            self.update_redirect()
+        widgets = self._get_edit_widget(form=form, exclude_cols=exclude_cols)
+        return self._get_related_views_widgets(item, filters={}, orders=orders, pages=pages, page_sizes=page_sizes, widgets=widgets)

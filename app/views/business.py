@@ -12,15 +12,19 @@ import datetime as dt
 from flask import g
 from flask_appbuilder import ModelView
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction
-from app.views.base import Interface
+from app.views.base import FormModelView, Interface
 from wtforms import SelectField, StringField, ValidationError
-from wtforms.validators import DataRequired, Regexp
+from wtforms.fields import DateField, TimeField
+from wtforms.validators import DataRequired, Optional, Regexp
 
 from app import security
+from app.extensions import db
 from app.models import tenant as m
+from app.services import local_time
 from app.services.setup_io import hhmm_to_min, min_to_hhmm
 
 KEY_VALIDATOR = Regexp(r"^[a-z0-9][a-z0-9_-]{0,62}$", message="lower-case letters, digits, - and _ (max 63)")
+MEETING_CHOICES = [("none", "None (in person)"), ("zoom", "Zoom"), ("teams", "Microsoft Teams"), ("google_meet", "Google Meet")]
 WEEKDAY_CHOICES = [(i, d.capitalize()) for i, d in enumerate(("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"))]
 
 
@@ -93,7 +97,7 @@ class IntervalsField(StringField):
         self.data = spans
 
 
-class TenantModelView(ModelView):
+class TenantModelView(FormModelView):
     """Base for tenant views (routing is done per request in app.security)."""
 
     page_size = 25
@@ -173,6 +177,9 @@ class ServiceView(TenantModelView):
         "reschedule_window_min": "No online reschedule later than (min before)", "all_locations": "Offered at every location",
     }
     validators_columns = {"key": [DataRequired(), KEY_VALIDATOR]}
+    add_form_extra_fields = edit_form_extra_fields = {
+        "meeting": SelectField("Online meeting", choices=MEETING_CHOICES, default="none"),
+    }
 
 
 class StaffHoursView(StaffWeeklyView):
@@ -185,11 +192,64 @@ class StaffBreakView(StaffWeeklyView):
     class_permission_name = "StaffBreaks"
 
 
-class TimeOffView(TenantModelView):
+def tenant_zone() -> str:
+    tenant = g.get("tenant")
+    return tenant.timezone if tenant is not None else "UTC"
+
+
+def local_formatter(zone_of=None):
+    """A list/show formatter: the stored UTC instant in the business's zone, labelled."""
+    def fmt(value):
+        return local_time.label(value, tenant_zone()) if isinstance(value, dt.datetime) else value
+    return fmt
+
+
+def time_off_form() -> dict:
+    """Time off as local dates (and optional times) in the staff member's zone; saved as UTC."""
+    return {
+        "start_date": DateField("First day", validators=[DataRequired()]),
+        "start_time": TimeField("From (empty: the whole day)", validators=[Optional()]),
+        "end_date": DateField("Last day (empty: the same day)", validators=[Optional()]),
+        "end_time": TimeField("Until (empty: the end of the day)", validators=[Optional()]),
+    }
+
+
+class TimeOffFormMixin:
+    """Local date/time fields <-> start_at/end_at, in the zone of the staff member's location."""
+
+    add_form_extra_fields = edit_form_extra_fields = time_off_form()
+    formatters_columns = {"start_at": local_formatter(), "end_at": local_formatter()}
+    label_columns = {"start_at": "From", "end_at": "Until"}
+    description_columns = {"start_date": "Dates and times are local, in the staff member's location's time zone."}
+
+    def _zone(self, item) -> str:
+        staff = item.staff if getattr(item, "staff", None) is not None else (
+            db.session.get(m.Staff, item.staff_id) if getattr(item, "staff_id", None) else None)
+        return local_time.staff_zone(staff, tenant_zone())
+
+    def _apply_span(self, item) -> None:
+        item.start_at, item.end_at = local_time.local_span(
+            item.start_date, item.start_time, item.end_date, item.end_time, self._zone(item))
+
+    def pre_add(self, item):
+        self._apply_span(item)
+
+    def pre_update(self, item):
+        self._apply_span(item)
+
+    def prefill_form(self, form, pk):
+        item = self.datamodel.get(pk)
+        if item is not None:
+            for name, value in local_time.split_local(item.start_at, item.end_at, self._zone(item)).items():
+                form[name].data = value
+
+
+class TimeOffView(TimeOffFormMixin, TenantModelView):
     datamodel = Interface(m.TimeOff)
     class_permission_name = "TimeOff"
     list_columns = ["staff", "start_at", "end_at", "reason"]
-    add_columns = edit_columns = ["staff", "start_at", "end_at", "reason"]
+    show_columns = ["staff", "start_at", "end_at", "reason"]
+    add_columns = edit_columns = ["staff", "start_date", "start_time", "end_date", "end_time", "reason"]
     search_columns = ["staff", "start_at", "reason"]
 
 
@@ -228,19 +288,20 @@ class CustomerView(TenantModelView):
 # ---------------------------------------------------------------- staff's own data
 
 
-class MyTimeOffView(TenantModelView):
+class MyTimeOffView(TimeOffFormMixin, TenantModelView):
     """A staff member's own time off; the filter narrows every query to their staff id."""
 
     datamodel = Interface(m.TimeOff)
     class_permission_name = "MyTimeOff"
     route_base = "/mytimeoff"
-    list_columns = ["start_at", "end_at", "reason"]
+    list_columns = show_columns = ["start_at", "end_at", "reason"]
     search_columns = ["start_at", "reason"]
-    add_columns = edit_columns = ["start_at", "end_at", "reason"]
+    add_columns = edit_columns = ["start_date", "start_time", "end_date", "end_time", "reason"]
     base_filters = [["staff_id", FilterEqualFunction, lambda: security.current_staff_id() or -1]]
 
     def pre_add(self, item):
         item.staff_id = security.current_staff_id()
+        self._apply_span(item)
 
 
 class MyHoursView(TenantModelView):

@@ -106,10 +106,13 @@ class BookingDeskView(BaseView):
         services, locations, staff = self._catalog()
         form = request.form if request.method == "POST" else request.args
         tz = form.get("timezone") or tenant.timezone
-        values = {k: form.get(k, "") for k in ("service", "staff", "location", "start", "name", "email", "phone", "notes", "seats")}
+        values = {k: form.get(k, "") for k in ("service", "staff", "location", "start", "name", "email", "phone", "notes", "seats",
+                                               "override", "record_past")}
         may_override = self._may_override()
         if request.method == "POST":
-            override = bool(form.get("override")) and may_override
+            record = bool(form.get("record_past"))
+            # Recording what already happened bypasses hours and notice by nature (never overlaps).
+            override = (bool(form.get("override")) and may_override) or record
             if form.get("override") and not may_override:
                 flash("You do not have the override permission.", "danger")
             try:
@@ -124,7 +127,8 @@ class BookingDeskView(BaseView):
                     seats=seats,
                     timezone=tz,
                     notes=values["notes"] or None,
-                    source="admin",
+                    source=booking.RECORD_SOURCE if record else "admin",
+                    status=m.STATUS_COMPLETED if record else m.STATUS_CONFIRMED,
                     override_rules=override,
                 )
                 result = booking.with_deadlock_retry(

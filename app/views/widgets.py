@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.actions import action
-from app.views.base import Interface
+from app.views.base import FormModelView, Interface
 from flask_appbuilder.security.decorators import permission_name
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from markupsafe import escape
@@ -136,7 +136,7 @@ class WidgetBuilderView(BaseView):
 FIELD_CHOICES = [(t, t) for t in w.FIELD_TYPES]
 
 
-class FormFieldView(ModelView):
+class FormFieldView(FormModelView):
     """Booking-form questions: for every service or one service; order by position."""
 
     datamodel = Interface(w.FormField)
@@ -177,7 +177,7 @@ class FormFieldView(ModelView):
             form.options_text.data = "\n".join(item.options or [])
 
 
-class ConsentTextView(ModelView):
+class ConsentTextView(FormModelView):
     """Terms and privacy texts: never edited; saving a changed text adds the next version."""
 
     datamodel = Interface(w.ConsentText)
