@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from axe_support import assert_accessible
 from test_widget_browser import host_html
-from test_widget_browser_portal import _mail_link
 from widget_support import NOW, widget_setup
 
 pytestmark = pytest.mark.browser
@@ -18,6 +17,19 @@ def _two_locations():
     doc["locations"].append({"key": "north", "name": "North", "timezone": "Europe/Berlin", "address": "Nordweg 2, Berlin"})
     doc["staff"][0]["locations"] = ["main", "north"]
     return doc
+
+
+def _mail_link(app, email: str) -> str:
+    import re
+
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    with app.app_context(), db.engine.connect() as conn:
+        body = conn.execute(text("SELECT body FROM public.platform_mail WHERE to_email = :e ORDER BY id DESC LIMIT 1"),
+                            {"e": email}).scalar_one()
+    return re.search(r"(https?://\S+/auth/\S+)", body).group(1)
 
 
 def _frame(page, live):
