@@ -84,9 +84,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     assets.init_app(app)
     app.context_processor(_page_context)
-    from app.views.home import template_globals
+    from app.views.home import local_filter, template_globals
 
     app.context_processor(template_globals)
+    app.add_template_filter(local_filter, "local")
     return app
 
 

@@ -3,15 +3,17 @@ whose add/edit forms keep what was typed and show any refusal at its field."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 
-from flask import abort, flash, request
+from flask import abort, flash, g, request
 from flask_appbuilder import ModelView
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.urltools import get_filter_args, get_order_args, get_page_args, get_page_size_args
 from sqlalchemy.exc import DBAPIError
 
+from app.services import local_time
 from app.uow import sqlstate, unit_of_work
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,19 @@ CHECK_MESSAGES: dict[tuple[str, str], tuple[str, str]] = {
     ("staff_break", "span"): ("end_min", "The end must be after the start, within 00:00–24:00."),
     ("location_hours", "span"): ("end_min", "The end must be after the start, within 00:00–24:00."),
 }
+
+
+def tenant_zone() -> str:
+    """The zone admin pages show times in: the current business's (UTC with none chosen)."""
+    tenant = g.get("tenant")
+    return tenant.timezone if tenant is not None and tenant.timezone else "UTC"
+
+
+def local_formatter():
+    """A list/show formatter: a stored UTC instant as local wall-clock time, labelled with the zone."""
+    def fmt(value):
+        return local_time.label(value, tenant_zone()) if isinstance(value, dt.datetime) else value
+    return fmt
 
 
 class FieldRefused(ValueError):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from flask import flash, g, redirect, url_for
 from flask_appbuilder import ModelView
 from flask_appbuilder.actions import action
+from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction
-from app.views.base import Interface
+from app.views.base import Interface, local_formatter
 
 from app import security
 from app.errors import ApiError
@@ -50,8 +52,10 @@ class AppointmentView(ModelView):
     ]
     search_columns = ["start_at", "service", "staff", "location", "customer", "status", "source"]
     base_order = ("start_at", "desc")
-    label_columns = {"start_at": "Start (UTC)", "end_at": "End (UTC)", "answers": "Booking form answers"}
-    formatters_columns = {"answers": answers_text}
+    label_columns = {"start_at": "Start", "end_at": "End", "answers": "Booking form answers", "created_at": "Booked at",
+                     "updated_at": "Last change"}
+    formatters_columns = {"answers": answers_text, "start_at": local_formatter(), "end_at": local_formatter(),
+                          "created_at": local_formatter(), "updated_at": local_formatter()}
 
     def _apply(self, items, fn, done: str):
         items = items if isinstance(items, list) else [items]
@@ -83,6 +87,39 @@ class AppointmentView(ModelView):
         return redirect(url_for("BookingDeskView.reschedule", appointment_id=str(item.id)))
 
 
+def shown_day() -> dt.date:
+    """The local day "my day" shows: ?day=YYYY-MM-DD, else today in the business's zone."""
+    from flask import request
+
+    from app.views.base import tenant_zone
+
+    try:
+        return dt.date.fromisoformat(request.args.get("day", ""))
+    except ValueError:
+        return dt.datetime.now(ZoneInfo(tenant_zone())).date()
+
+
+def _day_range() -> tuple[dt.datetime, dt.datetime]:
+    from app.views.base import tenant_zone
+
+    zone = ZoneInfo(tenant_zone())
+    day = shown_day()
+    start = dt.datetime.combine(day, dt.time(0), tzinfo=zone)
+    return start.astimezone(UTC), (start + dt.timedelta(days=1)).astimezone(UTC)
+
+
+class FilterLocalDay(BaseFilter):
+    """Rows starting within the local day the page shows (a function gives the UTC range)."""
+
+    name = "On the day shown"
+    arg_name = "lday"
+
+    def apply(self, query, func):
+        start, end = func()
+        column = getattr(self.model, self.column_name)
+        return query.filter(column >= start, column < end)
+
+
 class MyDayView(ModelView):
     """A staff member's own appointments (their calendar); nobody else's rows reach the query."""
 
@@ -92,12 +129,20 @@ class MyDayView(ModelView):
     base_permissions = ["can_list", "can_show"]
     list_columns = ["start_at", "end_at", "service", "location", "customer", "status", "seats"]
     show_columns = ["start_at", "end_at", "service", "location", "customer", "status", "seats", "notes", "answers"]
-    label_columns = {"answers": "Booking form answers"}
-    formatters_columns = {"answers": answers_text}
+    label_columns = {"answers": "Booking form answers", "start_at": "Start", "end_at": "End"}
+    formatters_columns = {"answers": answers_text, "start_at": local_formatter(), "end_at": local_formatter()}
     # No relation filters: their choice lists would name every customer of the business.
     search_columns = ["start_at", "status"]
-    base_filters = [["staff_id", FilterEqualFunction, lambda: security.current_staff_id() or -1]]
+    base_filters = [["staff_id", FilterEqualFunction, lambda: security.current_staff_id() or -1],
+                    ["start_at", FilterLocalDay, _day_range]]
     base_order = ("start_at", "asc")
+    list_template = "admin/my_day.html"
+    list_title = "My day"
+
+    def render_template(self, template, **kwargs):
+        day = shown_day()
+        kwargs.update(day=day, prev_day=day - dt.timedelta(days=1), next_day=day + dt.timedelta(days=1))
+        return super().render_template(template, **kwargs)
 
 
 VIEWS = [

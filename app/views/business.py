@@ -12,7 +12,7 @@ import datetime as dt
 from flask import g
 from flask_appbuilder import ModelView
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction
-from app.views.base import FormModelView, Interface
+from app.views.base import FormModelView, Interface, local_formatter, tenant_zone
 from wtforms import SelectField, StringField, ValidationError
 from wtforms.fields import DateField, TimeField
 from wtforms.validators import DataRequired, Optional, Regexp
@@ -192,18 +192,6 @@ class StaffBreakView(StaffWeeklyView):
     class_permission_name = "StaffBreaks"
 
 
-def tenant_zone() -> str:
-    tenant = g.get("tenant")
-    return tenant.timezone if tenant is not None else "UTC"
-
-
-def local_formatter(zone_of=None):
-    """A list/show formatter: the stored UTC instant in the business's zone, labelled."""
-    def fmt(value):
-        return local_time.label(value, tenant_zone()) if isinstance(value, dt.datetime) else value
-    return fmt
-
-
 def time_off_form() -> dict:
     """Time off as local dates (and optional times) in the staff member's zone; saved as UTC."""
     return {
@@ -281,6 +269,8 @@ class CustomerView(TenantModelView):
     class_permission_name = "Customers"
     list_columns = ["name", "email", "phone", "locale", "sms_opt_out", "created_at"]
     show_columns = ["name", "email", "phone", "locale", "timezone", "sms_opt_out", "marketing_opt_in", "created_at"]
+    formatters_columns = {"created_at": local_formatter()}
+    label_columns = {"created_at": "Created", "sms_opt_out": "No text messages", "locale": "Language"}
     add_columns = edit_columns = ["name", "email", "phone", "locale", "timezone", "sms_opt_out", "marketing_opt_in"]
     search_columns = ["name", "email", "phone"]
 
@@ -330,8 +320,6 @@ VIEWS = [
     (CategoryView, "Categories", "Business", security.TENANT_VIEWS, {"icon": "fa-tags"}),
     (ServiceView, "Services", "Business", security.TENANT_VIEWS, {"icon": "fa-briefcase"}),
     (StaffView, "Staff", "Team", security.TENANT_VIEWS, {"icon": "fa-users"}),
-    (StaffHoursView, "Working hours", "Team", security.TENANT_VIEWS, {"icon": "fa-clock-o"}),
-    (StaffBreakView, "Breaks", "Team", security.TENANT_VIEWS, {"icon": "fa-coffee"}),
     (StaffOverrideView, "Date overrides", "Team", security.TENANT_VIEWS, {"icon": "fa-calendar-o"}),
     (TimeOffView, "Time off", "Team", security.TENANT_VIEWS, {"icon": "fa-plane"}),
     (CustomerView, "Customers", "Bookings", security.TENANT_VIEWS, {"icon": "fa-address-book"}),
@@ -339,4 +327,6 @@ VIEWS = [
     (MyHoursView, "My hours", "Me", security.STAFF_VIEWS, {"icon": "fa-clock-o"}),
     (ServiceReadView, "Service catalogue", "Me", security.STAFF_READ_VIEWS, {"icon": "fa-list"}),
 ]
-NO_MENU = [(LocationHoursView, security.TENANT_VIEWS)]
+# Single hour/break rows stay reachable (the staff page lists them); the menu offers the week editor.
+NO_MENU = [(LocationHoursView, security.TENANT_VIEWS), (StaffHoursView, security.TENANT_VIEWS),
+           (StaffBreakView, security.TENANT_VIEWS)]

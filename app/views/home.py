@@ -32,3 +32,10 @@ def home_checklist() -> dict | None:
 
 def template_globals() -> dict:
     return {"home_checklist": home_checklist}
+
+
+def local_filter(value):
+    """`{{ instant|local }}`: an instant in the current business's zone, labelled (admin templates)."""
+    from app.views.base import local_formatter
+
+    return local_formatter()(value)
