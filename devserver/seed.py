@@ -142,6 +142,89 @@ def demo_links(app: Flask, base: str) -> list[str]:
     return lines
 
 
+# Demo history and bookings relative to today: (tenant, days from today, local time, service, staff,
+# customer, status, seats). Past ones are history (completed, cancelled, no-show); entered as imports,
+# so no message goes out for any of them.
+DEMO_APPOINTMENTS = [
+    ("bella_salon", -9, "10:00", "cut", "mia", ("Anna Krüger", "anna@example.com"), "completed", 1),
+    ("bella_salon", -8, "14:00", "color", "mia", ("Ben Otto", "ben@example.com"), "completed", 1),
+    ("bella_salon", -7, "10:30", "cut_wash", "mia", ("Clara Voss", "clara@example.com"), "cancelled", 1),
+    ("bella_salon", -6, "11:00", "cut", "jonas", ("David Lang", "david@example.com"), "no_show", 1),
+    ("bella_salon", -2, "15:00", "cut", "lea", ("Eva Roth", "eva@example.com"), "completed", 1),
+    ("bella_salon", 1, "10:00", "cut", "mia", ("Anna Krüger", "anna@example.com"), "confirmed", 1),
+    ("bella_salon", 2, "14:00", "cut_wash", "lea", ("Felix Hahn", "felix@example.com"), "confirmed", 1),
+    ("bella_salon", 3, "09:30", "color", "mia", ("Greta Sommer", "greta@example.com"), "confirmed", 1),
+    ("city_physio", -5, "09:00", "assessment", "sam", ("Harry Cole", "harry@example.com"), "completed", 1),
+    ("city_physio", -4, "13:00", "followup", "olivia", ("Isla Moore", "isla@example.com"), "no_show", 1),
+    # A group class: three customers in one session of the pilates class.
+    ("city_physio", 2, "14:00", "pilates", "sam", ("Jack Hill", "jack@example.com"), "confirmed", 2),
+    ("city_physio", 2, "14:00", "pilates", "sam", ("Kate Wood", "kate@example.com"), "confirmed", 1),
+    ("city_physio", 2, "14:00", "pilates", "sam", ("Liam Ward", "liam@example.com"), "confirmed", 1),
+]
+# A weekly series of four follow-ups (recurring), starting on the next Monday at 10:00.
+DEMO_SERIES = ("city_physio", "followup", "sam", "10:00", ("Mona Price", "mona@example.com"))
+
+
+def _workday(today, offset: int):
+    """today + offset days, moved away from Saturday/Sunday in the same direction (demo hours are Mon-Fri)."""
+    import datetime as dt
+
+    day = today + dt.timedelta(days=offset)
+    step = -1 if offset < 0 else 1
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=step)
+    return day
+
+
+def _seed_appointments(engine, slug: str) -> int:
+    """Past and future appointments of one demo business, once (only while it has none)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from app.errors import ApiError
+    from app.models import tenant as m
+    from app.services import booking
+    from app.tenancy import tenant_session
+
+    now = dt.datetime.now(dt.timezone.utc)
+    made = 0
+    with tenant_session(engine, slug) as (session, ref):
+        if session.scalar(select(m.Appointment.id).limit(1)) is not None:
+            return 0
+        zone = ZoneInfo(ref.timezone)
+        today = now.astimezone(zone).date()
+
+        def at(day, hhmm: str):
+            hours, minutes = map(int, hhmm.split(":"))
+            return dt.datetime.combine(day, dt.time(hours, minutes), tzinfo=zone)
+
+        for tenant_slug, offset, hhmm, service, staff, (name, email), status, seats in DEMO_APPOINTMENTS:
+            if tenant_slug != slug:
+                continue
+            req = booking.BookingRequest(
+                service=service, start=at(_workday(today, offset), hhmm), customer=booking.CustomerInput(name, email),
+                staff=staff, seats=seats, timezone=ref.timezone, source="import", status=status, override_rules=True)
+            try:
+                with session.begin_nested():
+                    booking.book(session, ref, "seed", req, now)
+                made += 1
+            except ApiError:
+                pass  # taken already (a re-run on a changed setup): the rest still goes in
+        tenant_slug, service, staff, hhmm, (name, email) = DEMO_SERIES
+        if tenant_slug == slug:
+            monday = today + dt.timedelta(days=7 - today.weekday())
+            req = booking.BookingRequest(
+                service=service, start=at(monday, hhmm), customer=booking.CustomerInput(name, email), staff=staff,
+                timezone=ref.timezone, source="import", override_rules=True,
+                recurrence=booking.Recurrence("FREQ=WEEKLY;COUNT=4", "skip_conflicts"))
+            try:
+                with session.begin_nested():
+                    made += len(booking.book(session, ref, "seed", req, now).appointments)
+            except ApiError:
+                pass
+    return made
+
+
 def seed_demo(app: Flask) -> list[str]:
     """Create what is missing of the demo; returns lines worth printing."""
     from app.models.tenant import Staff
@@ -165,6 +248,9 @@ def seed_demo(app: Flask) -> list[str]:
         for slug, color in (("bella_salon", "#9d174d"), ("city_physio", "#1d4ed8")):
             if _seed_widget(engine, slug, color):
                 out.append(f"created a booking widget for {slug}")
+            made = _seed_appointments(engine, slug)
+            if made:
+                out.append(f"created {made} demo appointments (past and coming) for {slug}")
         sm = app.appbuilder.sm
         for username, password, role, agency, tenant_slug, staff_key in DEMO_USERS:
             if sm.find_user(username=username):
