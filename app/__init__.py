@@ -84,9 +84,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     assets.init_app(app)
     app.context_processor(_page_context)
-    from app.views.home import local_filter, template_globals
+    from app.views.home import home_checklist, local_filter
 
-    app.context_processor(template_globals)
+    app.jinja_env.globals["home_checklist"] = home_checklist  # the dashboard home shows it too
     app.add_template_filter(local_filter, "local")
     return app
 

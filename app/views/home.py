@@ -1,4 +1,4 @@
-"""The admin home's getting-started checklist, offered to every template as `home_checklist()`."""
+"""The admin home's getting-started checklist (the Jinja global `home_checklist()`) and the `local` filter."""
 
 from __future__ import annotations
 
@@ -28,10 +28,6 @@ def home_checklist() -> dict | None:
 
         snippet = snippets(tenant.slug, widget)["js"]
     return {"steps": steps, "snippet": snippet}
-
-
-def template_globals() -> dict:
-    return {"home_checklist": home_checklist}
 
 
 def local_filter(value):
