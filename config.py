@@ -172,3 +172,5 @@ class Config:
     # --- jobs ---------------------------------------------------------------
     RQ_QUEUES = ("default", "notifications", "integrations")
     OUTBOX_BATCH = _int("OUTBOX_BATCH", 200)
+    # Account mail relayed this long ago and still unsent (its job lost with Redis) is enqueued again.
+    MAIL_REQUEUE_SECONDS = _int("MAIL_REQUEUE_SECONDS", 600)

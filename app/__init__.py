@@ -106,7 +106,7 @@ def _register_optional_blueprints(app: Flask) -> None:
     """Widget and portal blueprints, registered when their packages provide one."""
     import importlib
 
-    for module_name in ("app.widget.views", "app.portal.views", "app.notifications.views", "app.api_rest",
+    for module_name in ("app.widget.views", "app.portal.views", "app.views.sms_hooks", "app.api_rest",
                         "app.meetings.hooks"):
         try:
             module = importlib.import_module(module_name)

@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 from sqlalchemy import text
 
 from app.extensions import db
-from app.jobs.queues import redis_connection
+from app.queueing import redis_connection
 from app.uow import discard
 
 bp = Blueprint("health", __name__)

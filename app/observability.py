@@ -215,7 +215,7 @@ def queue_figures() -> list[tuple[str, int, int, int]]:
     from rq import Queue
     from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
-    from app.jobs.queues import redis_connection
+    from app.queueing import redis_connection
 
     connection = redis_connection()
     figures = []

@@ -1,4 +1,4 @@
-"""Job: send one stored account mail over SMTP."""
+"""Job: send one stored account mail over SMTP (enqueued by the outbox relay; skips a mail already sent)."""
 
 from __future__ import annotations
 

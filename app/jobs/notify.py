@@ -253,7 +253,7 @@ def _retry_delay(attempt: int, retry_after: float | None) -> float:
 
 
 def _schedule(tenant: str, delivery_id: int, delay: float) -> None:
-    from app.jobs.queues import queue
+    from app.queueing import queue
 
     try:
         queue("notifications").enqueue_in(dt.timedelta(seconds=delay), SEND_JOB, tenant, delivery_id,
@@ -264,7 +264,7 @@ def _schedule(tenant: str, delivery_id: int, delay: float) -> None:
 
 def dispatch(tenant: str, delivery_ids: list[int]) -> int:
     """Enqueue sending of `delivery_ids` now; returns how many were enqueued."""
-    from app.jobs.queues import queue
+    from app.queueing import queue
 
     if not delivery_ids:
         return 0

@@ -10,6 +10,8 @@ unique), so the worst case is a wasted job, never a second message.
 `python -m app.jobs.relay` runs the relay loop: it LISTENs on the channel the
 outbox trigger NOTIFYs on commit, relays that tenant at once, and sweeps every
 tenant every few seconds (events that waited for Redis, missed notifications).
+Account mail (`platform_mail`, public schema, NOTIFY payload `public`) takes the
+same path: written in the request's transaction, enqueued here.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def active_tenants(engine: Engine) -> list[str]:
 
 def relay_tenant(engine: Engine, slug: str, limit: int = 200) -> int:
     """Enqueue up to `limit` pending events of one tenant; returns how many went to RQ."""
-    from app.jobs.queues import queue
+    from app.queueing import queue
 
     sent = 0
     with tenant_session(engine, slug) as (session, _ref):
@@ -95,9 +97,61 @@ def relay_tenant(engine: Engine, slug: str, limit: int = 200) -> int:
     return sent
 
 
+MAIL_JOB = "app.jobs.mail.send_platform_mail"
+MAIL_MAX_ATTEMPTS = 6
+
+
+def relay_platform_mail(engine: Engine, limit: int = 200, requeue_after: float | None = None) -> int:
+    """Enqueue account mail written since the last pass; returns how many went to RQ.
+
+    Rows waiting (`relayed_at` NULL) go out at once. A row relayed more than `requeue_after`
+    seconds ago and still unsent (its job was lost with Redis, or failed for good) is
+    enqueued again, up to MAIL_MAX_ATTEMPTS times; the send job locks the row and skips
+    it once sent, so a mail is never sent twice by two jobs.
+    """
+    from sqlalchemy import or_
+    from sqlalchemy.orm import Session
+
+    from app.models.public import PlatformMail
+    from app.queueing import queue
+    from app.uow import unit_of_work
+    from config import Config
+
+    requeue_after = Config.MAIL_REQUEUE_SECONDS if requeue_after is None else requeue_after
+    now = dt.datetime.now(dt.timezone.utc)
+    stale = now - dt.timedelta(seconds=requeue_after)
+    with Session(engine) as session, unit_of_work(session):
+        rows = session.scalars(
+            select(PlatformMail)
+            .where(~PlatformMail.sent, PlatformMail.attempts < MAIL_MAX_ATTEMPTS,
+                   or_(PlatformMail.relayed_at.is_(None), PlatformMail.relayed_at < stale))
+            .order_by(PlatformMail.id).limit(limit).with_for_update(skip_locked=True)
+        ).all()
+        if not rows:
+            return 0
+        try:
+            q = queue("notifications")
+            with q.connection.pipeline() as pipe:
+                for row in rows:
+                    q.enqueue_call(MAIL_JOB, args=(row.id,), job_id=f"mail-{row.id}-{row.attempts}",
+                                   retry=Retry(max=3, interval=backoff_schedule(3, base=5, cap=300)),
+                                   result_ttl=600, failure_ttl=7 * 86400, pipeline=pipe)
+                pipe.execute()
+        except (RedisError, OSError) as exc:
+            for row in rows:
+                row.last_error = f"enqueue failed: {exc}"[:2000]
+            log.warning("outbox relay: Redis unavailable (%s); %d account mail(s) wait", exc, len(rows))
+            return 0
+        for row in rows:
+            row.relayed_at = now
+            row.attempts += 1
+            row.last_error = None
+        return len(rows)
+
+
 def relay_all(engine: Engine, limit: int = 200) -> int:
-    """One pass over every active tenant (each drained while full batches come back)."""
-    total = 0
+    """One pass over every active tenant (each drained while full batches come back), then account mail."""
+    total = relay_platform_mail(engine, limit)
     for slug in active_tenants(engine):
         while True:
             n = relay_tenant(engine, slug, limit)
@@ -153,7 +207,9 @@ def run(engine: Engine, sweep_every: float = 2.0, limit: int = 200, coalesce: fl
                     # carries several events and shares its queries and commits among them.
                     time.sleep(coalesce)
                     schemas = {n.payload for n in raw.notifies(timeout=0, stop_after=100_000)}
-                    for schema in schemas:
+                    if "public" in schemas:
+                        relay_platform_mail(engine, limit)
+                    for schema in schemas - {"public"}:
                         slug = _slug_of(engine, schema)
                         if slug:
                             while relay_tenant(engine, slug, limit) == limit:

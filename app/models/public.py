@@ -207,7 +207,12 @@ class AccessToken(PublicModel):
 
 
 class PlatformMail(PublicModel):
-    """Mails about accounts (invites, resets) kept for the development outbox page."""
+    """Mails about accounts (invites, resets, portal sign-in links): the outbox of account mail.
+
+    Written in the request's transaction; the outbox relay enqueues the send job for rows
+    with `relayed_at` NULL (and again for relayed rows still unsent after a while: a job
+    lost with Redis). Kept for the development outbox page either way.
+    """
 
     __tablename__ = "platform_mail"
 
@@ -217,3 +222,6 @@ class PlatformMail(PublicModel):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    relayed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)

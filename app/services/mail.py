@@ -1,32 +1,27 @@
 """Account and sign-in mail (invitations, password resets, magic links).
 
-Each message is stored in `platform_mail` (the development outbox page shows it)
-in the caller's transaction and sent by an RQ job after commit when SMTP is
-configured, so a rolled-back request sends nothing.
+Each message is a `platform_mail` row written in the caller's transaction: the outbox
+of account mail. When SMTP is configured the row waits for the outbox relay
+(`relayed_at` NULL; a trigger NOTIFYs it on commit), which enqueues the send job, so a
+rolled-back request sends nothing and this service never talks to Redis. Without SMTP
+the row is only kept for the development outbox page.
 """
 
 from __future__ import annotations
 
-from flask import current_app
-from sqlalchemy import event
+import datetime as dt
+
+from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 
 from app.models.public import PlatformMail
 
 
 def queue_mail(session: Session, to: str, subject: str, body: str) -> PlatformMail:
-    """Store a plain-text mail; enqueue its sending once the transaction commits."""
-    mail = PlatformMail(to_email=to, subject=subject, body=body)
+    """Store a plain-text mail; the relay has it sent once the transaction commits (if SMTP is configured)."""
+    to_send = has_app_context() and bool(current_app.config.get("SMTP_HOST"))
+    mail = PlatformMail(to_email=to, subject=subject, body=body,
+                        relayed_at=None if to_send else dt.datetime.now(dt.timezone.utc))
     session.add(mail)
     session.flush()
-    mail_id = mail.id
-    target = session() if callable(getattr(session, "registry", None)) else session
-
-    @event.listens_for(target, "after_commit", once=True)
-    def _enqueue(_session):
-        if current_app.config.get("SMTP_HOST"):
-            from app.jobs.queues import queue
-
-            queue("notifications").enqueue("app.jobs.mail.send_platform_mail", mail_id)
-
     return mail

@@ -122,7 +122,7 @@ class DeliveryLogView(BaseView):
 def _failed_jobs(slug: str) -> list:
     from rq.registry import FailedJobRegistry
 
-    from app.jobs.queues import QUEUE_NAMES, queue
+    from app.queueing import QUEUE_NAMES, queue
 
     jobs = []
     for name in QUEUE_NAMES:
@@ -164,7 +164,7 @@ class FailedJobsView(BaseView):
     def _job(self, job_id: str):
         from rq.job import Job
 
-        from app.jobs.queues import redis_connection
+        from app.queueing import redis_connection
 
         try:
             job = Job.fetch(job_id, connection=redis_connection())

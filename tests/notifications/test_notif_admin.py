@@ -55,7 +55,7 @@ def test_log_filters_searches_and_resends_a_failed_message(app, client, notif_te
 def test_failed_jobs_page_lists_only_this_tenants_jobs_with_retry_and_discard(app, client, notif_tenant, make_tenant, notif):
     from rq.registry import FailedJobRegistry
 
-    from app.jobs.queues import queue
+    from app.queueing import queue
 
     other = make_tenant()
     with app.app_context():

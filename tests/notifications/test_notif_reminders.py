@@ -79,7 +79,7 @@ def test_reminder_planned_then_cancelled_or_moved_before_sending_is_not_sent(app
 
 
 def test_two_workers_scanning_at_once_send_each_reminder_once(app, client, notif_tenant, smtp, workers):
-    from app.jobs.queues import queue
+    from app.queueing import queue
 
     starts = [f"2027-01-11T{h:02d}:00:00Z" for h in (8, 9, 10, 11, 12)]
     for i, start in enumerate(starts):

@@ -12,7 +12,7 @@ from notif_db_helpers import booking_body, relay, wait_until
 def test_request_id_rides_from_booking_to_the_job_log(app, client, notif_tenant, notif, smtp):
     from rq import Queue
 
-    from app.jobs.queues import redis_connection
+    from app.queueing import redis_connection
 
     rid = "req-booking-4711-abcdef"
     response = client.post(f"/api/v1/public/{notif_tenant}/bookings", json=booking_body(),

@@ -1,4 +1,8 @@
-"""Redis connection and RQ queues (default, notifications, integrations)."""
+"""Redis connection and RQ queues (default, notifications, integrations).
+
+Below services and jobs: health, the relay, jobs and the admin import it from here.
+Services do not enqueue (they write outbox rows; the relay enqueues).
+"""
 
 from __future__ import annotations
 
