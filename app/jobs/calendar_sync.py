@@ -99,7 +99,7 @@ def sync(tenant: str, connection_id: int, force_full: bool = False) -> dict:
 
 
 def _enqueue_in(seconds: float, func: str, *args) -> None:
-    from app.jobs.queues import queue
+    from app.queueing import queue
 
     try:
         queue("integrations").enqueue_in(dt.timedelta(seconds=max(1.0, seconds)), func, *args,
@@ -127,7 +127,7 @@ def tick_tenant(tenant: str, now: dt.datetime | None = None, inline: bool = True
         for appointment_id, cid in due_pushes:
             push(tenant, str(appointment_id), cid)
     else:
-        from app.jobs.queues import queue
+        from app.queueing import queue
 
         q = queue("integrations")
         for cid in due_pulls:

@@ -82,7 +82,7 @@ def handle_events(tenant: str, event_ids: list[int]) -> int:
 
 
 def _enqueue(tenant: str, appointment_id: str, delay: float) -> None:
-    from app.jobs.queues import queue
+    from app.queueing import queue
 
     try:
         queue(QUEUE).enqueue_in(dt.timedelta(seconds=max(delay, 0.05)), SYNC_JOB, tenant, appointment_id,
@@ -93,7 +93,7 @@ def _enqueue(tenant: str, appointment_id: str, delay: float) -> None:
 
 def sync(tenant: str, appointment_id: str) -> str:
     """RQ job: bring the appointment's meeting in line with the appointment; returns what it did."""
-    from app.jobs.queues import redis_connection
+    from app.queueing import redis_connection
 
     from app.meetings.base import TOKENS
 

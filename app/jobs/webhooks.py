@@ -74,7 +74,7 @@ def allow_private() -> bool:
 
 
 def _queue():
-    from app.jobs.queues import queue
+    from app.queueing import queue
 
     return queue(QUEUE)
 
@@ -120,7 +120,7 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 
 def drain(tenant: str, scope: str, endpoint_id: int) -> int:
     """RQ job: send the due deliveries of one endpoint in event order; returns how many were attempted."""
-    from app.jobs.queues import redis_connection
+    from app.queueing import redis_connection
 
     r = redis_connection()
     base = f"upz:wh:{tenant}:{scope}:{endpoint_id}"
