@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Modules that answer requests or commands: the top layer.
 VIEW_LAYER = (
     "app.views", "app.portal.views", "app.widget.views", "app.widget.api", "app.api_rest",
-    "app.notifications.views", "app.health", "app.cli",
+    "app.notifications.views", "app.meetings.hooks", "app.health", "app.cli",
 )
 # Run-time entry points in app/ that may use the development package.
 DEV_ENTRY_POINTS = {"app/cli/seed.py"}  # `flask seed`: the demo data
