@@ -14,3 +14,4 @@ cron.register(periodic.retention, queue_name="default", cron="17 3 * * *", name=
 cron.register(calendar_sync.tick, queue_name="integrations", interval=60, name="calendar-sync")
 cron.register(webhooks.sweep, queue_name="integrations", interval=60, name="webhook-sweep")
 cron.register(meetings.sweep, queue_name="integrations", interval=120, name="meeting-sweep")
+cron.register(periodic.retention_policies, queue_name="default", cron="37 3 * * *", name="retention-policies")

@@ -82,4 +82,11 @@ def retention(now=None) -> int:
     return removed
 
 
-__all__ = ["scan_reminders", "sweep_due", "retention", "scan_tenant_reminders"]
+def retention_policies(now=None) -> int:
+    """RQ/cron job: each business's own retention policy, where enabled (after its dry run)."""
+    from app.gdpr import retention as policies
+
+    return len(policies.apply_enabled(engine(), active_tenants(engine()), _parse(now)))
+
+
+__all__ = ["scan_reminders", "sweep_due", "retention", "retention_policies", "scan_tenant_reminders"]

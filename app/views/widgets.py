@@ -239,5 +239,4 @@ VIEWS = [
     (FormFieldView, "Booking form", "Online booking", security.TENANT_VIEWS, {"icon": "fa-list-alt"}),
     (ConsentTextView, "Terms & privacy texts", "Online booking", security.TENANT_VIEWS, {"icon": "fa-file-text-o"}),
     (ConsentRecordView, "Consent records", "Online booking", security.TENANT_VIEWS, {"icon": "fa-check-square-o"}),
-    (ErasureRequestView, "Erasure requests", "Online booking", security.TENANT_VIEWS, {"icon": "fa-eraser"}),
 ]
