@@ -15,48 +15,22 @@ import uuid
 from flask import g, jsonify, make_response
 from flask_appbuilder.api import ModelRestApi
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from marshmallow import ValidationError as FieldInvalid
 from sqlalchemy.exc import IntegrityError
 
 from app.models import tenant as m
+from app.services import catalogue_rules as rules
 from app.uow import discard
 
-KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+KEY_PATTERN = rules.KEY_PATTERN
 
 
 class PayloadInvalid(Exception):
-    """A rule across fields failed (end before start ...): nothing is written."""
+    """A rule failed (app.services.catalogue_rules, or one across fields): nothing is written."""
 
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field
         self.message = message
-
-
-def _check_key(value) -> None:
-    import re
-
-    if not isinstance(value, str) or not re.match(KEY_PATTERN, value):
-        raise FieldInvalid("lower-case letters, digits, - and _ (max 63), starting with a letter or digit")
-
-
-def _check_zone(value) -> None:
-    from tenants.provisioning import ProvisioningError, check_timezone
-
-    try:
-        check_timezone(value or "")
-    except ProvisioningError as exc:
-        raise FieldInvalid(str(exc))
-
-
-def _check_weekday(value) -> None:
-    if not isinstance(value, int) or not 0 <= value <= 6:
-        raise FieldInvalid("weekday is 0 (Monday) to 6 (Sunday)")
-
-
-def _check_minute(value) -> None:
-    if not isinstance(value, int) or not 0 <= value <= 1440:
-        raise FieldInvalid("minutes after midnight, 0 to 1440")
 
 
 def _error(status: int, code: str, message, field: str | None = None, **extra):
@@ -81,11 +55,10 @@ def _constraint_error(exc: IntegrityError):
     """A database rule caught what the checks did not (a duplicate key, a dangling reference)."""
     diag = getattr(exc.orig, "diag", None)
     name = getattr(diag, "constraint_name", None) or ""
-    if name.startswith("uq_"):
-        field = name.split("_")[-1]
-        return _error(422, "duplicate", f"{field}: already used in this business", field)
-    if name.startswith("fk_"):
-        return _error(422, "invalid", "a referenced item does not exist in this business", None)
+    known = rules.constraint_rule(name)
+    if known is not None:
+        code, field, message = known
+        return _error(422, code, message, field)
     return _error(422, "invalid", f"the data breaks the rule {name or 'of the database'}", None)
 
 
@@ -109,8 +82,18 @@ class TenantRestApi(ModelRestApi):
         blueprint.before_request(_require_tenant)
         return blueprint
 
+    # Columns checked by the catalogue rule of the same name (app.services.catalogue_rules.FIELD_CHECKS).
+    rule_fields: tuple[str, ...] = ()
+
     def check_item(self, item) -> None:
-        """Raise PayloadInvalid when fields that are fine alone do not fit together."""
+        """Raise PayloadInvalid for a value that breaks a catalogue rule (fields that fit together: subclasses)."""
+        for field in self.rule_fields:
+            value = getattr(item, field, None)
+            if value in (None, "") and field not in ("key", "name"):
+                continue
+            problem = rules.field_problem(field, value)
+            if problem:
+                raise PayloadInvalid(field, problem)
 
     def pre_add(self, item):
         self.check_item(item)
@@ -162,11 +145,15 @@ class TenantRestApi(ModelRestApi):
 class SpanCheck:
     """Weekly wall-clock rows: a weekday, minutes inside the day, end after start."""
 
-    validators_columns = {"weekday": _check_weekday, "start_min": _check_minute, "end_min": _check_minute}
+    rule_fields = ("weekday", "start_min", "end_min")
 
     def check_item(self, item) -> None:
-        if item.start_min is not None and item.end_min is not None and item.end_min <= item.start_min:
-            raise PayloadInvalid("end_min", "end must be after start")
+        super().check_item(item)
+        if item.start_min is not None and item.end_min is not None:
+            try:
+                rules.check_span(item.start_min, item.end_min)
+            except rules.RuleError as exc:
+                raise PayloadInvalid(exc.field, exc.message)
 
 
 class LocationApi(TenantRestApi):
@@ -177,7 +164,7 @@ class LocationApi(TenantRestApi):
     show_columns = list_columns
     add_columns = edit_columns = list_columns[1:]
     search_columns = ["key", "name", "timezone", "active"]
-    validators_columns = {"key": _check_key, "timezone": _check_zone}
+    rule_fields = ("key", "name", "timezone")
 
 
 class CategoryApi(TenantRestApi):
@@ -188,7 +175,7 @@ class CategoryApi(TenantRestApi):
     show_columns = list_columns
     add_columns = edit_columns = list_columns[1:]
     search_columns = ["key", "name"]
-    validators_columns = {"key": _check_key}
+    rule_fields = ("key", "name")
 
 
 class ServiceApi(TenantRestApi):
@@ -207,15 +194,7 @@ class ServiceApi(TenantRestApi):
         "cancel_window_min", "reschedule_window_min", "allow_recurring", "active",
     ]
     search_columns = ["key", "name", "category", "active", "meeting"]
-    validators_columns = {"key": _check_key}
-
-    def check_item(self, item) -> None:
-        if item.duration_min is not None and not 5 <= item.duration_min <= 1440:
-            raise PayloadInvalid("duration_min", "duration is 5 to 1440 minutes")
-        if item.capacity is not None and item.capacity < 1:
-            raise PayloadInvalid("capacity", "capacity is at least 1")
-        if item.meeting is not None and item.meeting not in ("none", "zoom", "teams", "google_meet"):
-            raise PayloadInvalid("meeting", "meeting is none, zoom, teams or google_meet")
+    rule_fields = tuple(rules.SERVICE_FIELDS)
 
 
 class StaffApi(TenantRestApi):
@@ -226,7 +205,7 @@ class StaffApi(TenantRestApi):
     show_columns = list_columns + ["services.id", "locations.id"]
     add_columns = edit_columns = list_columns[1:] + ["services", "locations"]
     search_columns = ["key", "name", "email", "active"]
-    validators_columns = {"key": _check_key}
+    rule_fields = ("key", "name")
 
 
 class StaffHoursApi(SpanCheck, TenantRestApi):
@@ -274,7 +253,7 @@ class TimeOffApi(TenantRestApi):
             if value is not None and value.tzinfo is None:
                 raise PayloadInvalid(name, "an instant needs an offset or Z")
         if item.start_at is not None and item.end_at is not None and item.end_at <= item.start_at:
-            raise PayloadInvalid("end_at", "end must be after start")
+            raise PayloadInvalid("end_at", rules.SPAN_MESSAGE)
 
 
 class CustomerApi(TenantRestApi):
@@ -286,12 +265,7 @@ class CustomerApi(TenantRestApi):
     add_columns = edit_columns = ["name", "email", "phone", "locale", "timezone", "sms_opt_out", "marketing_opt_in"]
     search_columns = ["name", "email", "phone"]
 
-    def check_item(self, item) -> None:
-        if item.timezone:
-            try:
-                _check_zone(item.timezone)
-            except FieldInvalid as exc:
-                raise PayloadInvalid("timezone", str(exc.messages[0]))
+    rule_fields = ("timezone",)
 
 
 class AppointmentApi(TenantRestApi):

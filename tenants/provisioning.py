@@ -5,17 +5,17 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from app.models.public import SLUG_PATTERN, SLUG_RE, Agency, Membership, Tenant, derive_schema_name
+from app.services import catalogue_rules as rules
 from tenants.migrate import current_revision, head_revision, migrate_public, migrate_schema
 
 AGENCY_SLUG_RE = re.compile(r"^[a-z][a-z0-9_-]{1,40}$")
-CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+CURRENCY_RE = rules.CURRENCY_RE
 LOCALES = ("en", "de", "fr", "es")
 
 
@@ -28,13 +28,11 @@ class ProvisioningError(ValueError):
 
 
 def check_timezone(name: str, field: str = "timezone") -> str:
+    """The catalogue rule (app.services.catalogue_rules), as a ProvisioningError."""
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ProvisioningError(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)", field)
-    if name not in available_timezones() and name != "UTC":
-        raise ProvisioningError(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)", field)
-    return name
+        return rules.check_timezone(name, field)
+    except rules.RuleError as exc:
+        raise ProvisioningError(exc.message, field)
 
 
 def create_agency(session: Session, slug: str, name: str) -> Agency:
@@ -65,8 +63,10 @@ def validate_spec(spec: TenantSpec) -> None:
     if not (spec.name or "").strip():
         raise ProvisioningError("tenant name is required", "name")
     check_timezone(spec.timezone)
-    if not CURRENCY_RE.match(spec.currency or ""):
-        raise ProvisioningError("currency must be a 3-letter ISO code such as EUR", "currency")
+    try:
+        rules.check_currency(spec.currency)
+    except rules.RuleError as exc:
+        raise ProvisioningError(exc.message, "currency")
     if spec.locale not in LOCALES:
         raise ProvisioningError(f"locale must be one of {', '.join(LOCALES)}", "locale")
 

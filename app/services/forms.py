@@ -18,9 +18,10 @@ from app.errors import ValidationError
 from app.models import tenant as m
 from app.models import widgets as w
 from app.services.booking import EMAIL_RE, normalize_phone
+from app.services import catalogue_rules as rules
 from app.services.catalogue import catalogue
 
-HEX_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+HEX_RE = rules.HEX_RE
 FONT_RE = re.compile(r"^[A-Za-z0-9 ,\-]{1,100}$")
 AA_RATIO = 4.5
 # Answer keys the platform itself writes (notifications read a meeting link from answers).
@@ -52,8 +53,10 @@ def color_problems(primary: str, accent: str) -> list[tuple[str, str]]:
     """(field, message) for each colour that fails AA against white."""
     problems = []
     for name, value in (("primary_color", primary), ("accent_color", accent)):
-        if not isinstance(value, str) or not HEX_RE.match(value):
-            problems.append((name, f"{name.replace('_', ' ')} must look like #1d4ed8"))
+        try:
+            rules.check_color(value, name)
+        except rules.RuleError as exc:
+            problems.append((name, exc.message))
             continue
         ratio = contrast(value, "#ffffff")
         if ratio < AA_RATIO:

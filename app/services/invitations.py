@@ -357,6 +357,28 @@ def link_staff(session: Session, scope: Scope, tenant: Tenant, staff_id: int, us
     return membership
 
 
+def find_login(session: Session, name: str):
+    """The account a person typed: a user name, or an email address (any letter case); None if none."""
+    name = (name or "").strip()
+    user = current_app.appbuilder.sm.find_user(username=name) if name else None
+    if user is None and "@" in name:
+        user = user_by_email(session, name)
+    return user
+
+
+def link_staff_login(session: Session, scope: Scope, tenant: Tenant, staff_id: int, name: str) -> Membership:
+    """link_staff() to the account named by a user name or an email address."""
+    return link_staff(session, scope, tenant, staff_id, find_login(session, name))
+
+
+def invite_staff(session: Session, scope: Scope, inviter_id: int | None, current_tenant_id: int | None, email: str,
+                 target: Target) -> AccessToken:
+    """invite(); a staff record can be linked only in the business the inviter works in."""
+    if target.staff_id is not None and (current_tenant_id is None or target.tenant_id != current_tenant_id):
+        raise PeopleError("a staff record can be linked only in the business you work in", "staff_id")
+    return invite(session, scope, inviter_id, email, target)
+
+
 def unlink_staff(session: Session, scope: Scope, tenant: Tenant, staff_id: int) -> None:
     """Stop the linked user logging in as this staff record (their Staff membership here goes)."""
     if not manages_tenant(scope, tenant):

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.models import tenant as m
 from app.models.public import Agency, Tenant
+from app.services import catalogue_rules as rules
 from app.services.booking import iso
 from app.tenancy import TenantRef, route_session
 from app.uow import unit_of_work
@@ -76,10 +77,22 @@ def _instant(value: str) -> dt.datetime:
     return parsed.astimezone(UTC)
 
 
+# Schema checks whose value has a catalogue rule: the file reports the rule's message (app.services.catalogue_rules).
+RULE_VALIDATORS = frozenset({"minimum", "maximum", "pattern", "minLength", "maxLength", "enum"})
+RULE_FIELDS = frozenset(rules.SERVICE_FIELDS) | {"category", "timezone", "currency"}
+
+
+def _schema_message(error) -> str:
+    field = error.absolute_path[-1] if error.absolute_path else None
+    if error.validator in RULE_VALIDATORS and field in RULE_FIELDS:
+        return rules.field_problem(field, error.instance) or error.message
+    return error.message
+
+
 def validate(doc) -> list[SetupError]:
     """Every problem of the file, each with its JSON path; [] when the file can be imported."""
     errors = [
-        SetupError(_path(e.absolute_path), e.message)
+        SetupError(_path(e.absolute_path), _schema_message(e))
         for e in sorted(_validator().iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
     ]
     if errors or not isinstance(doc, dict):
@@ -102,8 +115,18 @@ def _check_references(doc: dict) -> list[SetupError]:
     def span_ok(start, end, path):
         if start == "24:00":
             err(path, "a span cannot start at 24:00")
-        elif hhmm_to_min(end) <= hhmm_to_min(start):
-            err(path, f"end {end} must be after start {start}")
+            return
+        try:
+            rules.check_span(hhmm_to_min(start), hhmm_to_min(end))
+        except rules.RuleError as exc:
+            err(path, exc.message)
+
+    def name_ok(item, path):
+        if "name" in item:
+            try:
+                rules.check_name(item["name"])
+            except rules.RuleError as exc:
+                err([*path, "name"], exc.message)
 
     def unique(items, kind, base):
         seen = set()
@@ -114,6 +137,13 @@ def _check_references(doc: dict) -> list[SetupError]:
         return seen
 
     tz_ok(doc["tenant"]["timezone"], ["tenant", "timezone"])
+    name_ok(doc["tenant"], ["tenant"])
+    for kind in ("locations", "categories", "staff"):
+        for i, item in enumerate(doc.get(kind, [])):
+            name_ok(item, [kind, i])
+    for i, svc in enumerate(doc.get("services", [])):
+        for problem in rules.service_problems({k: v for k, v in svc.items() if k in rules.SERVICE_FIELDS and k != "key"}):
+            err(["services", i, problem.field], problem.message)
     locations = doc.get("locations", [])
     categories = doc.get("categories", [])
     services = doc.get("services", [])

@@ -15,26 +15,62 @@ from flask_appbuilder.models.sqla.filters import FilterEqualFunction
 from app.views.base import FormModelView, Interface, local_formatter, tenant_zone
 from wtforms import SelectField, StringField, ValidationError
 from wtforms.fields import DateField, TimeField
-from wtforms.validators import DataRequired, Optional, Regexp
+from wtforms.validators import DataRequired, Optional
 
 from app import security
 from app.extensions import db
 from app.models import tenant as m
+from app.services import catalogue_rules as rules
 from app.services import local_time
 from app.services.setup_io import hhmm_to_min, min_to_hhmm
 
-KEY_VALIDATOR = Regexp(r"^[a-z0-9][a-z0-9_-]{0,62}$", message="lower-case letters, digits, - and _ (max 63)")
 MEETING_CHOICES = [("none", "None (in person)"), ("zoom", "Zoom"), ("teams", "Microsoft Teams"), ("google_meet", "Google Meet")]
 WEEKDAY_CHOICES = [(i, d.capitalize()) for i, d in enumerate(("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"))]
 
 
-def _check_zone(form, field):
-    from tenants.provisioning import ProvisioningError, check_timezone
+def rule(check, required: bool = False):
+    """A WTForms validator running one catalogue rule (app.services.catalogue_rules): its message is the field error."""
 
-    try:
-        check_timezone(field.data or "")
-    except ProvisioningError as exc:
-        raise ValidationError(str(exc))
+    def validate(form, field):
+        if field.data in (None, "") and not required:
+            return
+        try:
+            check(field.data, field.name)
+        except rules.RuleError as exc:
+            raise ValidationError(exc.message)
+
+    return validate
+
+
+class RuleInterface(Interface):
+    """The admin's model interface for catalogue rows: unique columns are checked by `unique_key` below
+    (the database rule's message), not by FAB's own "Already exists." validator as well."""
+
+    def is_unique(self, col_name: str) -> bool:
+        return False
+
+
+def unique_key(model, column: str = "key"):
+    """A WTForms validator: `column` is not used by another row of this business (message: the uq_ constraint's)."""
+    _code, _field, message = rules.constraint_rule(f"uq_{model.__tablename__}_{column}")
+
+    def validate(form, field):
+        from sqlalchemy import select
+
+        from app.extensions import db
+
+        if not field.data:
+            return
+        other = db.session.scalar(select(model.id).where(getattr(model, column) == field.data))
+        if other is not None and other != getattr(form, "_id", None):
+            raise ValidationError(message)
+
+    return validate
+
+
+KEY_VALIDATOR = rule(rules.check_key, required=True)
+NAME_VALIDATOR = rule(rules.check_name, required=True)
+_check_zone = rule(rules.check_timezone, required=True)
 
 
 class HHMMField(StringField):
@@ -70,8 +106,11 @@ def hhmm_widget_args() -> dict:
 
 def _span_validator(form, field):
     start = form.start_min.data
-    if isinstance(start, int) and isinstance(field.data, int) and field.data <= start:
-        raise ValidationError("end must be after start")
+    if isinstance(start, int) and isinstance(field.data, int):
+        try:
+            rules.check_span(start, field.data, field.name)
+        except rules.RuleError as exc:
+            raise ValidationError(exc.message)
 
 
 class IntervalsField(StringField):
@@ -123,7 +162,7 @@ class StaffWeeklyView(TenantModelView):
 
 
 class LocationHoursView(TenantModelView):
-    datamodel = Interface(m.LocationHours)
+    datamodel = RuleInterface(m.LocationHours)
     class_permission_name = "LocationHours"
     list_columns = ["location", "weekday_name", "start", "end"]
     add_columns = edit_columns = ["location", "weekday", "start_min", "end_min"]
@@ -132,18 +171,19 @@ class LocationHoursView(TenantModelView):
 
 
 class LocationView(TenantModelView):
-    datamodel = Interface(m.Location)
+    datamodel = RuleInterface(m.Location)
     class_permission_name = "Locations"
     list_columns = ["name", "key", "timezone", "address", "virtual", "active"]
     show_columns = ["name", "key", "timezone", "address", "phone", "latitude", "longitude", "virtual", "active", "hours", "closures"]
     add_columns = edit_columns = ["name", "key", "timezone", "address", "phone", "latitude", "longitude", "virtual", "active"]
     search_columns = ["name", "key", "address", "timezone", "active"]
-    validators_columns = {"key": [DataRequired(), KEY_VALIDATOR], "timezone": [DataRequired(), _check_zone]}
+    validators_columns = {"key": [DataRequired(), KEY_VALIDATOR, unique_key(m.Location)], "name": [NAME_VALIDATOR],
+                          "timezone": [DataRequired(), _check_zone]}
     related_views = [LocationHoursView]
 
 
 class LocationClosureView(TenantModelView):
-    datamodel = Interface(m.LocationClosure)
+    datamodel = RuleInterface(m.LocationClosure)
     class_permission_name = "LocationClosures"
     list_columns = ["location", "date", "reason"]
     add_columns = edit_columns = ["location", "date", "reason"]
@@ -151,16 +191,16 @@ class LocationClosureView(TenantModelView):
 
 
 class CategoryView(TenantModelView):
-    datamodel = Interface(m.Category)
+    datamodel = RuleInterface(m.Category)
     class_permission_name = "Categories"
     list_columns = ["name", "key", "position"]
     add_columns = edit_columns = ["name", "key", "position"]
     search_columns = ["name", "key"]
-    validators_columns = {"key": [DataRequired(), KEY_VALIDATOR]}
+    validators_columns = {"key": [DataRequired(), KEY_VALIDATOR, unique_key(m.Category)], "name": [NAME_VALIDATOR]}
 
 
 class ServiceView(TenantModelView):
-    datamodel = Interface(m.Service)
+    datamodel = RuleInterface(m.Service)
     class_permission_name = "Services"
     list_columns = ["name", "key", "category", "duration_min", "price", "capacity", "meeting", "active"]
     show_columns = [
@@ -176,19 +216,23 @@ class ServiceView(TenantModelView):
         "max_advance_days": "Bookable up to (days ahead)", "cancel_window_min": "No online cancel later than (min before)",
         "reschedule_window_min": "No online reschedule later than (min before)", "all_locations": "Offered at every location",
     }
-    validators_columns = {"key": [DataRequired(), KEY_VALIDATOR]}
+    validators_columns = {
+        "key": [DataRequired(), KEY_VALIDATOR, unique_key(m.Service)], "name": [NAME_VALIDATOR],
+        # The meeting is a choice list (below); every other column runs its rule.
+        **{f: [rule(check)] for f, check in rules.SERVICE_FIELDS.items() if f not in ("key", "name", "meeting")},
+    }
     add_form_extra_fields = edit_form_extra_fields = {
         "meeting": SelectField("Online meeting", choices=MEETING_CHOICES, default="none"),
     }
 
 
 class StaffHoursView(StaffWeeklyView):
-    datamodel = Interface(m.StaffHours)
+    datamodel = RuleInterface(m.StaffHours)
     class_permission_name = "StaffHours"
 
 
 class StaffBreakView(StaffWeeklyView):
-    datamodel = Interface(m.StaffBreak)
+    datamodel = RuleInterface(m.StaffBreak)
     class_permission_name = "StaffBreaks"
 
 
@@ -233,7 +277,7 @@ class TimeOffFormMixin:
 
 
 class TimeOffView(TimeOffFormMixin, TenantModelView):
-    datamodel = Interface(m.TimeOff)
+    datamodel = RuleInterface(m.TimeOff)
     class_permission_name = "TimeOff"
     list_columns = ["staff", "start_at", "end_at", "reason"]
     show_columns = ["staff", "start_at", "end_at", "reason"]
@@ -242,7 +286,7 @@ class TimeOffView(TimeOffFormMixin, TenantModelView):
 
 
 class StaffOverrideView(TenantModelView):
-    datamodel = Interface(m.StaffOverride)
+    datamodel = RuleInterface(m.StaffOverride)
     class_permission_name = "StaffOverrides"
     list_columns = ["staff", "location", "date", "intervals_text"]
     add_columns = edit_columns = ["staff", "location", "date", "intervals"]
@@ -254,18 +298,18 @@ class StaffOverrideView(TenantModelView):
 
 
 class StaffView(TenantModelView):
-    datamodel = Interface(m.Staff)
+    datamodel = RuleInterface(m.Staff)
     class_permission_name = "Staff"
     list_columns = ["name", "key", "email", "phone", "active"]
     show_columns = ["name", "key", "email", "phone", "bio", "photo_url", "active", "services", "locations"]
     add_columns = edit_columns = show_columns
     search_columns = ["name", "key", "email", "active", "services", "locations"]
-    validators_columns = {"key": [DataRequired(), KEY_VALIDATOR]}
+    validators_columns = {"key": [DataRequired(), KEY_VALIDATOR, unique_key(m.Staff)], "name": [NAME_VALIDATOR]}
     related_views = [StaffHoursView, StaffBreakView, StaffOverrideView, TimeOffView]
 
 
 class CustomerView(TenantModelView):
-    datamodel = Interface(m.Customer)
+    datamodel = RuleInterface(m.Customer)
     class_permission_name = "Customers"
     list_columns = ["name", "email", "phone", "locale", "sms_opt_out", "created_at"]
     show_columns = ["name", "email", "phone", "locale", "timezone", "sms_opt_out", "marketing_opt_in", "created_at"]
@@ -273,6 +317,7 @@ class CustomerView(TenantModelView):
     label_columns = {"created_at": "Created", "sms_opt_out": "No text messages", "locale": "Language"}
     add_columns = edit_columns = ["name", "email", "phone", "locale", "timezone", "sms_opt_out", "marketing_opt_in"]
     search_columns = ["name", "email", "phone"]
+    validators_columns = {"timezone": [rule(rules.check_timezone)]}
 
 
 # ---------------------------------------------------------------- staff's own data
@@ -281,7 +326,7 @@ class CustomerView(TenantModelView):
 class MyTimeOffView(TimeOffFormMixin, TenantModelView):
     """A staff member's own time off; the filter narrows every query to their staff id."""
 
-    datamodel = Interface(m.TimeOff)
+    datamodel = RuleInterface(m.TimeOff)
     class_permission_name = "MyTimeOff"
     route_base = "/mytimeoff"
     list_columns = show_columns = ["start_at", "end_at", "reason"]
@@ -295,7 +340,7 @@ class MyTimeOffView(TimeOffFormMixin, TenantModelView):
 
 
 class MyHoursView(TenantModelView):
-    datamodel = Interface(m.StaffHours)
+    datamodel = RuleInterface(m.StaffHours)
     class_permission_name = "MyHours"
     route_base = "/myhours"
     list_columns = ["location", "weekday_name", "start", "end"]
@@ -307,7 +352,7 @@ class MyHoursView(TenantModelView):
 class ServiceReadView(TenantModelView):
     """Read-only service list for staff."""
 
-    datamodel = Interface(m.Service)
+    datamodel = RuleInterface(m.Service)
     class_permission_name = "ServiceCatalog"
     route_base = "/servicecatalog"
     list_columns = ["name", "category", "duration_min", "price", "capacity"]

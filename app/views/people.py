@@ -112,9 +112,9 @@ class InvitationsView(BaseView):
         scope = _scope()
         try:
             target = _target_from_form(request.form)
-            if target.staff_id is not None and (g.get("tenant") is None or target.tenant_id != g.tenant.id):
-                raise PeopleError("a staff record can be linked only in the business you work in", "staff_id")
-            row = run_unit(lambda: inv.invite(db.session, scope, g.user.id, request.form.get("email", ""), target))
+            current = g.get("tenant")
+            row = run_unit(lambda: inv.invite_staff(db.session, scope, g.user.id, current.id if current else None,
+                                                    request.form.get("email", ""), target))
         except PeopleError as exc:
             flash(str(exc), "danger")
             return self._render(request.form, 400)
@@ -180,9 +180,7 @@ class StaffAccountsView(BaseView):
     def link(self, staff_id):
         tenant, staff = _current_tenant(), self._staff(staff_id)
         name = (request.form.get("username") or "").strip()
-        sm = self.appbuilder.sm
-        user = sm.find_user(username=name) or (inv.user_by_email(db.session, name) if "@" in name else None)
-        return self._finish(lambda: inv.link_staff(db.session, _scope(), tenant, staff.id, user),
+        return self._finish(lambda: inv.link_staff_login(db.session, _scope(), tenant, staff.id, name),
                             f"{staff.name} now logs in as {name}.")
 
     @expose("/<int:staff_id>/invite", methods=["POST"])
