@@ -165,6 +165,24 @@ def activate(session: Session, tenant: Tenant | TenantRef) -> TenantRef:
     return ref
 
 
+def public_tenant(session: Session, slug: str) -> Tenant:
+    """The business a public URL names (public API, widget frame, portal), made current.
+
+    The one rule for who is open: unknown or still provisioning is 404 `not_found`,
+    suspended is 403 `tenant_suspended`. The row is find_recent_tenant()'s
+    (detached, read-only, at most a few seconds old).
+    """
+    from app.errors import ApiError, NotFound
+
+    tenant = find_recent_tenant(session, slug or "")
+    if tenant is None or tenant.status == Tenant.STATUS_PROVISIONING:
+        raise NotFound(f"unknown business {slug!r}", "tenant")
+    if tenant.status != Tenant.STATUS_ACTIVE:
+        raise ApiError("tenant_suspended", "this business does not take bookings at the moment", None, status=403)
+    activate(session, tenant)
+    return tenant
+
+
 def current_tenant(required: bool = True) -> TenantRef | None:
     """The tenant resolved for this request; aborts 404 when required and absent."""
     ref = g.get("tenant") if has_request_context() else None

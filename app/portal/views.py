@@ -19,9 +19,8 @@ from flask import Blueprint, Response, abort, current_app, g, redirect, render_t
 from app.errors import ApiError
 from app.extensions import db
 from app.models import tenant as m
-from app.models.public import Tenant
 from app.services import booking, forms, portal
-from app.tenancy import activate, find_tenant
+from app.tenancy import public_tenant
 from app.uow import discard, run_unit
 from app.widget import i18n
 from app.widget.api import utcnow
@@ -31,12 +30,11 @@ bp = Blueprint("portal", __name__, url_prefix="/portal/<tenant_slug>", template_
 
 @bp.url_value_preprocessor
 def _resolve_tenant(endpoint, values):
-    slug = values.pop("tenant_slug", None) or ""
-    tenant = find_tenant(db.session, slug)
-    if tenant is None or tenant.status != Tenant.STATUS_ACTIVE:
-        abort(404)
-    g.tenant_row = tenant
-    activate(db.session, tenant)
+    try:
+        g.tenant_row = public_tenant(db.session, values.pop("tenant_slug", None) or "")
+    except ApiError as exc:
+        # Before the language and branding are known: a plain error page (404 unknown, 403 suspended).
+        abort(exc.status, exc.message)
 
 
 @bp.url_defaults

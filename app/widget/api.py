@@ -23,19 +23,17 @@ import dataclasses
 import datetime as dt
 import gzip
 import hashlib
-from urllib.parse import quote_plus
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
 
-from app.errors import ApiError, NotFound, ValidationError
+from app.errors import NotFound, ValidationError
 from app.extensions import db
 from app.models import tenant as m
-from app.models.public import Tenant
 from app.services import booking, forms, meetings
 from app.services.availability import parse_query, slots_json_text
-from app.tenancy import activate, find_recent_tenant
+from app.services.public_catalogue import public_catalogue
+from app.tenancy import public_tenant
 from app.uow import discard
 
 bp = Blueprint("public_api", __name__, url_prefix="/api/v1/public/<tenant_slug>")
@@ -52,14 +50,7 @@ def utcnow() -> dt.datetime:
 
 @bp.url_value_preprocessor
 def _resolve_tenant(endpoint, values):
-    slug = values.pop("tenant_slug", None)
-    tenant = find_recent_tenant(db.session, slug or "")
-    if tenant is None or tenant.status == Tenant.STATUS_PROVISIONING:
-        raise NotFound(f"unknown business {slug!r}", "tenant")
-    if tenant.status != Tenant.STATUS_ACTIVE:
-        raise ApiError("tenant_suspended", "this business does not take bookings at the moment", None, status=403)
-    g.tenant_row = tenant
-    activate(db.session, tenant)
+    g.tenant_row = public_tenant(db.session, values.pop("tenant_slug", None) or "")
 
 
 @bp.after_request
@@ -88,91 +79,20 @@ def _gzip(response):
     return response
 
 
-def map_links(location: m.Location) -> dict:
-    if location.latitude is not None and location.longitude is not None:
-        q = f"{location.latitude},{location.longitude}"
-    elif location.address:
-        q = location.address
-    else:
-        return {"map_url": None, "directions_url": None}
-    return {
-        "map_url": f"https://www.openstreetmap.org/search?query={quote_plus(q)}",
-        "directions_url": f"https://www.google.com/maps/dir/?api=1&destination={quote_plus(q)}",
-    }
-
-
-def location_json(loc: m.Location) -> dict:
-    return {
-        "key": loc.key,
-        "name": loc.name,
-        "timezone": loc.timezone,
-        "virtual": loc.virtual,
-        "address": loc.address,
-        "phone": loc.phone,
-        "latitude": loc.latitude,
-        "longitude": loc.longitude,
-        **map_links(loc),
-    }
-
-
 @bp.get("/locations")
 def locations():
-    rows = db.session.scalars(select(m.Location).where(m.Location.active.is_(True)).order_by(m.Location.name))
-    return jsonify({"locations": [location_json(l) for l in rows]})
+    return jsonify({"locations": public_catalogue(db.session).locations})
 
 
 @bp.get("/services")
 def services():
-    all_locations = [l.key for l in db.session.scalars(select(m.Location).where(m.Location.active.is_(True)))]
-    staff_rows = list(
-        db.session.scalars(select(m.Staff).where(m.Staff.active.is_(True)).options(selectinload(m.Staff.services)))
-    )
-    out = []
-    for svc in db.session.scalars(
-        select(m.Service).where(m.Service.active.is_(True)).order_by(m.Service.position, m.Service.name)
-    ):
-        out.append(
-            {
-                "key": svc.key,
-                "name": svc.name,
-                "description": svc.description,
-                "category": {"key": svc.category.key, "name": svc.category.name} if svc.category else None,
-                "duration_min": svc.duration_min,
-                "price": f"{svc.price:.2f}" if svc.price is not None else None,
-                "currency": g.tenant.currency,
-                "capacity": svc.capacity,
-                "meeting": svc.meeting,
-                "allow_recurring": svc.allow_recurring,
-                "locations": sorted(all_locations) if svc.all_locations else [l.key for l in svc.locations if l.active],
-                "staff": sorted(s.key for s in staff_rows if svc in s.services),
-            }
-        )
-    return jsonify({"services": out})
+    currency = g.tenant.currency
+    return jsonify({"services": [{**svc, "currency": currency} for svc in public_catalogue(db.session).services]})
 
 
 @bp.get("/staff")
 def staff():
-    rows = db.session.scalars(
-        select(m.Staff)
-        .where(m.Staff.active.is_(True))
-        .options(selectinload(m.Staff.services), selectinload(m.Staff.locations))
-        .order_by(m.Staff.name)
-    )
-    return jsonify(
-        {
-            "staff": [
-                {
-                    "key": s.key,
-                    "name": s.name,
-                    "bio": s.bio,
-                    "photo_url": s.photo_url,
-                    "services": [x.key for x in s.services if x.active],
-                    "locations": [x.key for x in s.locations if x.active],
-                }
-                for s in rows
-            ]
-        }
-    )
+    return jsonify({"staff": public_catalogue(db.session).staff})
 
 
 @bp.get("/availability")

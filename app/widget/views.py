@@ -22,21 +22,19 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, render_template, request
-from markupsafe import Markup
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from markupsafe import Markup, escape
 
 from app.errors import ApiError
 from app.extensions import db
-from app.models import tenant as m
 from app.models.public import Tenant
 from app.models.widgets import Widget
 from app.services import booking, forms
-from app.services.availability import AvailabilityQuery, query_slots, versioned
-from app.tenancy import activate, find_recent_tenant
+from app.services.availability import AvailabilityQuery, query_slots
+from app.services.public_catalogue import public_catalogue
+from app.tenancy import public_tenant
 from app.uow import discard
 from app.widget import i18n, prerender
-from app.widget.api import location_json, utcnow, widget_json
+from app.widget.api import utcnow, widget_json
 
 bp = Blueprint("widget", __name__, url_prefix="/widget/v1", template_folder="templates")
 STATIC = Path(__file__).parent / "static"
@@ -85,63 +83,21 @@ def static_file(name: str):
     return _static_response(name, 3600)
 
 
-def _tenant_or_404(slug: str) -> Tenant:
-    tenant = find_recent_tenant(db.session, slug)
-    if tenant is None or tenant.status != Tenant.STATUS_ACTIVE:
-        abort(404)
-    activate(db.session, tenant)
-    return tenant
+@bp.errorhandler(ApiError)
+def _closed(exc: ApiError):
+    """An unknown (404) or suspended (403) business, as a page: the frame shows it inside the iframe."""
+    discard()
+    body = f'<!doctype html><html lang="en"><meta charset="utf-8"><title>Booking</title><p>{escape(exc.message)}</p></html>'
+    return Response(body, exc.status, mimetype="text/html", headers={"Cache-Control": "no-store"})
 
 
 def _widget_or_404(tenant_slug: str, public_id: str) -> tuple[Tenant, Widget]:
-    """The active tenant and its widget `public_id`; 404 when either is missing."""
-    tenant = _tenant_or_404(tenant_slug)
+    """The open tenant (app.tenancy.public_tenant's rule) and its widget `public_id`; 404 when the widget is missing."""
+    tenant = public_tenant(db.session, tenant_slug)
     widget = forms.find_widget(db.session, public_id)
     if widget is None:
         abort(404)
     return tenant, widget
-
-
-def _catalogue(session) -> tuple[list[dict], list[m.Staff], list[m.Location]]:
-    """Active services (as the flow needs them), staff and locations, in few queries."""
-    staff_rows = list(session.scalars(
-        select(m.Staff).where(m.Staff.active.is_(True)).options(selectinload(m.Staff.services)).order_by(m.Staff.name)))
-    location_rows = list(session.scalars(select(m.Location).where(m.Location.active.is_(True)).order_by(m.Location.name)))
-    active_locations = sorted(l.key for l in location_rows)
-    out = []
-    for svc in session.scalars(
-        select(m.Service).where(m.Service.active.is_(True)).options(selectinload(m.Service.locations), selectinload(m.Service.category))
-        .order_by(m.Service.position, m.Service.name)
-    ):
-        out.append({
-            "id": svc.id, "key": svc.key, "name": svc.name, "description": svc.description,
-            "category": svc.category.name if svc.category else None,
-            "duration_min": svc.duration_min,
-            "price": f"{svc.price:.2f}" if svc.price is not None else None,
-            "capacity": svc.capacity, "allow_recurring": svc.allow_recurring,
-            "locations": active_locations if svc.all_locations else [l.key for l in svc.locations if l.active],
-            "staff": sorted(s.key for s in staff_rows if svc in s.services),
-        })
-    return out, staff_rows, location_rows
-
-
-def _catalogue_json(session) -> dict:
-    """The frame's catalogue, JSON-ready: services, staff, locations, every service's form fields, consent texts.
-
-    Built once per rules version (versioned(); every table read here bumps it),
-    so a frame costs no catalogue queries while nothing changed. Shared between
-    requests: read it, never change it.
-    """
-    services, staff_rows, location_rows = _catalogue(session)
-    by_service = forms.fields_by_service(session, {svc["key"]: svc["id"] for svc in services})
-    return {
-        "services": [{k: v for k, v in svc.items() if k != "id"} for svc in services],
-        "staff": [{"key": s.key, "name": s.name} for s in staff_rows],
-        "locations": [location_json(l) for l in location_rows],
-        # Every active field; each request leaves out the ones its widget or embed code hides.
-        "fields": {key: [forms.field_json(f) for f in rows] for key, rows in by_service.items()},
-        "consents": [{"kind": t.kind, "version": t.version, "body": t.body} for t in forms.current_consents(session).values()],
-    }
 
 
 def _override_color(value: str | None, fallback: str, name: str, notes: list[str]) -> str:
@@ -229,13 +185,13 @@ def frame_data(tenant: Tenant, widget, args, lang: str, look: dict) -> dict:
     parent = (args.get("origin") or "").rstrip("/")
     # Messages go only to an origin the business allowed (or to our own admin preview).
     parent_origin = parent if parent in widget.allowed_origins or parent == own_origin else None
-    cat = versioned(db.session, "widget-frame", _catalogue_json)[1]
-    services = cat["services"]
+    cat = public_catalogue(db.session)
+    services = cat.frame_services
     hidden = set(widget.hidden_fields or [])
     # The embed code may hide optional questions only: the API still requires the required ones.
     embed_hidden = {h for h in (args.get("hide") or "").split(",") if h}
     fields = {key: [f for f in rows if f["key"] not in hidden and not (f["key"] in embed_hidden and not f["required"])]
-              for key, rows in cat["fields"].items()}
+              for key, rows in cat.fields.items()}
     data = {
         "tenant": tenant.slug, "business": tenant.name, "currency": tenant.currency, "tz": tenant.timezone,
         "now": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"), "lang": lang, "t": i18n.strings(lang),
@@ -249,7 +205,7 @@ def frame_data(tenant: Tenant, widget, args, lang: str, look: dict) -> dict:
             "staff": args.get("staff") or None,
         },
         "hide_phone": not widget.show_phone or "phone" in embed_hidden,
-        "locations": cat["locations"], "services": services, "staff": cat["staff"], "fields": fields, "consents": cat["consents"],
+        "locations": cat.locations, "services": services, "staff": cat.frame_staff, "fields": fields, "consents": cat.consents,
         "notes": look["notes"],
     }
     data["inline"] = _first_slots(data, services, widget)
