@@ -19,6 +19,7 @@ from app.models import widgets as w
 from app.notifications import ics
 from app.security import hash_secret
 from app.services import booking
+from app.services import catalogue_rules as rules
 from app.services.availability import AvailabilityQuery, query_slots
 from app.services.mail import queue_mail
 from app.tenancy import TenantRef
@@ -132,9 +133,10 @@ def free_slots(session: Session, appt: m.Appointment, day: dt.date, days: int, t
 def update_contact(session: Session, customer: m.Customer, name: str, phone: str | None, locale: str | None,
                    region: str | None) -> None:
     """Change name, phone and language; email stays (it identifies the customer)."""
-    name = (name or "").strip()
-    if not name or len(name) > 200:
-        raise ValidationError("name is required (200 characters at most)", "name")
+    try:
+        name = rules.check_name(name)
+    except rules.RuleError as exc:
+        raise ValidationError(exc.message, "name")
     if locale not in (None, "", "en", "de", "fr", "es"):
         raise ValidationError("language must be en, de, fr or es", "locale")
     customer.name = name
