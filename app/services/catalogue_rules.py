@@ -240,6 +240,9 @@ CONSTRAINTS: dict[str, tuple[str | None, str]] = {
     "ck_time_off_span": ("end_at", SPAN_MESSAGE),
 }
 
+# Unique indexes whose name does not end in the column.
+UNIQUE_FIELDS = {"uq_customer_email_lower": "email"}
+
 
 def constraint_rule(name: str | None) -> tuple[str, str | None, str] | None:
     """(code, field, message) for a database constraint name; None for names no rule covers."""
@@ -248,8 +251,10 @@ def constraint_rule(name: str | None) -> tuple[str, str | None, str] | None:
     if name in CONSTRAINTS:
         field, message = CONSTRAINTS[name]
         return "invalid", field, message
+    if name in UNIQUE_FIELDS:
+        return "duplicate", UNIQUE_FIELDS[name], DUPLICATE_MESSAGE
     if name.startswith("uq_"):
-        # uq_<table>_<column>: a key (or email) already taken.
+        # uq_<table>_<column>: a key already taken.
         return "duplicate", name.split("_")[-1], DUPLICATE_MESSAGE
     if name.startswith("fk_"):
         return "invalid", None, "a referenced item does not exist in this business"

@@ -149,3 +149,22 @@ def test_every_catalogue_check_constraint_has_a_field_and_message(app, make_tena
     for name in names:
         code, field, message = rules.constraint_rule(name)
         assert code == "invalid" and field and message
+
+
+@pytest.mark.parametrize("value, ok", [("0", True), ("25", True), ("25.5", True), ("25.50", True), ("-1", False),
+                                       ("1.234", False), ("abc", False), ("NaN", False), ("100000000", False),
+                                       (True, False), (None, True)])
+def test_price_rule(value, ok):
+    if ok:
+        rules.check_price(value)
+    else:
+        with pytest.raises(rules.RuleError, match="price is an amount"):
+            rules.check_price(value)
+
+
+def test_constraint_names_map_to_fields():
+    assert rules.constraint_rule("uq_customer_email_lower") == ("duplicate", "email", rules.DUPLICATE_MESSAGE)
+    assert rules.constraint_rule("uq_staff_key") == ("duplicate", "key", rules.DUPLICATE_MESSAGE)
+    assert rules.constraint_rule("ck_service_buffers") == ("invalid", "buffer_before_min", rules.BUFFER_MESSAGE)
+    assert rules.constraint_rule("fk_staff_hours_staff_id_staff")[0] == "invalid"
+    assert rules.constraint_rule("something_else") is None
