@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from app.extensions import db
 from app.models.webhooks import InboundWebhookEvent
+from app.uow import run_unit
 
 log = logging.getLogger(__name__)
 bp = Blueprint("zoom_hooks", __name__, url_prefix="/hooks")
@@ -70,14 +71,17 @@ def zoom_webhook():
         return jsonify({"plainToken": plain, "encryptedToken": _mac(secret, plain)})
     obj = payload.get("object") or {}
     key = f"{name}:{obj.get('id') or obj.get('uuid') or ''}:{event.get('event_ts') or ''}"[:200]
-    fresh = db.session.execute(insert(InboundWebhookEvent).values(source="zoom", event_key=key)
-                               .on_conflict_do_nothing().returning(InboundWebhookEvent.event_key)).scalar()
-    if fresh is None:
-        db.session.rollback()
+
+    def record() -> bool:
+        fresh = db.session.execute(insert(InboundWebhookEvent).values(source="zoom", event_key=key)
+                                   .on_conflict_do_nothing().returning(InboundWebhookEvent.event_key)).scalar()
+        if fresh is not None and name == "meeting.deleted" and obj.get("id"):
+            _mark_deleted(str(obj["id"]))
+        return fresh is not None
+
+    # A replay inserts nothing, so its unit writes nothing.
+    if not run_unit(record):
         return jsonify({"status": "duplicate"})
-    if name == "meeting.deleted" and obj.get("id"):
-        _mark_deleted(str(obj["id"]))
-    db.session.commit()
     return jsonify({"status": "ok"})
 
 

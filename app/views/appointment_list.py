@@ -29,7 +29,7 @@ from app.services import appointment_list as al
 from app.services import booking
 from app.services import calendar as cal
 from app.tenancy import TENANT_INFO_KEY
-from app.uow import run_unit
+from app.uow import discard, run_unit
 
 UTC = dt.timezone.utc
 BULK = {"cancel": "cancelled", "completed": "marked completed", "no_show": "marked no-show"}
@@ -108,7 +108,7 @@ class AppointmentListView(BaseView):
                         buffer.seek(0)
                         buffer.truncate()
                 yield buffer.getvalue()
-                session.rollback()
+                discard(session)
 
         name = f"appointments-{dt.date.today().isoformat()}.csv"
         return Response(stream_with_context(generate()), mimetype="text/csv",
