@@ -107,7 +107,7 @@ def _register_optional_blueprints(app: Flask) -> None:
     import importlib
 
     for module_name in ("app.widget.views", "app.portal.views", "app.views.sms_hooks", "app.api_rest",
-                        "app.meetings.hooks"):
+                        "app.meetings.hooks", "app.views.calendar_hooks"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -111,7 +111,7 @@ def _enqueue_in(seconds: float, func: str, *args) -> None:
 def tick_tenant(tenant: str, now: dt.datetime | None = None, inline: bool = True) -> dict:
     """Due pulls, due push retries, channel renewals and alerts of one tenant."""
     now = now or _now()
-    with _session(tenant) as (session, _ref):
+    with job_app().app_context(), _session(tenant) as (session, _ref):
         due_pulls = list(session.scalars(select(CalendarConnection.id).where(
             CalendarConnection.status == STATUS_ACTIVE,
             or_(CalendarConnection.next_pull_at.is_(None), CalendarConnection.next_pull_at <= now))))
@@ -119,8 +119,10 @@ def tick_tenant(tenant: str, now: dt.datetime | None = None, inline: bool = True
             CalendarEventLink.push_status.in_(("pending", "retry")),
             or_(CalendarEventLink.next_attempt_at.is_(None), CalendarEventLink.next_attempt_at <= now))).all())
         renew = list(session.scalars(select(CalendarConnection.id).where(
-            CalendarConnection.status == STATUS_ACTIVE, CalendarConnection.next_renewal_at <= now + dt.timedelta(hours=1))))
-        cal.raise_alerts(session, now) if hasattr(cal, "raise_alerts") else None
+            CalendarConnection.status == STATUS_ACTIVE, CalendarConnection.provider != "caldav",
+            or_(CalendarConnection.next_renewal_at <= now + dt.timedelta(hours=1),
+                CalendarConnection.next_renewal_at.is_(None)))))
+        cal.raise_alerts(session, now)
     if inline:
         for cid in due_pulls:
             pull(tenant, cid)
@@ -136,9 +138,8 @@ def tick_tenant(tenant: str, now: dt.datetime | None = None, inline: bool = True
         for appointment_id, cid in due_pushes:
             q.enqueue(PUSH_JOB, tenant, str(appointment_id), cid, meta={"tenant": tenant}, result_ttl=300,
                       failure_ttl=86400)
-    if renew and hasattr(cal, "renew_channel"):
-        for cid in renew:
-            renew_channel(tenant, cid)
+    for cid in renew:
+        renew_channel(tenant, cid)
     return {"pulls": len(due_pulls), "pushes": len(due_pushes), "renewals": len(renew)}
 
 
@@ -147,8 +148,8 @@ def renew_channel(tenant: str, connection_id: int) -> None:
     with job_app().app_context():
         with _session(tenant) as (session, _ref):
             conn = session.get(CalendarConnection, connection_id)
-            if conn is not None and hasattr(cal, "renew_channel"):
-                cal.renew_channel(session, conn, _cfg(), _now())
+            if conn is not None:
+                cal.renew_channel(session, tenant, conn, _cfg(), _now())
 
 
 def tick(now=None) -> dict:
@@ -165,3 +166,11 @@ def tick(now=None) -> dict:
             except Exception:  # one broken tenant must not stop the others
                 log.exception("calendar tick of %s failed", slug)
     return totals
+
+
+def enqueue_pull(tenant: str, connection_id: int) -> None:
+    """Queue one incremental pull (a change notification arrived); several in a row are harmless."""
+    from app.jobs.queues import queue
+
+    queue("integrations").enqueue(PULL_JOB, tenant, connection_id, meta={"tenant": tenant}, result_ttl=300,
+                                  failure_ttl=86400)

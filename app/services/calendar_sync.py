@@ -829,3 +829,108 @@ def health(session: Session, now: dt.datetime, *, staff_id: int | None = None) -
 
 def _iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+# --------------------------------------------------------------------------- change notifications
+
+GOOGLE_CHANNEL_TTL = 7 * 86400
+GRAPH_SUBSCRIPTION_MINUTES = 2 * 24 * 60  # Graph allows a little under 3 days for events
+
+
+def hook_url(cfg: SyncConfig, provider: str, slug: str) -> str | None:
+    """Where providers post change notifications (PUBLIC_URL must reach us), or None."""
+    if not cfg.public_url:
+        return None
+    return f"{cfg.public_url}/hooks/calendar/{provider}/{slug}"
+
+
+def renew_channel(session: Session, slug: str, conn: CalendarConnection, cfg: SyncConfig, now: dt.datetime,
+                  client=None) -> dict:
+    """Open (or renew before expiry) the connection's push channels: Google watch / Graph subscriptions.
+
+    CalDAV has none (the periodic pull is its only path). A failure is recorded and
+    retried at the next tick; polling goes on meanwhile.
+    """
+    import secrets as _secrets
+
+    if conn.provider == "caldav" or conn.status != STATUS_ACTIVE:
+        return {}
+    address = hook_url(cfg, conn.provider, slug)
+    if address is None:
+        return {}
+    client = client or client_for(session, conn, cfg)
+    old = dict(conn.channel or {})
+    items = []
+    try:
+        if conn.provider == "google":
+            for cal in conn.busy_calendars or []:
+                channel_id = f"upz-{conn.uid}-{_secrets.token_hex(4)}"
+                token = _secrets.token_urlsafe(24)
+                opened = client.watch(cal["id"], address, channel_id, token, GOOGLE_CHANNEL_TTL)
+                expires = opened["expires"] or now + dt.timedelta(seconds=GOOGLE_CHANNEL_TTL)
+                items.append({"id": channel_id, "token": token, "resource_id": opened["resource_id"],
+                              "calendar": cal["id"], "expires": expires.isoformat()})
+            for item in old.get("items", []):  # stop the channels the new ones replace
+                try:
+                    client.stop(item["id"], item.get("resource_id") or "")
+                except ProviderError:
+                    pass
+        else:
+            by_calendar = {i["calendar"]: i for i in old.get("items", [])}
+            for cal in conn.busy_calendars or []:
+                expires = now + dt.timedelta(minutes=GRAPH_SUBSCRIPTION_MINUTES)
+                existing = by_calendar.get(cal["id"])
+                if existing:
+                    try:
+                        renewed = client.renew(existing["id"], expires)
+                        items.append({**existing, "expires": renewed["expires"].isoformat()})
+                        continue
+                    except NotFound:
+                        pass
+                state = _secrets.token_urlsafe(24)
+                made = client.subscribe(cal["id"], address, state, expires)
+                items.append({"id": made["id"], "client_state": state, "calendar": cal["id"],
+                              "expires": made["expires"].isoformat()})
+    except AuthFailed as exc:
+        mark_reconnect(session, conn, str(exc), now)
+        return {"error": str(exc)}
+    except ProviderError as exc:
+        record_failure(conn, exc, now)
+        conn.next_renewal_at = now + dt.timedelta(minutes=15)
+        return {"error": str(exc)}
+    conn.channel = {"kind": conn.provider, "items": items}
+    if items:
+        earliest = min(dt.datetime.fromisoformat(i["expires"]) for i in items)
+        margin = dt.timedelta(days=1) if conn.provider == "google" else dt.timedelta(hours=12)
+        conn.next_renewal_at = earliest - margin
+    session.flush()
+    return conn.channel
+
+
+def connection_for_channel(session: Session, provider: str, channel_id: str) -> tuple[CalendarConnection, dict] | None:
+    """The active connection that opened this channel / subscription, with the channel's record."""
+    rows = session.scalars(select(CalendarConnection).where(
+        CalendarConnection.provider == provider, CalendarConnection.status == STATUS_ACTIVE,
+        CalendarConnection.channel["items"].contains([{"id": channel_id}])))
+    for conn in rows:
+        for item in conn.channel.get("items", []):
+            if item.get("id") == channel_id:
+                return conn, item
+    return None
+
+
+def raise_alerts(session: Session, now: dt.datetime) -> int:
+    """Mail once when a connection has failed for longer than the business's alert threshold."""
+    prefs = settings(session)
+    limit = now - dt.timedelta(minutes=prefs.failing_alert_minutes)
+    told = 0
+    for conn in session.scalars(select(CalendarConnection).where(
+            CalendarConnection.status == STATUS_ACTIVE, CalendarConnection.failing_since <= limit,
+            CalendarConnection.alerted_at.is_(None))):
+        conn.alerted_at = now
+        _tell(session, conn, f"Calendar sync failing ({conn.provider})",
+              f"The {conn.provider} calendar connection of {conn.owner_label} has failed since "
+              f"{_iso(conn.failing_since)}:\n{conn.last_error}\n\nBookings keep working; see Team → Calendar connections.")
+        told += 1
+    session.flush()
+    return told
