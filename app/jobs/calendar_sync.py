@@ -170,7 +170,7 @@ def tick(now=None) -> dict:
 
 def enqueue_pull(tenant: str, connection_id: int) -> None:
     """Queue one incremental pull (a change notification arrived); several in a row are harmless."""
-    from app.jobs.queues import queue
+    from app.queueing import queue
 
     queue("integrations").enqueue(PULL_JOB, tenant, connection_id, meta={"tenant": tenant}, result_ttl=300,
                                   failure_ttl=86400)

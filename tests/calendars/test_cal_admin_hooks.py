@@ -102,7 +102,7 @@ def test_staff_sees_only_own_connections_and_other_tenants_ids_are_404(app, clie
 def _queued_pulls(app):
     from rq import Queue
 
-    from app.jobs.queues import redis_connection
+    from app.queueing import redis_connection
 
     with app.app_context():
         q = Queue("integrations", connection=redis_connection())
