@@ -39,7 +39,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.support import gunicorn, print_side_by_side, worktree  # noqa: E402
+from bench.support import gunicorn, print_side_by_side, tenant_schema, worktree  # noqa: E402
 
 STAFF = 20
 BOOK_STAFF = 50
