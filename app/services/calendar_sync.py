@@ -934,3 +934,82 @@ def raise_alerts(session: Session, now: dt.datetime) -> int:
         told += 1
     session.flush()
     return told
+
+
+# --------------------------------------------------------------------------- subscription feeds
+
+def _feed_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_feed(session: Session, *, staff_id: int | None = None, customer_id: int | None = None,
+                now: dt.datetime | None = None) -> str:
+    """A new private feed token for a staff member or a customer (their earlier feeds are revoked)."""
+    import secrets as _secrets
+
+    from app.models.calendar_sync import CalendarFeed
+
+    if (staff_id is None) == (customer_id is None):
+        raise CalendarError("a feed belongs to one staff member or one customer", None)
+    now = now or dt.datetime.now(UTC)
+    owner = CalendarFeed.staff_id == staff_id if staff_id is not None else CalendarFeed.customer_id == customer_id
+    for old in session.scalars(select(CalendarFeed).where(owner, CalendarFeed.revoked_at.is_(None))):
+        old.revoked_at = now
+    token = _secrets.token_urlsafe(24)
+    session.add(CalendarFeed(token_hash=_feed_hash(token), staff_id=staff_id, customer_id=customer_id, created_at=now))
+    session.flush()
+    return token
+
+
+def revoke_feeds(session: Session, *, staff_id: int | None = None, customer_id: int | None = None,
+                 now: dt.datetime | None = None) -> int:
+    from app.models.calendar_sync import CalendarFeed
+
+    owner = CalendarFeed.staff_id == staff_id if staff_id is not None else CalendarFeed.customer_id == customer_id
+    rows = list(session.scalars(select(CalendarFeed).where(owner, CalendarFeed.revoked_at.is_(None))))
+    for row in rows:
+        row.revoked_at = now or dt.datetime.now(UTC)
+    session.flush()
+    return len(rows)
+
+
+def feed_ics(session: Session, slug: str, token: str, now: dt.datetime) -> str | None:
+    """The iCalendar text of a live feed (None for an unknown or revoked token): 30 days back, a year ahead."""
+    import icalendar
+
+    from app.models.calendar_sync import CalendarFeed
+
+    feed = session.scalar(select(CalendarFeed).where(CalendarFeed.token_hash == _feed_hash(token),
+                                                     CalendarFeed.revoked_at.is_(None)))
+    if feed is None:
+        return None
+    q = select(m.Appointment).where(m.Appointment.start_at >= now - dt.timedelta(days=30),
+                                    m.Appointment.start_at <= now + dt.timedelta(days=365),
+                                    m.Appointment.status != m.STATUS_CANCELLED).order_by(m.Appointment.start_at)
+    q = q.where(m.Appointment.staff_id == feed.staff_id) if feed.staff_id else q.where(
+        m.Appointment.customer_id == feed.customer_id)
+    prefs = settings(session)
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//Upzento//Appointments feed//EN")
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", "Appointments")
+    for appt in session.scalars(q):
+        ours = render_event(session, slug, appt, prefs)
+        ev = icalendar.Event()
+        ev.add("uid", ours.uid)
+        ev.add("dtstamp", now)
+        ev.add("dtstart", appt.start_at)
+        ev.add("dtend", appt.end_at)
+        ev.add("sequence", appt.sequence)
+        if feed.customer_id:  # the customer sees the service and place, not the business's template
+            ev.add("summary", appt.service.name if appt.service else "Appointment")
+            if appt.location:
+                ev.add("location", appt.meeting_join_url or appt.location.address or appt.location.name)
+        else:
+            ev.add("summary", ours.title)
+            if ours.description:
+                ev.add("description", ours.description)
+            if ours.location:
+                ev.add("location", ours.location)
+        cal.add_component(ev)
+    return cal.to_ical().decode()

@@ -93,3 +93,22 @@ def microsoft(slug: str):
     for connection_id in sorted(accepted):
         _queue_pull(slug, connection_id)
     return Response(status=202)
+
+
+@bp.get("/feed/<slug>/<token>.ics")
+def feed(slug: str, token: str):
+    """A private subscription feed (webcal): a staff member's or a customer's appointments."""
+    import datetime as dt
+
+    from app.services.calendar_sync import feed_ics
+
+    try:
+        with tenant_session(db.engine, slug) as (session, _ref):
+            body = feed_ics(session, slug, token, dt.datetime.now(dt.timezone.utc))
+    except NoTenant:
+        body = None
+    if body is None:
+        return _error(404, "not_found", "unknown or revoked feed")
+    response = Response(body, mimetype="text/calendar")
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return response

@@ -156,6 +156,26 @@ class _CalendarPages(BaseView):
               else "Disconnected; our events there were left as they are.", "success")
         return self._back()
 
+    @expose("/feed", methods=["POST"])
+    @has_access
+    def feed(self):
+        """A new private subscription URL for a staff member (the old one stops working), or revoke it."""
+        from app.services import calendar_sync as cal
+
+        sid = self._staff_scope() if self.own_only or security.is_staff_only() else _int(request.form.get("staff_id"))
+        if sid is None or db.session.get(m.Staff, sid) is None:
+            abort(404)
+        if request.form.get("action") == "revoke":
+            run_unit(lambda: cal.revoke_feeds(db.session, staff_id=sid), db.session)
+            flash("The subscription URL was revoked.", "success")
+            return self._back()
+        token = run_unit(lambda: cal.create_feed(db.session, staff_id=sid), db.session)
+        base = (current_app.config.get("PUBLIC_URL") or request.host_url).rstrip("/")
+        url = f"{base}/hooks/calendar/feed/{g.tenant.slug}/{token}.ics"
+        flash(f"Subscription URL (shown once; any earlier one stops working): {url} — "
+              f"webcal: {url.replace('https://', 'webcal://').replace('http://', 'webcal://')}", "success")
+        return self._back()
+
     @expose("/<int:connection_id>/calendars", methods=["POST"])
     @has_access
     def pick(self, connection_id: int):
