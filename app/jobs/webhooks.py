@@ -109,7 +109,13 @@ def handle_events(tenant: str, event_ids: list[int]) -> int:
         outbox = session.scalars(select(m.OutboxEvent).where(m.OutboxEvent.id.in_(event_ids))
                                  .order_by(m.OutboxEvent.id)).all()
         counts = svc.plan_events(session, ref.slug, ref.agency_id, list(outbox))
-    enqueue_drains(tenant, counts)
+        slow = svc.failing(session, counts) if counts else set()
+    # Healthy endpoints are drained right here (a job per endpoint would cost more than
+    # the POSTs); failing ones, which may wait on timeouts, get their own drain jobs.
+    enqueue_drains(tenant, [pair for pair in counts if pair in slow])
+    for scope, endpoint_id in counts:
+        if (scope, endpoint_id) not in slow:
+            drain(tenant, scope, endpoint_id)
     return sum(counts.values())
 
 
@@ -134,14 +140,26 @@ def drain(tenant: str, scope: str, endpoint_id: int) -> int:
         try:
             while r.delete(dirty_key):
                 while True:
-                    n = _drain_batch(tenant, scope, endpoint_id, lambda: r.expire(lock_key, LOCK_TTL))
-                    attempted += max(n, 0)
-                    if n <= 0:
+                    n = _drain_batch(tenant, scope, endpoint_id, _throttled(lambda: r.expire(lock_key, LOCK_TTL)))
+                    attempted += n
+                    if n < BATCH:  # all that was due went (new rows raise the dirty mark)
                         break
         finally:
             r.eval(_RELEASE, 1, lock_key, token)
         if not r.exists(dirty_key):
             return attempted
+
+
+def _throttled(fn, every: float = 5.0):
+    """`fn` at most once per `every` seconds (refreshing the drain lock on every POST cost a round trip each)."""
+    last = [time.monotonic()]
+
+    def call():
+        if time.monotonic() - last[0] >= every:
+            last[0] = time.monotonic()
+            fn()
+
+    return call
 
 
 def _receiver_wide(status: int | None) -> bool:
@@ -164,6 +182,7 @@ def _drain_batch(tenant: str, scope: str, endpoint_id: int, keep_lock) -> int:
             .order_by(WebhookDelivery.event_at, WebhookDelivery.id).limit(BATCH)).all()
         secrets = svc.signing_secrets(endpoint, now) if rows else []
         url = endpoint.url
+        state = (endpoint.failing_since, endpoint.last_success_at)
     due, wait_until = [], None
     for row in rows:
         if row.next_attempt_at <= now:
@@ -193,7 +212,7 @@ def _drain_batch(tenant: str, scope: str, endpoint_id: int, keep_lock) -> int:
                     break
         finally:
             client.close()
-    held = _record(tenant, scope, endpoint_id, results)
+    held = _record(tenant, scope, endpoint_id, results, state)
     if held is not None:
         _schedule(tenant, scope, endpoint_id, held)
         return 0  # the rest waits behind the failed delivery
@@ -207,7 +226,7 @@ def _schedule(tenant: str, scope: str, endpoint_id: int, delay: float) -> None:
         log.warning("webhooks of %s: cannot schedule a retry (%s); the sweep will", tenant, exc)
 
 
-def _record(tenant: str, scope: str, endpoint_id: int, results) -> float | None:
+def _record(tenant: str, scope: str, endpoint_id: int, results, state=(None, None)) -> float | None:
     """Write each attempt's outcome; returns the delay until a held-back retry, if the drain must wait."""
     now = _now()
     schedule = retry_schedule()
@@ -233,10 +252,14 @@ def _record(tenant: str, scope: str, endpoint_id: int, results) -> float | None:
                     _schedule(tenant, scope, endpoint_id, delay)
         updates.append(values)
     last_ok = bool(results) and results[-1][1].ok
+    failing_since, last_success = state
+    # The endpoint row is written only when its state changes (or once a minute for last success).
+    touch = not last_ok or failing_since is not None or last_success is None \
+        or (now - last_success).total_seconds() > 60
     with job_session(tenant) as (session, ref):
         if updates:
             session.execute(update(WebhookDelivery), updates)
-        endpoint = svc.endpoint_by_ref(session, scope, endpoint_id)
+        endpoint = svc.endpoint_by_ref(session, scope, endpoint_id) if touch else None
         if endpoint is not None and results:
             if any(r[1].ok for r in results):
                 endpoint.last_success_at = now

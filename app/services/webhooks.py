@@ -275,6 +275,12 @@ def plan_events(session: Session, tenant_slug: str, agency_id: int, outbox: list
     return counts
 
 
+def failing(session: Session, pairs) -> set[tuple[str, int]]:
+    """Which of these (scope, endpoint id) are failing now (their drains may wait on timeouts)."""
+    return {(e.scope, e.id) for e in (endpoint_by_ref(session, s, i) for s, i in pairs)
+            if e is not None and e.failing_since is not None}
+
+
 def test_delivery(session: Session, endpoint: Endpoint, tenant_slug: str, now: dt.datetime | None = None) -> WebhookDelivery:
     """A `webhook.test` delivery to one endpoint (sent by the webhook job like any other)."""
     now = now or _now()
