@@ -104,7 +104,9 @@ def shown(table: str, column: str, value: Any) -> Any:
 
 def _actor_fields(actor: Actor) -> dict:
     return {"actor_kind": actor.kind, "actor_id": actor.id, "actor_label": (actor.label or None) and actor.label[:200],
-            "ip": actor.ip, "user_agent": actor.user_agent, "request_id": actor.request_id}
+            "ip": actor.ip, "user_agent": actor.user_agent,
+            # A job serving a batch carries the ids of every request in it, comma-joined: keep what fits.
+            "request_id": (actor.request_id or None) and actor.request_id[:128]}
 
 
 def row_changes(table: str, values: dict, prefix: str = "") -> dict:
