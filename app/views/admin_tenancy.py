@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import abort, flash, g, jsonify, redirect, request, session as web_session, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.security.decorators import permission_name
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction, FilterInFunction
-from app.views.base import FieldRefused, FormModelView, Interface
+from app.views.base import FieldRefused, FormModelView, Interface, titles
 from sqlalchemy import select
-from wtforms.validators import DataRequired, Regexp
+from wtforms.validators import DataRequired, Optional, Regexp
 
 from app import security
 from app.extensions import db
 from app.models.public import SLUG_PATTERN, Agency, ApiKey, Membership, Tenant
 from app.uow import discard, run_unit
+
+
+def slug_from_name(name: str) -> str:
+    """'Nails & Co. Wien' -> 'nails_co_wien' (the rule of a short name; a leading digit gets a 'b')."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "_", plain).strip("_")[:40] or "business"
+    return slug if slug[0].isalpha() else f"b{slug}"[:40]
 
 
 def _check_zone(form, field):
@@ -51,6 +62,7 @@ def _set_status(items, status: str) -> None:
 
 
 class AgencyView(FormModelView):
+    locals().update(titles("agency", "Agencies"))
     datamodel = Interface(Agency)
     class_permission_name = "Agencies"
     list_columns = ["name", "slug", "created_at"]
@@ -63,7 +75,16 @@ class AgencyView(FormModelView):
 class TenantView(FormModelView):
     """Client businesses of the agencies the user may see; creating one provisions its schema."""
 
-    datamodel = Interface(Tenant)
+    locals().update(titles("client business", "Client businesses"))
+    label_columns = {"slug": "Short name", "timezone": "Time zone", "locale": "Language", "schema_version": "Database version"}
+    description_columns = {
+        "slug": "Used in links and the widget: lower-case letters, digits and _, starting with a letter. "
+                "Leave empty to derive it from the name.",
+        "timezone": "An IANA time zone such as Europe/Berlin or Europe/Vienna.",
+        "currency": "Three letters, e.g. EUR.",
+    }
+
+    datamodel = Interface(Tenant, optional=("slug",))
     class_permission_name = "Tenants"
     list_columns = ["name", "slug", "agency", "status", "timezone", "currency", "locale"]
     show_columns = [
@@ -80,7 +101,7 @@ class TenantView(FormModelView):
     # The agency choices (form and search) list only agencies the user may create businesses in.
     add_form_query_rel_fields = search_form_query_rel_fields = {"agency": [["id", FilterInFunction, _own_agency_ids]]}
     validators_columns = {
-        "slug": [DataRequired(), Regexp(SLUG_PATTERN, message="lower-case letters, digits, - and _ (max 63)")],
+        "slug": [Optional(), Regexp(SLUG_PATTERN, message="lower-case letters, digits, - and _ (max 63)")],
         "timezone": [DataRequired(), _check_zone],
     }
 
@@ -101,6 +122,8 @@ class TenantView(FormModelView):
     def pre_add(self, item):
         from tenants.provisioning import ProvisioningError, TenantSpec, new_schema_name, validate_spec
 
+        if not item.slug:
+            item.slug = slug_from_name(item.name or "")
         scope = g.get("scope")
         if scope is None or not (scope.platform or item.agency_id in scope.agency_ids or (item.agency and item.agency.id in scope.agency_ids)):
             abort(403)

@@ -93,8 +93,12 @@ class Interface(SQLAInterface):
     - Add / edit / delete commit through app.uow, and a refused row becomes a FieldRefused.
     """
 
+    def __init__(self, obj, session=None, optional=()):
+        super().__init__(obj, session)
+        self.optional = frozenset(optional)  # NOT NULL columns a view fills itself when left empty
+
     def is_nullable(self, col_name: str) -> bool:
-        if self.is_boolean(col_name):
+        if self.is_boolean(col_name) or col_name in self.optional:
             return True
         return super().is_nullable(col_name)
 
@@ -137,6 +141,11 @@ def show_refusal(form, exc: Exception) -> None:
         field.errors = [*field.errors, message] if isinstance(field.errors, list) else [message]
     else:
         flash(message, "danger")
+
+
+def titles(noun: str, plural: str) -> dict[str, str]:
+    """Page titles in people's words ("Add client business", not FAB's "Add Tenant")."""
+    return {"list_title": plural, "add_title": f"Add {noun}", "edit_title": f"Edit {noun}", "show_title": noun.capitalize()}
 
 
 class FormModelView(ModelView):

@@ -12,7 +12,7 @@ import datetime as dt
 from flask import g
 from flask_appbuilder import ModelView
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction
-from app.views.base import FormModelView, Interface, local_formatter, tenant_zone
+from app.views.base import FormModelView, Interface, local_formatter, tenant_zone, titles
 from wtforms import SelectField, StringField, ValidationError
 from wtforms.fields import DateField, TimeField
 from wtforms.validators import DataRequired, Optional
@@ -171,6 +171,7 @@ class LocationHoursView(TenantModelView):
 
 
 class LocationView(TenantModelView):
+    locals().update(titles("location", "Locations"))
     datamodel = RuleInterface(m.Location)
     class_permission_name = "Locations"
     list_columns = ["name", "key", "timezone", "address", "virtual", "active"]
@@ -183,6 +184,7 @@ class LocationView(TenantModelView):
 
 
 class LocationClosureView(TenantModelView):
+    locals().update(titles("closure", "Closures"))
     datamodel = RuleInterface(m.LocationClosure)
     class_permission_name = "LocationClosures"
     list_columns = ["location", "date", "reason"]
@@ -191,6 +193,7 @@ class LocationClosureView(TenantModelView):
 
 
 class CategoryView(TenantModelView):
+    locals().update(titles("category", "Categories"))
     datamodel = RuleInterface(m.Category)
     class_permission_name = "Categories"
     list_columns = ["name", "key", "position"]
@@ -200,6 +203,7 @@ class CategoryView(TenantModelView):
 
 
 class ServiceView(TenantModelView):
+    locals().update(titles("service", "Services"))
     datamodel = RuleInterface(m.Service)
     class_permission_name = "Services"
     list_columns = ["name", "key", "category", "duration_min", "price", "capacity", "meeting", "active"]
@@ -277,6 +281,7 @@ class TimeOffFormMixin:
 
 
 class TimeOffView(TimeOffFormMixin, TenantModelView):
+    locals().update(titles("time off", "Time off"))
     datamodel = RuleInterface(m.TimeOff)
     class_permission_name = "TimeOff"
     list_columns = ["staff", "start_at", "end_at", "reason"]
@@ -286,6 +291,7 @@ class TimeOffView(TimeOffFormMixin, TenantModelView):
 
 
 class StaffOverrideView(TenantModelView):
+    locals().update(titles("date override", "Date overrides"))
     datamodel = RuleInterface(m.StaffOverride)
     class_permission_name = "StaffOverrides"
     list_columns = ["staff", "location", "date", "intervals_text"]
@@ -298,6 +304,7 @@ class StaffOverrideView(TenantModelView):
 
 
 class StaffView(TenantModelView):
+    locals().update(titles("staff member", "Staff"))
     datamodel = RuleInterface(m.Staff)
     class_permission_name = "Staff"
     list_columns = ["name", "key", "email", "phone", "active"]
@@ -309,6 +316,7 @@ class StaffView(TenantModelView):
 
 
 class CustomerView(TenantModelView):
+    locals().update(titles("customer", "Customers"))
     datamodel = RuleInterface(m.Customer)
     class_permission_name = "Customers"
     list_columns = ["name", "email", "phone", "locale", "sms_opt_out", "created_at"]
