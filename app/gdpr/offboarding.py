@@ -53,7 +53,7 @@ def archive_tenant(engine: Engine, slug: str, out: BinaryIO) -> dict:
         schema = tenant.schema_name
         row = {c.name: audit.jsonable(getattr(tenant, c.key)) for c in Tenant.__table__.columns}
         route_session(session, schema)
-        setup = export_setup(session, tenant)
+        setup = export_setup(session, tenant, with_appointments=False)  # they are in data/appointment.jsonl
     counting = _Counting(out)
     manifest = {"format": "upzento-tenant-archive/1", "tenant": row, "schema": schema,
                 "created_at": dt.datetime.now(UTC).isoformat(), "tables": {}}

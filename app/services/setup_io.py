@@ -476,7 +476,7 @@ def _import_appointments(session: Session, tenant: TenantRef, rows: list[dict]) 
 # --------------------------------------------------------------------------- export
 
 
-def export_setup(session: Session, tenant: Tenant) -> dict:
+def export_setup(session: Session, tenant: Tenant, with_appointments: bool = True) -> dict:
     """The tenant's setup in the import format (session routed to the tenant)."""
     doc: dict = {
         "version": 1,
@@ -566,21 +566,22 @@ def export_setup(session: Session, tenant: Tenant) -> dict:
             item["busy"] = [{"start": iso(b.start_at), "end": iso(b.end_at)} for b in busy]
         staff.append(item)
     doc["staff"] = staff
-    appointments = []
-    for appt in session.scalars(select(m.Appointment).order_by(m.Appointment.start_at, m.Appointment.created_at, m.Appointment.id)):
-        item = {"service": appt.service.key, "staff": appt.staff.key}
-        if appt.location:
-            item["location"] = appt.location.key
-        item["start"] = iso(appt.start_at)
-        if appt.status != "confirmed":
-            item["status"] = appt.status
-        if appt.seats != 1:
-            item["seats"] = appt.seats
-        if appt.customer:
-            cust = {"name": appt.customer.name, "email": appt.customer.email}
-            if appt.customer.phone:
-                cust["phone"] = appt.customer.phone
-            item["customer"] = cust
-        appointments.append(item)
-    doc["appointments"] = appointments
+    if with_appointments:
+        appointments = []
+        for appt in session.scalars(select(m.Appointment).order_by(m.Appointment.start_at, m.Appointment.created_at, m.Appointment.id)):
+            item = {"service": appt.service.key, "staff": appt.staff.key}
+            if appt.location:
+                item["location"] = appt.location.key
+            item["start"] = iso(appt.start_at)
+            if appt.status != "confirmed":
+                item["status"] = appt.status
+            if appt.seats != 1:
+                item["seats"] = appt.seats
+            if appt.customer:
+                cust = {"name": appt.customer.name, "email": appt.customer.email}
+                if appt.customer.phone:
+                    cust["phone"] = appt.customer.phone
+                item["customer"] = cust
+            appointments.append(item)
+        doc["appointments"] = appointments
     return doc
