@@ -297,7 +297,7 @@ class AuditorReportsView(BaseView):
 
         report_id = run_unit(ask)
         try:
-            from app.jobs.queues import queue
+            from app.queueing import queue
 
             queue("default").enqueue("app.jobs.reports.build_report", g.tenant.slug, report_id, job_timeout=1800,
                                      result_ttl=3600, failure_ttl=86400)
