@@ -40,7 +40,7 @@ def upcoming_count(session: Session, now: dt.datetime, days: int = 7) -> int:
 
 
 def alerts(session: Session, now: dt.datetime) -> list[dict]:
-    """Failed notifications (7 days), failed meeting links, and booking events the relay has not passed on."""
+    """Failed notifications (7 days), failed meeting links, calendar sync problems, booking events the relay has not passed on."""
     from app.models.notifications import NotificationDelivery as d
 
     out = []
@@ -54,6 +54,18 @@ def alerts(session: Session, now: dt.datetime) -> list[dict]:
     ) or 0
     if meetings:
         out.append({"kind": "meetings", "count": meetings, "text": f"{meetings} upcoming appointment(s) without their meeting link"})
+    from app.models import calendar_sync as cs
+
+    reconnect = session.scalar(
+        select(func.count()).select_from(cs.CalendarConnection).where(cs.CalendarConnection.status == "needs_reconnect")
+    ) or 0
+    if reconnect:
+        out.append({"kind": "calendar_sync", "count": reconnect, "text": f"{reconnect} calendar connection(s) need to be reconnected"})
+    pushes = session.scalar(
+        select(func.count()).select_from(cs.CalendarEventLink).where(cs.CalendarEventLink.push_status == "failed")
+    ) or 0
+    if pushes:
+        out.append({"kind": "calendar_sync", "count": pushes, "text": f"{pushes} appointment(s) not copied to a staff calendar"})
     stuck = session.scalar(
         select(func.count()).select_from(m.OutboxEvent).where(
             m.OutboxEvent.relayed_at.is_(None), m.OutboxEvent.created_at < now - dt.timedelta(minutes=5))

@@ -26,10 +26,22 @@ def _soon() -> dt.datetime:
     return later if same_day else now - dt.timedelta(hours=1)
 
 
-def test_client_admin_home_shows_today_figures_and_alerts(client, make_tenant, make_user, login, put_appointments):
+def test_client_admin_home_shows_today_figures_and_alerts(app, client, make_tenant, make_user, login, put_appointments):
+    from sqlalchemy import text
+
+    from app.extensions import db
+    from app.tenancy import tenant_session
+
     slug = make_tenant(two_staff())
-    put_appointments(slug, [dict(start=_soon(), staff="ann", price="30.00"), dict(start=_soon(), staff="bob", price="30.00")])
+    first, _ = put_appointments(slug, [dict(start=_soon(), staff="ann", price="30.00"), dict(start=_soon(), staff="bob", price="30.00")])
     login(client, make_user("Client Admin", tenant=slug))
+    assert "No alerts." in client.get("/dashboard/").get_data(as_text=True)
+    with app.app_context(), tenant_session(db.engine, slug) as (session, _ref):
+        session.execute(text(
+            "INSERT INTO notification_delivery (appointment_id, kind, offset_min, revision, channel, recipient, recipient_role,"
+            " status, attempts, not_before, updated_at) VALUES (:a, 'confirmation', 0, 0, 'email', 'x@example.org', 'customer',"
+            " 'failed', 5, now(), now())"), {"a": first})
+    assert "1 notification(s) failed in the last 7 days" in client.get("/dashboard/").get_data(as_text=True)
     for url in ("/", "/dashboard/"):
         page = client.get(url)
         assert page.status_code == 200, url
