@@ -50,6 +50,17 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # CSRF is checked for the admin's browser forms (below); JSON APIs, the widget and
     # the portal authenticate differently and check what they need themselves.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    from app.security import reject_misplaced_api_key
+    from app.websecurity import install as install_web_security
+
+    from app.session_generation import install as install_session_generation
+
+    app.before_request(reject_misplaced_api_key)
+    install_web_security(app)
+    install_session_generation(app)
+    from app.throttle import install as install_throttle
+
+    install_throttle(app)
     csrf.init_app(app)
     app.before_request(_protect_admin_forms)
     babel.init_app(app, locale_selector=_select_locale)

@@ -24,7 +24,7 @@ class ApiError(Exception):
         self.extra = extra
 
     def to_dict(self) -> dict:
-        body = {"code": self.code, "message": self.message, "field": self.field}
+        body = {"code": self.code, "message": capped(self.message), "field": capped(self.field, 120)}
         body.update(self.extra)
         return {"error": body}
 
@@ -61,8 +61,18 @@ class SlotUnavailable(Conflict):
         super().__init__("slot_unavailable", message, "start", **extra)
 
 
+MAX_ECHO = 300
+
+
+def capped(text, limit: int = MAX_ECHO):
+    """Error texts may echo input: never more than `limit` characters of it."""
+    if not isinstance(text, str) or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
 def error_response(code: str, message: str, status: int, field: str | None = None):
-    return jsonify({"error": {"code": code, "message": message, "field": field}}), status
+    return jsonify({"error": {"code": code, "message": capped(message), "field": capped(field, 120)}}), status
 
 
 def _wants_json() -> bool:

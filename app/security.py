@@ -161,6 +161,22 @@ class UpzentoSecurityManager(SecurityManager):
             g._upz_permission_cache = cached
         return (permission_name, view_name) in cached[1]
 
+    def load_user(self, pk):
+        """Flask-Login's user loader: also refuses a session of an older session generation."""
+        from app.session_generation import session_is_current
+
+        user = super().load_user(pk)
+        if user is not None and not session_is_current(self.session, user):
+            return None
+        return user
+
+    def load_user_jwt(self, _jwt_header, jwt_data):
+        user = super().load_user(jwt_data["sub"])
+        if user and user.is_active:
+            g.user = user
+            return user
+        return None
+
     def validate_api_key(self, api_key_string: str):
         if getattr(g, "_api_key_user", False):
             return g.user
@@ -197,16 +213,44 @@ def _api_key_from_request() -> str | None:
     return request.headers.get("X-Api-Key")
 
 
+# The REST API an API key may reach (FAB's ModelRestApi of tenant data, its OpenAPI).
+# Never the admin views, FAB's security API (log-in, tokens) or anything under /api/v1/public.
+API_KEY_PATHS = ("/api/v1/",)
+API_KEY_EXCLUDED = ("/api/v1/security/", "/api/v1/public/")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def api_key_allowed_here() -> bool:
+    path = request.path
+    return path.startswith(API_KEY_PATHS) and not path.startswith(API_KEY_EXCLUDED)
+
+
+def _api_error(status: int, code: str, message: str):
+    from flask import jsonify
+
+    response = jsonify({"error": {"code": code, "message": message, "field": None}})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    abort(response)
+
+
 def _authenticate_api_key(token: str) -> None:
+    # Whatever happens below, this request never sets or refreshes a session cookie.
+    g._no_session_cookie = True
+    if not api_key_allowed_here():
+        _api_error(401, "unauthorized", "API keys authenticate the REST API (/api/v1/...) only")
     parts = token.split("_")
     if len(parts) < 3 or parts[0] + "_" != API_KEY_PREFIX:
-        abort(401)
+        _api_error(401, "unauthorized", "invalid API key")
     key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
     if key is None or key.revoked_at is not None or not hmac.compare_digest(key.secret_hash, hash_secret(token)):
-        abort(401)
+        _api_error(401, "unauthorized", "invalid API key")
+    if request.method not in SAFE_METHODS and not key.allows("write"):
+        _api_error(403, "not_allowed", "this API key is read-only")
     tenant = key.tenant
     if tenant.status != Tenant.STATUS_ACTIVE:
-        abort(403)
+        _api_error(403, "tenant_suspended", "this business is suspended")
     sm = current_app.appbuilder.sm
     user = sm.find_user(username=api_key_user_name(tenant.slug))
     if user is None or not user.is_active:
@@ -218,6 +262,14 @@ def _authenticate_api_key(token: str) -> None:
     g.scope = Scope(tenant_roles={tenant.id: {ROLE_CLIENT_ADMIN}})
     g.effective_roles = {ROLE_CLIENT_ADMIN}
     activate(db.session, tenant)
+
+
+def reject_misplaced_api_key() -> None:
+    """First before_request: an API key anywhere but the REST API is 401, and no cookie is set."""
+    if _api_key_from_request() is not None:
+        g._no_session_cookie = True
+        if not api_key_allowed_here():
+            _api_error(401, "unauthorized", "API keys authenticate the REST API (/api/v1/...) only")
 
 
 def resolve_request_scope() -> None:

@@ -18,7 +18,9 @@ class _Refused(Exception):
 
 
 def _base() -> str:
-    return (current_app.config.get("PUBLIC_URL") or f"http://{current_app.config['HOST']}:{current_app.config['PORT']}").rstrip("/")
+    from app.links import public_base
+
+    return public_base()
 
 
 def _session(slug: str):

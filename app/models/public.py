@@ -175,12 +175,17 @@ class ApiKey(PublicModel):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # "read" (GET only) or "read write" (also POST/PUT/PATCH/DELETE on the REST API).
+    scopes: Mapped[str] = mapped_column(String(32), default="read write", server_default="read write")
 
     tenant: Mapped[Tenant] = relationship()
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    def allows(self, scope: str) -> bool:
+        return scope in (self.scopes or "").split()
 
 
 class AccessToken(PublicModel):

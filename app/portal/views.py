@@ -137,7 +137,9 @@ def home():
 def login():
     email = request.form.get("email", "")
     # PUBLIC_URL, not the request's Host header: a forged Host must not put a foreign link into the mail.
-    base = (current_app.config.get("PUBLIC_URL") or request.host_url).rstrip("/")
+    from app.links import public_base
+
+    base = public_base()
     link_base = base + url_for("portal.auth", token="")
     try:
         run_unit(lambda: portal.request_magic_link(db.session, g.tenant, email, request.remote_addr, utcnow(), link_base,
@@ -259,7 +261,9 @@ def appointment_ics(appointment_id: str):
     customer = _customer()
     appt = portal.own_appointment(db.session, customer.id, appointment_id)
     organizer = g.tenant_row.contact_email or current_app.config["MAIL_FROM"]
-    url = request.host_url.rstrip("/") + url_for("portal.appointment", appointment_id=appt.id)
+    from app.links import public_base
+
+    url = public_base() + url_for("portal.appointment", appointment_id=appt.id)
     body = portal.appointment_ics(g.tenant, organizer, appt, url)
     return Response(body, mimetype="text/calendar", headers={"Content-Disposition": 'attachment; filename="appointment.ics"'})
 

@@ -151,12 +151,9 @@ def user_by_email(session: Session, email: str):
 
 
 def base_url() -> str:
-    from flask import has_request_context, request
+    from app.links import public_base
 
-    configured = current_app.config.get("PUBLIC_URL")
-    if configured:
-        return configured.rstrip("/")
-    return request.host_url.rstrip("/") if has_request_context() else "http://127.0.0.1:5000"
+    return public_base()
 
 
 def invite(session: Session, scope: Scope, inviter_id: int | None, email: str, target: Target) -> AccessToken:

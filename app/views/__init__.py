@@ -7,9 +7,20 @@ from flask_appbuilder import AppBuilder
 from app import security
 
 
+def _check_scoped(view) -> None:
+    """Every model view must load action rows through its scoped query (app.views.base.ModelView)."""
+    from flask_appbuilder.baseviews import BaseCRUDView
+
+    from app.views.base import ModelView
+
+    if issubclass(view, BaseCRUDView) and not issubclass(view, ModelView):
+        raise TypeError(f"{view.__name__} must inherit app.views.base.ModelView (scoped actions)")
+
+
 def register_views(appbuilder: AppBuilder) -> None:
     for module in _view_modules():
         for view, name, category, audience, kwargs in getattr(module, "VIEWS", ()):
+            _check_scoped(view)
             appbuilder.add_view(view, name, category=category, **kwargs)
             permission_name = view.class_permission_name or view.__name__
             audience.add(permission_name)
@@ -17,6 +28,7 @@ def register_views(appbuilder: AppBuilder) -> None:
             security.MENU_LANDING[permission_name] = _landing_permission(view)
             security.MENU_CATEGORIES.setdefault(category, set()).add(permission_name)
         for view, audience in getattr(module, "NO_MENU", ()):
+            _check_scoped(view)
             appbuilder.add_view_no_menu(view)
             audience.add(view.class_permission_name or view.__name__)
         for api, audience in getattr(module, "APIS", ()):

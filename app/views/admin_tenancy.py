@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 from flask import abort, flash, g, jsonify, redirect, request, session as web_session, url_for
-from flask_appbuilder import BaseView, ModelView, expose, has_access
+from flask_appbuilder import BaseView, expose, has_access
+
+from app.views.base import ModelView
 from flask_appbuilder.security.decorators import permission_name
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction, FilterInFunction
@@ -254,6 +256,22 @@ class MembershipView(FormModelView):
     base_filters = [["tenant_id", FilterInFunction, _visible_tenant_ids]]
 
 
+def safe_next(target: str | None) -> str | None:
+    """`target` if it is a path on this site ("/..."), else None: no scheme, host, "//" or backslash tricks."""
+    if not target or not isinstance(target, str):
+        return None
+    if not target.startswith("/") or target.startswith(("//", "/\\")) or "\\" in target:
+        return None
+    if any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
 class TenantSwitchView(BaseView):
     """Switch the client business the admin works in (for users with several)."""
 
@@ -268,13 +286,15 @@ class TenantSwitchView(BaseView):
             "switch_tenant.html", tenants=g.get("visible_tenants", []), current=g.get("tenant")
         )
 
-    @expose("/<slug>")
+    @expose("/<slug>", methods=["POST"])
     @has_access
     def switch(self, slug):
+        """Switch on a POST with the CSRF token (checked for every admin form); `next` only to a path here."""
         if not any(t.slug == slug for t in g.get("visible_tenants", [])):
             abort(404)
         web_session["tenant_slug"] = slug
-        return redirect(request.args.get("next") or self.appbuilder.get_url_for_index)
+        return redirect(safe_next(request.form.get("next") or request.args.get("next"))
+                        or self.appbuilder.get_url_for_index)
 
 
 VIEWS = [

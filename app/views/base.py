@@ -8,7 +8,7 @@ import logging
 import re
 
 from flask import abort, flash, g, request
-from flask_appbuilder import ModelView
+from flask_appbuilder import ModelView as _FabModelView, expose
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.urltools import get_filter_args, get_order_args, get_page_args, get_page_size_args
 from sqlalchemy.exc import DBAPIError
@@ -146,6 +146,58 @@ def show_refusal(form, exc: Exception) -> None:
 def titles(noun: str, plural: str) -> dict[str, str]:
     """Page titles in people's words ("Add client business", not FAB's "Add Tenant")."""
     return {"list_title": plural, "add_title": f"Add {noun}", "edit_title": f"Edit {noun}", "show_title": noun.capitalize()}
+
+
+class ModelView(_FabModelView):
+    """FAB's ModelView whose actions load rows through the view's scoped query.
+
+    FAB's `action` / `action_post` load rows with `datamodel.get(pk)`, without the
+    view's `base_filters`, so another business's (or agency's, or colleague's) id went
+    through. Here every row an action touches is loaded with the same filters as
+    list/show/edit; one id out of scope (or malformed) is 404 and nothing runs. Every
+    admin view inherits from this class (app.views.register_views refuses others).
+    """
+
+    def _scoped_items(self, raw_pks: list[str]) -> list:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if not raw_pks:
+            abort(400)
+        items = []
+        for raw in raw_pks:
+            try:
+                pk = self._deserialize_pk_if_composite(raw)
+                item = self.datamodel.get(pk, self._base_filters)
+            except (SQLAlchemyError, ValueError, TypeError):
+                self.datamodel.session.rollback()
+                abort(404)
+            if item is None:
+                abort(404)
+            items.append(item)
+        return items
+
+    def _allowed_action(self, name: str | None):
+        action = self.actions.get(name or "")
+        if action is None:
+            abort(404)
+        if not self.appbuilder.sm.has_access(self.get_action_permission_name(name), self.class_permission_name):
+            abort(403)
+        return action
+
+    @expose("/action/<string:name>/<pk>", methods=["POST"])
+    def action(self, name, pk):
+        """One row's action (show page); POST only, the row through the scoped query."""
+        action = self._allowed_action(name)
+        return action.func(self._scoped_items([pk])[0])
+
+    @expose("/action_post", methods=["POST"])
+    def action_post(self):
+        """An action on the rows selected in a list; every row through the scoped query."""
+        action = self._allowed_action(request.form.get("action"))
+        items = self._scoped_items(request.form.getlist("rowid"))
+        if not action.multiple and len(items) > 1:
+            abort(400)
+        return action.func(items)
 
 
 class FormModelView(ModelView):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import g
-from flask_appbuilder import ModelView
+from app.views.base import ModelView
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction
 from app.views.base import FormModelView, Interface, local_formatter, tenant_zone, titles
 from wtforms import SelectField, StringField, ValidationError

@@ -5,7 +5,9 @@ and the public account pages (accept an invitation, forgot / reset password).
 from __future__ import annotations
 
 from flask import abort, flash, g, redirect, request, url_for
-from flask_appbuilder import BaseView, ModelView, expose, has_access
+from flask_appbuilder import BaseView, expose, has_access
+
+from app.views.base import ModelView
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction
 from app.views.base import Interface
 from flask_appbuilder.security.decorators import permission_name

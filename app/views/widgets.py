@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from flask import abort, current_app, flash, g, redirect, request, url_for
-from flask_appbuilder import BaseView, ModelView, expose, has_access
+from flask_appbuilder import BaseView, expose, has_access
+
+from app.views.base import ModelView
 from flask_appbuilder.actions import action
 from app.views.base import FormModelView, Interface
 from flask_appbuilder.security.decorators import permission_name
@@ -27,7 +29,9 @@ def _actor() -> str:
 
 
 def _public_base() -> str:
-    return (current_app.config.get("PUBLIC_URL") or request.host_url).rstrip("/")
+    from app.links import public_base
+
+    return public_base()
 
 
 def snippets(tenant_slug: str, widget: w.Widget) -> dict[str, str]:

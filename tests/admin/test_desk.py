@@ -18,7 +18,7 @@ def desk(agency_business):
 
 def _login(client, user):
     client.post("/login/", data={"username": user, "password": "password-1"})
-    switch = client.get(f"/switch/{user.split('_', 1)[1]}")
+    switch = client.post(f"/switch/{user.split('_', 1)[1]}")
     assert switch.status_code in (302, 404)
 
 

@@ -182,7 +182,7 @@ def test_link_existing_user_to_staff(app, client, make_tenant, make_user, login)
     assert client.post("/staffaccounts/999/link", data={"username": staff_user}).status_code == 404
     client.get("/logout/")
     login(client, staff_user)
-    client.get(f"/switch/{slug}")
+    client.post(f"/switch/{slug}")
     assert "Ann" in client.get("/myprofile/list/").get_data(as_text=True)
     client.get("/logout/")
     login(client, admin)
@@ -202,7 +202,7 @@ def test_existing_user_accepts_without_new_password(app, client, make_tenant, ma
     assert "already have an account" in client.get(link).get_data(as_text=True)
     assert client.post(link, data={}).status_code == 302
     login(client, person)
-    assert client.get(f"/switch/{b}").status_code == 302
+    assert client.post(f"/switch/{b}").status_code == 302
     # Client Admin in b now: may write there.
     assert client.get("/locationview/add").status_code == 200
 

@@ -176,9 +176,9 @@ MATRIX = [
 def test_no_row_of_another_tenant_on_any_url(app, world, role, home, hidden, no_switch):
     agencies, bizs, users = world
     client = _login(app, users[role])
-    assert client.get(f"/switch/{bizs[home].slug}").status_code == 302
+    assert client.post(f"/switch/{bizs[home].slug}").status_code == 302
     for other in no_switch:
-        assert client.get(f"/switch/{bizs[other].slug}").status_code == 404
+        assert client.post(f"/switch/{bizs[other].slug}").status_code == 404
     forbidden = {bizs[h].row for h in hidden}
     sees_agency = role in ("Platform Admin", "Agency Owner", "Agency Auditor")
     if not sees_agency:
@@ -213,7 +213,7 @@ def test_no_row_of_another_tenant_on_any_url(app, world, role, home, hidden, no_
 def test_in_scope_roles_see_their_rows_and_ids_from_elsewhere_are_404(app, world, role):
     _, bizs, users = world
     client = _login(app, users[role])
-    client.get(f"/switch/{bizs['xa'].slug}")
+    client.post(f"/switch/{bizs['xa'].slug}")
     listing = client.get("/locationview/list/").get_data(as_text=True)
     assert f"{bizs['xa'].row} Main" in listing
     search = client.get(f"/customerview/list/?_flt_0_name={bizs['xa'].row}").get_data(as_text=True)

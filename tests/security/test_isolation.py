@@ -54,7 +54,7 @@ def test_scoped_user_sees_only_own_tenant_rows(client, two_tenants, role):
     search = client.get("/locationview/list/?_flt_0_name=BRAVO").get_data(as_text=True)
     assert "Location BRAVO" not in search  # the page echoes the search term itself, not rows
     # Switching to a business outside the user's scope is a 404.
-    assert client.get(f"/switch/{b}").status_code == 404
+    assert client.post(f"/switch/{b}").status_code == 404
 
 
 def test_auditor_cannot_write(client, two_tenants):
