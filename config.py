@@ -65,6 +65,8 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS = {
         # Not on every checkout: app.dbpool pings connections idle >= DB_IDLE_PING_SECONDS.
         "pool_pre_ping": False,
+        # Statement parameters (customer names, e-mails, phones) stay out of error messages and logs.
+        "hide_parameters": True,
         "pool_size": _int("DB_POOL_SIZE", 10),
         "max_overflow": _int("DB_MAX_OVERFLOW", 20),
     }
@@ -106,6 +108,20 @@ class Config:
         "fr": {"flag": "fr", "name": "Français"},
         "es": {"flag": "es", "name": "Español"},
     }
+    # Request bodies: 16 MB in all (setup import uploads), 64 KB for public JSON (booking API, widget, portal).
+    MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
+    PUBLIC_MAX_CONTENT_LENGTH = _int("PUBLIC_MAX_CONTENT_LENGTH", 64 * 1024)
+    # Number of reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted.
+    TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
+    PREFERRED_URL_SCHEME = _env("PREFERRED_URL_SCHEME", "http")
+    # Sign-in / reset throttling (app.throttle): free attempts, then a doubling lock.
+    THROTTLE_LOGIN_PER_ACCOUNT = _int("THROTTLE_LOGIN_PER_ACCOUNT", 5)
+    THROTTLE_LOGIN_PER_IP = _int("THROTTLE_LOGIN_PER_IP", 30)
+    THROTTLE_FORGOT_PER_ACCOUNT = _int("THROTTLE_FORGOT_PER_ACCOUNT", 3)
+    THROTTLE_FORGOT_PER_IP = _int("THROTTLE_FORGOT_PER_IP", 10)
+    THROTTLE_WINDOW_SECONDS = _int("THROTTLE_WINDOW_SECONDS", 900)
+    THROTTLE_BASE_SECONDS = _int("THROTTLE_BASE_SECONDS", 2)
+    THROTTLE_MAX_SECONDS = _int("THROTTLE_MAX_SECONDS", 900)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     PERMANENT_SESSION_LIFETIME = 60 * 60 * 12
@@ -125,6 +141,8 @@ class Config:
     SMS_ACCOUNT_SID = _env("SMS_ACCOUNT_SID")
     SMS_AUTH_TOKEN = _env("SMS_AUTH_TOKEN")
     SMS_FROM = _env("SMS_FROM")
+    # Development only: accept SMS callbacks without a signature when SMS_AUTH_TOKEN is unset.
+    SMS_HOOKS_ALLOW_UNSIGNED = _bool("SMS_HOOKS_ALLOW_UNSIGNED", False)
 
     # --- calendar sync (every provider URL configurable: tests and sovereign clouds) --
     GOOGLE_AUTH_URL = _env("GOOGLE_AUTH_URL", "https://accounts.google.com/o/oauth2/v2/auth")

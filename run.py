@@ -175,6 +175,7 @@ def main() -> int:
         "gunicorn",
         [sys.executable, "-m", "gunicorn", "--workers", str(Config.WEB_WORKERS), "--threads", str(Config.WEB_THREADS),
          "--bind", f"{host}:{port}", "--access-logfile", str(DATA_DIR / "log" / "access.log"),
+         "--logger-class", "app.accesslog.RedactingLogger",
          "--config", "python:app.gunicorn_conf", "app.wsgi:application"],
         env=env,
     )

@@ -70,6 +70,24 @@ def _require_tenant():
     return None
 
 
+def _check_rison():
+    """Malformed rison in `q` is a 400 (prison raises TypeError/IndexError on some inputs)."""
+    from flask import request
+
+    value = request.args.get("q")
+    if not value:
+        return None
+    import prison
+
+    try:
+        parsed = prison.loads(value)
+    except Exception:  # noqa: BLE001 - any parser failure is the caller's malformed input
+        return _error(400, "invalid", "q is not valid rison", "q")
+    if not isinstance(parsed, dict):
+        return _error(400, "invalid", "q must be a rison object", "q")
+    return None
+
+
 class TenantRestApi(ModelRestApi):
     """Base: project error shape, session or API-key login, cross-field checks before any write."""
 
@@ -80,6 +98,7 @@ class TenantRestApi(ModelRestApi):
     def create_blueprint(self, appbuilder, *args, **kwargs):
         blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
         blueprint.before_request(_require_tenant)
+        blueprint.before_request(_check_rison)
         return blueprint
 
     # Columns checked by the catalogue rule of the same name (app.services.catalogue_rules.FIELD_CHECKS).
@@ -139,7 +158,32 @@ class TenantRestApi(ModelRestApi):
         return _error(404, "not_found", "no such item in this business")
 
     def response_500(self, message=None):
+        import sys
+
+        from sqlalchemy.exc import DBAPIError
+
+        # FAB's @safe turns any exception into a 500; input PostgreSQL refuses as data
+        # (SQLSTATE class 22) or a value out of range is the caller's error.
+        exc = sys.exc_info()[1]
+        state = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+        if isinstance(exc, (OverflowError, ValueError, RecursionError)) or (
+            isinstance(exc, DBAPIError) and state.startswith("22")
+        ):
+            db.session.rollback()
+            return _error(400, "invalid", "a value in the request is not valid here")
         return _error(500, "internal", "internal error")
+
+    MAX_PAGE = 1_000_000
+
+    def _handle_page_args(self, rison_args):
+        from werkzeug.exceptions import BadRequest
+
+        page, page_size = rison_args.get("page", 0), rison_args.get("page_size", self.page_size)
+        for name, value in (("page", page), ("page_size", page_size)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0
+                                      or value > self.MAX_PAGE):
+                raise BadRequest(f"{name} must be a whole number from 0 to {self.MAX_PAGE}")
+        return super()._handle_page_args(rison_args)
 
 
 class SpanCheck:

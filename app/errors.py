@@ -79,10 +79,42 @@ def _wants_json() -> bool:
     return request.path.startswith(("/api/", "/health")) or request.accept_mimetypes.best == "application/json"
 
 
+def _rollback() -> None:
+    try:
+        from app.extensions import db
+
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the answer matters more than a failed rollback
+        pass
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         return jsonify(exc.to_dict()), exc.status
+
+    # Safety nets for input the validators did not stop (a missed check must not be a 500):
+    # dates/numbers beyond range, JSON nested beyond the parser, and values PostgreSQL
+    # refuses as data (SQLSTATE class 22: out of range, bad text, negative LIMIT...).
+    @app.errorhandler(OverflowError)
+    def _overflow(exc):
+        _rollback()
+        return error_response("invalid", "a date or number is out of range", 422)
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(exc):
+        _rollback()
+        return error_response("invalid_json", "the request is nested too deeply", 400)
+
+    from sqlalchemy.exc import DBAPIError
+
+    @app.errorhandler(DBAPIError)
+    def _data_error(exc):
+        _rollback()
+        state = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+        if state.startswith("22"):
+            return error_response("invalid", "a value in the request is not valid here", 400)
+        raise exc
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -57,8 +57,13 @@ def fast_email(sender_name: str, sender_email: str, reply_to: str | None, to: st
     else:
         msg = alternative
     message_id = make_msgid(domain=sender_email.rpartition("@")[2] or "upzento.invalid")
-    msg["From"] = formataddr((sender_name or "", sender_email), charset="utf-8")
+    from app.headers import has_break, header_address, header_text
+
+    if has_break(to) or has_break(sender_email):
+        raise ValueError("a mail address carries a line break")
+    msg["From"] = formataddr((header_text(sender_name), sender_email), charset="utf-8")
     msg["To"] = to
+    reply_to = header_address(reply_to)
     if reply_to:
         msg["Reply-To"] = reply_to
     msg["Subject"] = _header(subject)

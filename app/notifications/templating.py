@@ -53,8 +53,10 @@ German customer rather than its own English one.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -174,23 +176,78 @@ class _UnsafeTemplate(Exception):
         self.line = line
 
 
+# Per render: characters (and items) built so far may not pass RENDER_BUDGET, and the
+# render may not run longer than RENDER_SECONDS. No loops exist, so together with the
+# per-value caps this bounds memory and CPU at preview, save and send.
+MAX_ITEMS = 10_000
+RENDER_BUDGET = 1_000_000
+RENDER_SECONDS = 1.0
+_BUDGET: contextvars.ContextVar[list | None] = contextvars.ContextVar("template_budget", default=None)
+
+
+def _spend(size: int) -> None:
+    budget = _BUDGET.get()
+    if budget is None:
+        return
+    budget[0] -= size
+    if budget[0] < 0:
+        raise SecurityError(f"the template builds more than {RENDER_BUDGET} characters in all")
+    if time.monotonic() > budget[1]:
+        raise SecurityError(f"the template took longer than {RENDER_SECONDS} s to render")
+
+
+def _check_size(size: int, items: bool = False) -> None:
+    limit = MAX_ITEMS if items else MAX_STRING
+    if size > limit:
+        what = "a list longer than" if items else "a string longer than"
+        raise SecurityError(f"expression builds {what} {limit} {'items' if items else 'characters'}")
+    _spend(size)
+
+
 def _cap(value: Any) -> Any:
-    if isinstance(value, str) and len(value) > MAX_STRING:
-        raise SecurityError(f"expression builds a string longer than {MAX_STRING} characters")
+    if isinstance(value, str):
+        _check_size(len(value))
+    elif isinstance(value, (list, tuple)):
+        _check_size(len(value), items=True)
+    else:
+        _spend(0)
     return value
 
 
-def _capped_filter(func):
+def _replace_size(text: Any, old: Any, new: Any, count: Any = None) -> int:
+    if not (isinstance(text, str) and isinstance(old, str) and isinstance(new, str)):
+        return 0
+    hits = len(text) + 1 if old == "" else text.count(old)
+    if isinstance(count, int) and 0 <= count < hits:
+        hits = count
+    return len(text) + hits * max(0, len(new) - len(old))
+
+
+def _precheck(name: str, args: tuple, kwargs: dict) -> None:
+    """Refuse a filter call whose result would be too big, before it is built."""
+    if name == "replace" and len(args) >= 3:
+        _check_size(_replace_size(*args[:4]))
+    elif name == "join" and args:
+        # join(context, value, d="", attribute=None) for the pass_eval_context filter.
+        seq = args[1] if len(args) > 1 and not isinstance(args[0], (str, list, tuple)) else args[0]
+        rest = args[2:] if seq is not args[0] else args[1:]
+        sep = kwargs.get("d", rest[0] if rest else "")
+        if isinstance(seq, (str, list, tuple)) and isinstance(sep, str):
+            _check_size(len(seq) * len(sep) + sum(len(str(x)) for x in seq[:MAX_ITEMS]))
+
+
+def _capped_filter(func, name: str = ""):
     # functools.wraps copies __dict__, which carries Jinja's pass_context markers.
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        _precheck(name, args, kwargs)
         return _cap(func(*args, **kwargs))
 
     return wrapper
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         # Context objects are plain dicts read by key; attribute access is only for
@@ -198,6 +255,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return isinstance(obj, str) and attr in SAFE_STR_METHODS
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's signature)
+        if getattr(__obj, "__name__", None) == "replace" and isinstance(getattr(__obj, "__self__", None), str):
+            _check_size(_replace_size(__obj.__self__, *args[:3]))
         return _cap(super().call(__context, __obj, *args, **kwargs))
 
     def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
@@ -208,10 +267,12 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             if abs(right) > 64 or left.bit_length() * abs(right) > 4096:
                 raise SecurityError("number too large")
         if operator == "*":
-            for text, count in ((left, right), (right, left)):
-                if isinstance(text, str) and isinstance(count, int) and len(text) * count > MAX_STRING:
-                    raise SecurityError(f"expression builds a string longer than {MAX_STRING} characters")
-        return super().call_binop(context, operator, left, right)
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
+                    _check_size(len(seq) * max(count, 0), items=not isinstance(seq, str))
+            if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > 4096:
+                raise SecurityError("number too large")
+        return _cap(super().call_binop(context, operator, left, right))
 
 
 def _finalize(value: Any) -> Any:
@@ -228,7 +289,7 @@ def _make_env(autoescape: bool) -> _Sandbox:
         finalize=_finalize,
     )
     env.globals.clear()
-    env.filters = {name: _capped_filter(f) for name, f in env.filters.items() if name in ALLOWED_FILTERS}
+    env.filters = {name: _capped_filter(f, name) for name, f in env.filters.items() if name in ALLOWED_FILTERS}
     return env
 
 
@@ -286,6 +347,7 @@ def _compile(source: str, autoescape: bool):
 
 
 def _render_field(field: str, source: str, context: Mapping[str, Any], autoescape: bool) -> str:
+    budget = _BUDGET.set([RENDER_BUDGET, time.monotonic() + RENDER_SECONDS])
     try:
         return _compile(source, autoescape).render(context)
     except TemplateSyntaxError as exc:
@@ -296,6 +358,10 @@ def _render_field(field: str, source: str, context: Mapping[str, Any], autoescap
         raise TemplateRenderError(field, str(exc)) from exc
     except (TypeError, ValueError, ArithmeticError) as exc:
         raise TemplateRenderError(field, f"{type(exc).__name__}: {exc}") from exc
+    except MemoryError as exc:
+        raise TemplateRenderError(field, "the template needs too much memory") from exc
+    finally:
+        _BUDGET.reset(budget)
 
 
 _WHITESPACE = re.compile(r"\s+")

@@ -331,14 +331,26 @@ def reset_password(session: Session, secret: str, password: str, confirm: str | 
 # ------------------------------------------------------------------ staff log-ins
 
 
+NOT_LINKABLE = "no user of this business has that name or address; invite them instead"
+
+
+def in_business_scope(session: Session, user_id: int, tenant: Tenant) -> bool:
+    """Has the user a membership in this business or in the agency that runs it?"""
+    return session.scalar(
+        select(Membership.id).where(
+            Membership.user_id == user_id,
+            (Membership.tenant_id == tenant.id) | (Membership.agency_id == tenant.agency_id),
+        ).limit(1)
+    ) is not None
+
+
 def link_staff(session: Session, scope: Scope, tenant: Tenant, staff_id: int, user) -> Membership:
     """Let `user` log in as staff record `staff_id` of `tenant` (role Staff, own calendar only)."""
     if not manages_tenant(scope, tenant):
         raise PeopleError("you may not manage people of this business", "staff")
-    if user is None:
-        raise PeopleError("no such user", "username")
-    if user.username.startswith("apikey@"):
-        raise PeopleError("an API key user cannot be staff", "username")
+    # One answer for unknown users and for users outside this business (no probing for names).
+    if user is None or user.username.startswith("apikey@") or not in_business_scope(session, user.id, tenant):
+        raise PeopleError(NOT_LINKABLE, "username")
     _free_staff(session, tenant, staff_id, user.id)
     taken = session.scalar(
         select(Membership).where(Membership.user_id == user.id, Membership.tenant_id == tenant.id,
@@ -391,4 +403,7 @@ def unlink_staff(session: Session, scope: Scope, tenant: Tenant, staff_id: int) 
             delete(Membership).where(Membership.user_id == user_id, Membership.tenant_id == tenant.id,
                                      Membership.role == ROLE_STAFF)
         )
+        from app.session_generation import bump
+
+        bump(session, [user_id])  # the role is gone: so are the sessions that held it
         session.flush()

@@ -445,5 +445,8 @@ def sender(session: Session, tenant: TenantRef) -> tuple[str, str | None]:
     """(display name, reply-to) of a tenant's mail: its own, else its agency's, else its name."""
     business = _kept(session, Tenant, tenant.id)
     agency = _kept(session, Agency, tenant.agency_id)
+    from app.headers import header_address, header_text
+
     name = business.sender_name or (agency.sender_name if agency else None) or business.name
-    return name, business.reply_to or business.contact_email
+    # Checked on save too; again here, for rows written before that check or by other paths.
+    return header_text(name), header_address(business.reply_to) or header_address(business.contact_email)

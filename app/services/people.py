@@ -118,10 +118,19 @@ def create_user_with_role(
     return user
 
 
-def create_api_key(session: Session, tenant: Tenant, name: str, created_by_id: int | None = None) -> tuple[ApiKey, str]:
-    """A new API key for `tenant`; returns the row and the secret, which is shown once."""
+API_KEY_SCOPES = ("read", "read write")
+
+
+def create_api_key(session: Session, tenant: Tenant, name: str, created_by_id: int | None = None,
+                   scopes: str = "read write") -> tuple[ApiKey, str]:
+    """A new API key for `tenant`; returns the row and the secret, which is shown once.
+
+    `scopes`: "read" (GET only) or "read write" (REST writes too).
+    """
     if not (name or "").strip():
         raise PeopleError("a key needs a name", "name")
+    if scopes not in API_KEY_SCOPES:
+        raise PeopleError("access is 'read' or 'read write'", "scopes")
     sm = current_app.appbuilder.sm
     username = api_key_user_name(tenant.slug)
     user = sm.find_user(username=username)
@@ -136,7 +145,8 @@ def create_api_key(session: Session, tenant: Tenant, name: str, created_by_id: i
         )
         grant(session, user, ROLE_CLIENT_ADMIN, None, tenant.id)
     full, prefix, digest = new_api_key()
-    key = ApiKey(tenant_id=tenant.id, name=name.strip(), prefix=prefix, secret_hash=digest, created_by_id=created_by_id)
+    key = ApiKey(tenant_id=tenant.id, name=name.strip(), prefix=prefix, secret_hash=digest, created_by_id=created_by_id,
+                 scopes=scopes)
     session.add(key)
     session.flush()
     return key, full

@@ -13,9 +13,11 @@ from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction, FilterInFunction
 from app.views.base import FieldRefused, FormModelView, Interface, titles
 from sqlalchemy import select
+from wtforms import SelectField
 from wtforms.validators import DataRequired, Optional, Regexp
 
 from app import security
+from app.headers import no_line_breaks, single_address
 from app.extensions import db
 from app.models.public import SLUG_PATTERN, Agency, ApiKey, Membership, Tenant
 from app.uow import discard, run_unit
@@ -71,7 +73,8 @@ class AgencyView(FormModelView):
     add_columns = edit_columns = ["name", "slug", "sender_name", "primary_color", "logo_url"]
     show_columns = ["name", "slug", "sender_name", "primary_color", "logo_url", "created_at"]
     search_columns = ["name", "slug"]
-    validators_columns = {"slug": [DataRequired(), Regexp(r"^[a-z][a-z0-9_-]{1,40}$")]}
+    validators_columns = {"slug": [DataRequired(), Regexp(r"^[a-z][a-z0-9_-]{1,40}$")],
+                          "sender_name": [no_line_breaks], "name": [no_line_breaks]}
 
 
 class TenantView(FormModelView):
@@ -105,6 +108,8 @@ class TenantView(FormModelView):
     validators_columns = {
         "slug": [Optional(), Regexp(SLUG_PATTERN, message="lower-case letters, digits, - and _ (max 63)")],
         "timezone": [DataRequired(), _check_zone],
+        "name": [no_line_breaks], "sender_name": [no_line_breaks],
+        "reply_to": [single_address], "contact_email": [single_address],
     }
 
     def pre_delete(self, item):
@@ -213,9 +218,13 @@ class ApiKeyView(ModelView):
     datamodel = Interface(ApiKey)
     class_permission_name = "ApiKeys"
     base_permissions = ["can_list", "can_show", "can_add", "can_delete"]
-    list_columns = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_columns = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
     show_columns = list_columns
-    add_columns = ["name"]
+    add_columns = ["name", "scopes"]
+    add_form_extra_fields = {
+        "scopes": SelectField("Access", choices=[("read", "read only"), ("read write", "read and write")],
+                              default="read"),
+    }
     # Explicit: FAB's default search adds a "tenant" filter listing every tenant's name.
     search_columns = ["name", "prefix"]
     base_filters = [["tenant_id", FilterEqualFunction, _current_tenant_id]]
@@ -225,17 +234,22 @@ class ApiKeyView(ModelView):
     def add(self):
         from app.services.people import PeopleError, create_api_key
 
+        from app.uow import unit_of_work
+
         if request.method == "POST":
             tenant = db.session.get(Tenant, _current_tenant_id())
             if tenant is None:
                 abort(404)
             try:
-                key, secret = run_unit(lambda: create_api_key(db.session, tenant, request.form.get("name", ""), g.user.id))
+                key, secret = run_unit(lambda: create_api_key(db.session, tenant, request.form.get("name", ""), g.user.id,
+                                                              scopes=request.form.get("scopes") or "read"))
             except PeopleError as exc:
                 flash(str(exc), "danger")
                 return redirect(self.get_redirect())
-            flash(f"API key created. Copy it now, it is not shown again: {secret}", "warning")
-            return redirect(url_for(f"{self.endpoint}.list"))
+            # Shown in this answer only: never in a flash message, which would carry it in the session cookie.
+            response = self.render_template("apikey_created.html", key=key, secret=secret,
+                                            list_url=url_for(f"{self.endpoint}.list"))
+            return response, 201, {"Cache-Control": "no-store"}
         return super().add()
 
     @action("revoke", "Revoke", "Revoke the selected keys?", "fa-ban")

@@ -158,6 +158,27 @@ class ModelView(_FabModelView):
     admin view inherits from this class (app.views.register_views refuses others).
     """
 
+    MAX_PAGE = 1_000_000
+    MAX_PAGE_SIZE = 1_000
+
+    def _check_list_args(self) -> None:
+        """FAB parses paging with int() and orders by any name: bad values are 400, not 500."""
+        import re
+
+        for arg, value in request.args.items():
+            if re.search("psize_", arg) or re.search("page_", arg):
+                limit = self.MAX_PAGE_SIZE if re.search("psize_", arg) else self.MAX_PAGE
+                if not value.isdigit() or int(value) > limit or (re.search("psize_", arg) and int(value) < 1):
+                    abort(400, f"{arg} must be a whole number up to {limit}")
+            elif arg.startswith("_od_") and value not in ("asc", "desc"):
+                abort(400, f"{arg} must be asc or desc")
+            elif arg.startswith("_oc_") and value not in (self.order_columns or []):
+                abort(400, f"{arg}: cannot order by that column")
+
+    def _list(self, **kwargs):
+        self._check_list_args()
+        return super()._list(**kwargs)
+
     def _scoped_items(self, raw_pks: list[str]) -> list:
         from sqlalchemy.exc import SQLAlchemyError
 

@@ -1,7 +1,8 @@
 """Provider callbacks under /hooks/: SMS delivery status and inbound STOP/START.
 
 Both check the provider's signature (X-Twilio-Signature, HMAC-SHA1 with the auth
-token over the URL we gave it and the form) when SMS_AUTH_TOKEN is set, and both
+token over the URL we gave it and the form); without SMS_AUTH_TOKEN they refuse every
+request (403) unless SMS_HOOKS_ALLOW_UNSIGNED is set (development only), and both
 name the tenant in the path, so one callback can only touch its tenant's rows.
 """
 
@@ -41,7 +42,11 @@ def _error(status: int, code: str, message: str, field: str | None = None):
 def _check_signature() -> None:
     token = current_app.config.get("SMS_AUTH_TOKEN")
     if not token:
-        return
+        # Unsigned callbacks could set any customer's opt-out or any message's status:
+        # refused unless explicitly allowed for development.
+        if current_app.config.get("SMS_HOOKS_ALLOW_UNSIGNED"):
+            return
+        abort(_error(403, "not_configured", "SMS callbacks are refused: SMS_AUTH_TOKEN is not set"))
     # The provider signs the URL we handed it, which is built from PUBLIC_URL
     # (a proxy in front of us may change scheme and host of request.url).
     url = Settings.from_config(current_app.config).public_url + request.full_path.rstrip("?")

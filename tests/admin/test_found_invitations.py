@@ -172,7 +172,7 @@ def test_password_reset(app, client, make_tenant, make_user, login):
 def test_link_existing_user_to_staff(app, client, make_tenant, make_user, login):
     slug = make_tenant()
     admin = make_user("Client Admin", tenant=slug)
-    staff_user = make_user("Auditor", tenant=make_tenant())  # a person from elsewhere, no role here yet
+    staff_user = make_user("Auditor", tenant=slug)  # a person of this business, not yet staff (others: tests/security)
     login(client, admin)
     assert "Ann" in _table(client.get("/staffaccounts/"))
     assert client.post("/staffaccounts/1/link", data={"username": "nobody_at_all"}).status_code == 302
