@@ -225,8 +225,13 @@ def _serve(app):
 
 @pytest.fixture()
 def live_server(app):
+    """The app on a loopback port; PUBLIC_URL points at it (links are built from configuration only)."""
     server, thread = _serve(app)
-    yield f"http://127.0.0.1:{server.server_port}"
+    url = f"http://127.0.0.1:{server.server_port}"
+    previous = app.config.get("PUBLIC_URL")
+    app.config["PUBLIC_URL"] = url
+    yield url
+    app.config["PUBLIC_URL"] = previous
     server.shutdown()
     thread.join(5)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import text
 from support import unique_slug
 from widget_support import ARTIFACTS, NOW, tenant_rows
@@ -136,13 +137,14 @@ def test_seed_flow_builder_snippet_to_booking_seen_by_staff(app, live_server, ho
     preview.locator('button.upz-card[data-key="visit"]').wait_for()  # the real widget, framed by our admin
     # Live preview: a new colour reaches the framed widget without saving.
     page.locator("#primary_color").evaluate("(el) => { el.value = '#7c2d12'; el.dispatchEvent(new Event('input', {bubbles: true})); }")
-    page.wait_for_function("document.getElementById('upz-preview').src.includes('primary=%237c2d12')")
+    # Locator waits, not wait_for_function: the admin's CSP allows no eval, which that one needs.
+    expect(page.locator("#upz-preview")).to_have_attribute("src", re.compile(re.escape("primary=%237c2d12")))
     preview.locator('button.upz-card[data-key="visit"]').wait_for()
     page.screenshot(path=str(ARTIFACTS / "builder-1280.png"), full_page=True)
     snippet = page.locator("#snippet-js").input_value()
     page.get_by_role("button", name="Copy").first.click()
     # The clipboard API answers asynchronously: wait for the note instead of reading it at once.
-    page.wait_for_function("document.getElementById('upz-copied').textContent === 'Copied.'", timeout=5000)
+    expect(page.locator("#upz-copied")).to_have_text("Copied.", timeout=5000)
 
     allowed.pages["/salon.html"] = f"<!doctype html><html><body><h1>Salon</h1>{snippet}</body></html>"
     page.goto(f"{allowed.origin}/salon.html")
