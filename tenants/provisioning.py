@@ -6,7 +6,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -123,19 +123,98 @@ def migrate_tenant(engine: Engine, slug: str) -> str:
         return tenant.schema_version
 
 
-def migrate_all(engine: Engine, progress=None) -> list[tuple[str, float]]:
-    """Public schema first, then every tenant schema; returns (slug, seconds) per tenant."""
-    migrate_public(engine)
+@dataclass(frozen=True)
+class Migrated:
+    """One tenant's outcome in `migrate_all`: seconds taken, or the error that stopped it."""
+
+    slug: str
+    seconds: float
+    error: str | None = None
+
+    def __iter__(self):  # (slug, seconds), as callers unpacked it before failures were reported
+        return iter((self.slug, self.seconds))
+
+
+def tenants_behind(engine: Engine) -> list[str]:
+    """Slugs of tenants whose schema is not at the newest revision (or has none, or whose
+    provisioning never finished), in slug order. One statement reads every schema's own
+    alembic_version table.
+    """
+    heads = set(head_revision("tenant").split("+"))
     with Session(engine) as session:
-        slugs = list(session.scalars(select(Tenant.slug).order_by(Tenant.slug)))
-    timings = []
-    for slug in slugs:
-        started = time.perf_counter()
+        rows = session.execute(select(Tenant.slug, Tenant.schema_name, Tenant.status).order_by(Tenant.slug)).all()
+        present = set(session.execute(text(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'alembic_version'"
+        )).scalars())
+        versions: dict[str, set[str]] = {}
+        with_table = [schema for _, schema, _ in rows if schema in present]
+        for start in range(0, len(with_table), 500):
+            union = " UNION ALL ".join(
+                f"SELECT '{s}' AS s, version_num FROM \"{s}\".alembic_version" for s in with_table[start:start + 500])
+            for schema, version in session.execute(text(union)):
+                versions.setdefault(schema, set()).add(version)
+    return [slug for slug, schema, status in rows
+            if versions.get(schema) != heads or status == Tenant.STATUS_PROVISIONING]
+
+
+def _migrate_one(engine: Engine, slug: str) -> Migrated:
+    started = time.perf_counter()
+    try:
         migrate_tenant(engine, slug)
-        timings.append((slug, time.perf_counter() - started))
+    except Exception as exc:  # noqa: BLE001 - reported per tenant; the others carry on
+        return Migrated(slug, time.perf_counter() - started, f"{exc.__class__.__name__}: {exc}".splitlines()[0][:500])
+    return Migrated(slug, time.perf_counter() - started)
+
+
+_worker_engine: Engine | None = None
+
+
+def _worker_start(url: str) -> None:
+    global _worker_engine
+    from sqlalchemy import create_engine
+
+    # One connection per worker process: migrations are sequential inside it.
+    _worker_engine = create_engine(url, pool_size=1, max_overflow=0)
+
+
+def _worker_migrate(slug: str) -> Migrated:
+    return _migrate_one(_worker_engine, slug)
+
+
+def migrate_all(engine: Engine, progress=None, jobs: int = 1) -> list[Migrated]:
+    """Public schema first, then every tenant schema not at the newest revision.
+
+    `jobs` > 1 migrates that many schemas at once, each in its own process with one
+    connection (Alembic's migration context is process-global). A tenant that fails is
+    reported in its `Migrated.error` and the others carry on; a tenant already at the
+    newest revision is skipped, so a rerun resumes where a failed run stopped and a run
+    on an up-to-date database changes nothing. `progress(result)` is called per tenant.
+    """
+    migrate_public(engine)
+    behind = tenants_behind(engine)
+    results: list[Migrated] = []
+
+    def done(result: Migrated) -> None:
+        results.append(result)
         if progress:
-            progress(slug, timings[-1][1])
-    return timings
+            progress(result)
+
+    if jobs <= 1 or len(behind) <= 1:
+        for slug in behind:
+            done(_migrate_one(engine, slug))
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()  # no pooled connection may cross the fork
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_start,
+                             initargs=(url,)) as pool:
+        for future in as_completed([pool.submit(_worker_migrate, slug) for slug in behind]):
+            done(future.result())
+    results.sort(key=lambda r: r.slug)
+    return results
 
 
 def tenant_revision(engine: Engine, slug: str) -> str | None:
@@ -183,9 +262,11 @@ __all__ = [
     "delete_tenant",
     "drop_tenant_data",
     "head_revision",
+    "Migrated",
     "migrate_all",
     "migrate_public",
     "migrate_tenant",
     "new_schema_name",
     "set_status",
+    "tenants_behind",
 ]

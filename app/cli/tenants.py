@@ -50,8 +50,10 @@ def tenant_list():
 @tenants_cli.command("migrate")
 @click.argument("slug", required=False)
 @click.option("--all", "all_", is_flag=True, help="Public schema and every tenant schema.")
-def tenant_migrate(slug, all_):
-    """Bring the public schema and tenant schemas to the newest revision (idempotent)."""
+@click.option("--jobs", type=click.IntRange(1, 32), default=1, show_default=True,
+              help="Tenant schemas migrated at once (one process and one connection each).")
+def tenant_migrate(slug, all_, jobs):
+    """Bring the public schema and tenant schemas to the newest revision (idempotent, resumable)."""
     engine = _engine()
     if slug and all_:
         fail("give a SLUG or --all, not both")
@@ -61,13 +63,35 @@ def tenant_migrate(slug, all_):
             rev = prov.migrate_tenant(engine, slug)
             click.echo(f"{slug}: {rev}")
         else:
-            timings = prov.migrate_all(engine, progress=lambda s, secs: click.echo(f"{s}: migrated in {secs:.2f}s"))
-            click.echo(f"public schema and {len(timings)} tenant schema(s) at the newest revision")
+            failed = _migrate_all(engine, jobs)
+            if failed:
+                for result in failed:
+                    click.echo(f"error: {result.slug}: {result.error}", err=True)
+                fail(f"{len(failed)} tenant schema(s) failed to migrate (the others are at the newest revision); "
+                     "fix them and run again: migrated schemas are skipped")
         from app.security import sync_all_roles
 
         sync_all_roles(current_app)
     except prov.ProvisioningError as exc:
         fail(str(exc))
+
+
+def _migrate_all(engine, jobs: int) -> list:
+    """migrate_all with a progress bar on a terminal (one line per tenant otherwise); the failures."""
+    behind = len(prov.tenants_behind(engine))
+    if behind == 0:
+        prov.migrate_public(engine)
+        click.echo("public schema and every tenant schema already at the newest revision")
+        return []
+    if sys.stderr.isatty():
+        with click.progressbar(length=behind, label=f"migrating {behind} tenant schema(s)", file=sys.stderr) as bar:
+            results = prov.migrate_all(engine, progress=lambda r: bar.update(1), jobs=jobs)
+    else:
+        results = prov.migrate_all(engine, jobs=jobs, progress=lambda r: click.echo(
+            f"{r.slug}: {'FAILED' if r.error else 'migrated'} in {r.seconds:.2f}s", err=True))
+    failed = [r for r in results if r.error]
+    click.echo(f"public schema and {len(results) - len(failed)} tenant schema(s) migrated, {len(failed)} failed")
+    return failed
 
 
 @tenants_cli.command("delete")
