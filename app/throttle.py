@@ -37,7 +37,7 @@ class Throttled(Exception):
 
 
 def _redis():
-    from app.jobs.queues import redis_connection
+    from app.queueing import redis_connection
 
     return redis_connection()
 
