@@ -169,7 +169,7 @@ class TenantRestApi(ModelRestApi):
         if isinstance(exc, (OverflowError, ValueError, RecursionError)) or (
             isinstance(exc, DBAPIError) and state.startswith("22")
         ):
-            db.session.rollback()
+            discard(db.session)
             return _error(400, "invalid", "a value in the request is not valid here")
         return _error(500, "internal", "internal error")
 

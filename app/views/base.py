@@ -190,7 +190,9 @@ class ModelView(_FabModelView):
                 pk = self._deserialize_pk_if_composite(raw)
                 item = self.datamodel.get(pk, self._base_filters)
             except (SQLAlchemyError, ValueError, TypeError):
-                self.datamodel.session.rollback()
+                from app.uow import discard
+
+                discard(self.datamodel.session)
                 abort(404)
             if item is None:
                 abort(404)
