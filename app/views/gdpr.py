@@ -183,6 +183,8 @@ class SubjectRequestsView(BaseView):
             flash("Approved and carried out.", "success")
         except ApiError as exc:
             flash(exc.message, "danger")
+            if exc.status == 404:  # another business's request: not found here, nothing changed
+                return redirect(url_for("SubjectRequestsView.list")), 404
         return redirect(url_for("SubjectRequestsView.list"))
 
     @expose("/<int:request_id>/refuse", methods=["POST"])
@@ -196,6 +198,8 @@ class SubjectRequestsView(BaseView):
             flash("Refused; the reason is recorded.", "success")
         except ApiError as exc:
             flash(exc.message, "danger")
+            if exc.status == 404:  # another business's request: not found here, nothing changed
+                return redirect(url_for("SubjectRequestsView.list")), 404
         return redirect(url_for("SubjectRequestsView.list"))
 
 
