@@ -42,6 +42,7 @@ from app.services import events
 from app.services.availability import RULES_UNTOUCHED, load_setup
 from app.services.catalogue import attach, catalogue
 from app.tenancy import TenantRef, plain_session
+from app.uow import REFUSED, run_unit, sqlstate
 
 UTC = dt.timezone.utc
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -268,10 +269,6 @@ def _why_not(session: Session, service: m.Service, staff_key: str, start: dt.dat
     return [r.code for r in explain(setup, service.key, staff_key, start, now).reasons]
 
 
-def _sqlstate(exc: BaseException | None) -> str | None:
-    return getattr(getattr(exc, "orig", None), "sqlstate", None)
-
-
 @contextlib.contextmanager
 def _refusal_as_slot_unavailable() -> Iterator[None]:
     """The database's overlap refusal (23P01) or a deadlock (40P01) inside becomes `slot_unavailable`.
@@ -282,7 +279,7 @@ def _refusal_as_slot_unavailable() -> Iterator[None]:
     try:
         yield
     except DBAPIError as exc:
-        if _sqlstate(exc) in ("23P01", "40P01"):
+        if sqlstate(exc) in REFUSED:
             raise SlotUnavailable() from exc
         raise
 
@@ -823,6 +820,4 @@ def add_note(session: Session, tenant: TenantRef, actor: str, appointment: m.App
 
 def with_deadlock_retry(fn, session: Session, attempts: int = 2):
     """Run `fn()` in one unit of work (app.uow), once more after a deadlock; kept for its callers."""
-    from app.uow import run_unit
-
     return run_unit(fn, session, retry=attempts > 1)
