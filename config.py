@@ -128,6 +128,13 @@ class Config:
 
     # --- booking ----------------------------------------------------------
     AVAILABILITY_MAX_RANGE_DAYS = 62
+
+    # --- API rate limits (app/ratelimit.py; Flask-Limiter, counted in Redis) --
+    RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+    API_RATE_LIMIT_PER_KEY = _env("API_RATE_LIMIT_PER_KEY", "600/minute;20/second")
+    API_RATE_LIMIT_PER_IP = _env("API_RATE_LIMIT_PER_IP", "1200/minute")
+    PUBLIC_RATE_LIMIT_PER_IP = _env("PUBLIC_RATE_LIMIT_PER_IP", "600/minute")
+    PUBLIC_BOOKING_RATE_LIMIT_PER_IP = _env("PUBLIC_BOOKING_RATE_LIMIT_PER_IP", "30/minute")
     IDEMPOTENCY_TTL_HOURS = 24
 
     # --- mail / SMS (external calls always go through a configurable URL) --

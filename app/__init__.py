@@ -83,6 +83,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     # After FAB's own before_request (which loads the user): pick the tenant.
     app.before_request(resolve_request_scope)
+    from app import ratelimit
+
+    ratelimit.install(app)
+    from app import api_common
+
+    api_common.install(app)
 
     app.register_blueprint(health_bp)
     app.register_blueprint(public_api_bp)

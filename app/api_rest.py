@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import uuid
 
-from flask import g, jsonify, make_response
+from flask import g, jsonify, make_response, request
 from flask_appbuilder.api import ModelRestApi
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy.exc import IntegrityError
 
+from app.api_common import check_if_match, etag_of
 from app.models import tenant as m
 from app.services import catalogue_rules as rules
 from app.uow import discard
@@ -123,8 +124,30 @@ class TenantRestApi(ModelRestApi):
     def post_headless(self):
         return self._guarded(super().post_headless)
 
+    def get_headless(self, pk, **kwargs):
+        response = super().get_headless(pk, **kwargs)
+        if response.status_code == 200:
+            response.headers["ETag"] = etag_of((response.get_json() or {}).get("result"))
+        return response
+
     def put_headless(self, pk):
-        return self._guarded(lambda: super(TenantRestApi, self).put_headless(pk))
+        from app.errors import ApiError
+
+        if request.headers.get("If-Match"):
+            current = super().get_headless(pk)
+            if current.status_code != 200:
+                return current
+            try:
+                check_if_match(etag_of((current.get_json() or {}).get("result")))
+            except ApiError as exc:
+                discard()
+                return _error(exc.status, exc.code, exc.message, exc.field)
+        response = self._guarded(lambda: super(TenantRestApi, self).put_headless(pk))
+        if response.status_code == 200:
+            shown = super().get_headless(pk)
+            if shown.status_code == 200:
+                response.headers["ETag"] = etag_of((shown.get_json() or {}).get("result"))
+        return response
 
     def _guarded(self, call):
         try:
@@ -312,33 +335,8 @@ class CustomerApi(TenantRestApi):
     rule_fields = ("timezone",)
 
 
-class AppointmentApi(TenantRestApi):
-    """Read-only: bookings change only through the booking service (public API, admin actions)."""
-
-    datamodel = SQLAInterface(m.Appointment)
-    resource_name = "appointments"
-    class_permission_name = "AppointmentsApi"
-    base_permissions = ["can_get", "can_info"]
-    list_columns = [
-        "id", "start_at", "end_at", "service.id", "staff.id", "location.id", "customer.id", "status", "seats",
-        "source", "price", "currency", "notes", "meeting_provider", "meeting_join_url", "meeting_status",
-    ]
-    show_columns = list_columns
-    search_columns = ["start_at", "service", "staff", "location", "customer", "status", "source"]
-    base_order = ("start_at", "desc")
-
-    def get_headless(self, pk, **kwargs):
-        # Appointment ids are UUIDs; anything else cannot name one (and must not reach SQL as a cast error).
-        try:
-            uuid.UUID(str(pk))
-        except ValueError:
-            return self.response_404()
-        return super().get_headless(pk, **kwargs)
-
-
 API_CLASSES = [
     LocationApi, LocationHoursApi, CategoryApi, ServiceApi, StaffApi, StaffHoursApi, StaffBreakApi, TimeOffApi, CustomerApi,
-    AppointmentApi,
 ]
 
 
@@ -351,4 +349,7 @@ bp = Blueprint("rest_index", __name__)
 @bp.get("/api/v1/")
 def index():
     """The REST resources and where the OpenAPI document is."""
-    return jsonify({"resources": sorted(f"/api/v1/{c.resource_name}/" for c in API_CLASSES), "openapi": "/api/v1/_openapi"})
+    names = [c.resource_name for c in API_CLASSES] + ["appointments", "availability"]
+    return jsonify({"resources": sorted(f"/api/v1/{n}/" for n in names) + ["/api/v1/webhooks/endpoints",
+                                                                            "/api/v1/webhooks/deliveries"],
+                    "openapi": "/api/v1/openapi.json", "docs": "/api/v1/docs"})

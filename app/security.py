@@ -246,6 +246,9 @@ def _authenticate_api_key(token: str) -> None:
     key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
     if key is None or key.revoked_at is not None or not hmac.compare_digest(key.secret_hash, hash_secret(token)):
         _api_error(401, "unauthorized", "invalid API key")
+    now = dt.datetime.now(dt.timezone.utc)
+    if key.expired(now):
+        _api_error(401, "key_expired", "this API key has expired")
     if request.method not in SAFE_METHODS and not key.allows("write"):
         _api_error(403, "not_allowed", "this API key is read-only")
     tenant = key.tenant
@@ -255,13 +258,24 @@ def _authenticate_api_key(token: str) -> None:
     user = sm.find_user(username=api_key_user_name(tenant.slug))
     if user is None or not user.is_active:
         abort(401)
-    key.last_used_at = dt.datetime.now(dt.timezone.utc)
+    _count_use(key.id, now)
     g.user = user
     g._api_key_user = True
     g.api_key_id, g.api_key_label = key.id, f"{key.name} ({key.prefix})"
+    g.api_key_location = key.location_key
     g.scope = Scope(tenant_roles={tenant.id: {ROLE_CLIENT_ADMIN}})
     g.effective_roles = {ROLE_CLIENT_ADMIN}
     activate(db.session, tenant)
+
+
+def _count_use(key_id: int, now: dt.datetime) -> None:
+    """Last-used time and request count, on a connection of their own: a request that
+    writes nothing (or fails) still counts, and the request's transaction stays clean."""
+    from sqlalchemy import update
+
+    with db.engine.begin() as conn:
+        conn.execute(update(ApiKey).where(ApiKey.id == key_id)
+                     .values(last_used_at=now, request_count=ApiKey.request_count + 1))
 
 
 def reject_misplaced_api_key() -> None:

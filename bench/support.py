@@ -56,7 +56,9 @@ def gunicorn(database_url: str, redis_url: str, workers: int = 2, threads: int =
              wsgi: str = "app.wsgi:application", env: dict | None = None) -> Iterator[str]:
     """Serve `wsgi` (of the checkout at `root`) with gunicorn on 127.0.0.1; yields the base URL once /health answers."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(root), "DATABASE_URL": database_url, "REDIS_URL": redis_url, **(env or {})}
+    env = {**os.environ, "PYTHONPATH": str(root), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           # Load generators send everything from one address: the per-IP API limits would answer 429.
+           "RATELIMIT_ENABLED": "0", **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
          "--bind", f"127.0.0.1:{port}", wsgi],

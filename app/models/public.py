@@ -11,6 +11,7 @@ import hashlib
 import re
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -177,12 +178,21 @@ class ApiKey(PublicModel):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # "read" (GET only) or "read write" (also POST/PUT/PATCH/DELETE on the REST API).
     scopes: Mapped[str] = mapped_column(String(32), default="read write", server_default="read write")
+    # Optional: refused from this instant on.
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Requests made with the key (counted beside last_used_at, one UPDATE per request).
+    request_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Optional location key: appointments and availability of that location only.
+    location_key: Mapped[str | None] = mapped_column(String(63))
 
     tenant: Mapped[Tenant] = relationship()
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    def expired(self, now: dt.datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
     def allows(self, scope: str) -> bool:
         return scope in (self.scopes or "").split()

@@ -122,15 +122,23 @@ API_KEY_SCOPES = ("read", "read write")
 
 
 def create_api_key(session: Session, tenant: Tenant, name: str, created_by_id: int | None = None,
-                   scopes: str = "read write") -> tuple[ApiKey, str]:
+                   scopes: str = "read write", expires_at: dt.datetime | None = None,
+                   location_key: str | None = None) -> tuple[ApiKey, str]:
     """A new API key for `tenant`; returns the row and the secret, which is shown once.
 
-    `scopes`: "read" (GET only) or "read write" (REST writes too).
+    `scopes`: "read" (GET only) or "read write" (REST writes too). `expires_at`: refused from
+    then on (None: never). `location_key`: appointments and availability of that location only.
     """
     if not (name or "").strip():
         raise PeopleError("a key needs a name", "name")
     if scopes not in API_KEY_SCOPES:
         raise PeopleError("access is 'read' or 'read write'", "scopes")
+    if expires_at is not None:
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=dt.timezone.utc)
+        if expires_at <= dt.datetime.now(dt.timezone.utc):
+            raise PeopleError("the expiry must lie in the future", "expires_at")
+    location_key = (location_key or "").strip() or None
     sm = current_app.appbuilder.sm
     username = api_key_user_name(tenant.slug)
     user = sm.find_user(username=username)
@@ -146,7 +154,7 @@ def create_api_key(session: Session, tenant: Tenant, name: str, created_by_id: i
         grant(session, user, ROLE_CLIENT_ADMIN, None, tenant.id)
     full, prefix, digest = new_api_key()
     key = ApiKey(tenant_id=tenant.id, name=name.strip(), prefix=prefix, secret_hash=digest, created_by_id=created_by_id,
-                 scopes=scopes)
+                 scopes=scopes, expires_at=expires_at, location_key=location_key)
     session.add(key)
     session.flush()
     return key, full

@@ -13,7 +13,7 @@ from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction, FilterInFunction
 from app.views.base import FieldRefused, FormModelView, Interface, titles
 from sqlalchemy import select
-from wtforms import SelectField
+from wtforms import DateField, SelectField, StringField
 from wtforms.validators import DataRequired, Optional, Regexp
 
 from app import security
@@ -218,12 +218,20 @@ class ApiKeyView(ModelView):
     datamodel = Interface(ApiKey)
     class_permission_name = "ApiKeys"
     base_permissions = ["can_list", "can_show", "can_add", "can_delete"]
-    list_columns = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
+    list_columns = ["name", "prefix", "scopes", "location_key", "created_at", "expires_at", "last_used_at",
+                    "request_count", "revoked_at"]
     show_columns = list_columns
-    add_columns = ["name", "scopes"]
+    label_columns = {"location_key": "Location", "expires_at": "Expires", "request_count": "Requests",
+                     "last_used_at": "Last used"}
+    add_columns = ["name", "scopes", "expires_at", "location_key"]
     add_form_extra_fields = {
         "scopes": SelectField("Access", choices=[("read", "read only"), ("read write", "read and write")],
                               default="read"),
+        "expires_at": DateField("Expires on", validators=[Optional()],
+                                description="Optional: the key is refused from this date on (00:00 UTC)."),
+        "location_key": StringField("Location", validators=[Optional(), Regexp(r"^[a-z0-9][a-z0-9_-]{0,62}$")],
+                                    description="Optional: a location's key; the key then sees and books "
+                                                "appointments of that location only."),
     }
     # Explicit: FAB's default search adds a "tenant" filter listing every tenant's name.
     search_columns = ["name", "prefix"]
@@ -240,9 +248,19 @@ class ApiKeyView(ModelView):
             tenant = db.session.get(Tenant, _current_tenant_id())
             if tenant is None:
                 abort(404)
+            import datetime as dt
+
             try:
+                raw_expiry = (request.form.get("expires_at") or "").strip()
+                try:
+                    expires = dt.datetime.combine(dt.date.fromisoformat(raw_expiry), dt.time(),
+                                                  dt.timezone.utc) if raw_expiry else None
+                except ValueError:
+                    raise PeopleError("the expiry is a date (YYYY-MM-DD)", "expires_at") from None
                 key, secret = run_unit(lambda: create_api_key(db.session, tenant, request.form.get("name", ""), g.user.id,
-                                                              scopes=request.form.get("scopes") or "read"))
+                                                              scopes=request.form.get("scopes") or "read",
+                                                              expires_at=expires,
+                                                              location_key=request.form.get("location_key")))
             except PeopleError as exc:
                 flash(str(exc), "danger")
                 return redirect(self.get_redirect())

@@ -69,7 +69,7 @@ def test_rest_appointment_carries_the_meeting_columns(app, client, make_tenant, 
     assert r.status_code == 200, r.get_json()
     [result] = r.get_json()["result"]
     assert result["id"] == booked["appointment"]["id"]
-    assert {"meeting_provider", "meeting_join_url", "meeting_status"} <= set(result)
+    assert "meeting" in result  # {provider, status, join_url, passcode, dial_in} or null
 
 
 def _zoom_post(client, secret, body: dict, ts: int | None = None, signature: str | None = None):

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Modules that answer requests or commands: the top layer.
 VIEW_LAYER = (
-    "app.views", "app.portal.views", "app.widget.views", "app.widget.api", "app.api_rest",
+    "app.views", "app.portal.views", "app.widget.views", "app.widget.api", "app.api_rest", "app.api_appointments",
+    "app.api_common", "app.api_webhooks", "app.api_docs",
     "app.notifications.views", "app.meetings.hooks", "app.health", "app.cli",
 )
 # Run-time entry points in app/ that may use the development package.

@@ -1,0 +1,124 @@
+"""Rate limits of the APIs (Flask-Limiter, counters in Redis).
+
+| scope | applies to | counted per | config |
+|---|---|---|---|
+| `api-key` | `/api/v1/...` with an API key | key | `API_RATE_LIMIT_PER_KEY` |
+| `api-ip` | `/api/v1/...` (key or session) | client IP | `API_RATE_LIMIT_PER_IP` |
+| `public-ip` | `/api/v1/public/...` | client IP | `PUBLIC_RATE_LIMIT_PER_IP` |
+| `public-book` | POSTs under `/api/v1/public/<t>/bookings` | client IP | `PUBLIC_BOOKING_RATE_LIMIT_PER_IP` |
+
+The checks run after the API key is authenticated (registered after
+`resolve_request_scope`), so a key's bucket is only ever charged by that key, never by
+someone who merely knows its public prefix. Limits are read from the configuration on
+each request. A refusal is 429 with `Retry-After` and the project's error body; every
+limited answer carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
+(seconds) of the tightest limit. If Redis is unreachable the request is let through.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from flask import Flask, current_app, g, jsonify, request
+from flask_limiter import ApplicationLimit, Limiter
+from flask_limiter.errors import RateLimitExceeded
+
+API_PREFIX = "/api/v1/"
+PUBLIC_PREFIX = "/api/v1/public/"
+UNLIMITED_PREFIXES = ("/api/v1/security/",)  # log-in has its own throttle (app.throttle)
+
+
+def _path() -> str:
+    return request.path
+
+
+def _is_api() -> bool:
+    path = _path()
+    return path.startswith(API_PREFIX) and not path.startswith((PUBLIC_PREFIX, *UNLIMITED_PREFIXES))
+
+
+def _is_public() -> bool:
+    return _path().startswith(PUBLIC_PREFIX)
+
+
+def _is_public_booking() -> bool:
+    if request.method != "POST" or not _is_public():
+        return False
+    parts = _path()[len(PUBLIC_PREFIX):].split("/")
+    return len(parts) >= 2 and parts[1] == "bookings"
+
+
+def _ip() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _key_id() -> str:
+    return f"key:{g.get('api_key_id')}"
+
+
+def _config(name: str):
+    return lambda: current_app.config.get(name) or ""
+
+
+def _storage_uri(redis_url: str | None) -> str:
+    if not redis_url:
+        return "memory://"
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://"):]
+    return redis_url
+
+
+def make_limiter() -> Limiter:
+    """One limiter per app (each app has its own Redis)."""
+    return Limiter(
+        key_func=_ip,
+        application_limits=[
+            ApplicationLimit(_config("API_RATE_LIMIT_PER_KEY"), key_function=_key_id, scope="api-key",
+                             exempt_when=lambda: not (_is_api() and g.get("api_key_id"))),
+            ApplicationLimit(_config("API_RATE_LIMIT_PER_IP"), key_function=lambda: f"ip:{_ip()}", scope="api-ip",
+                             exempt_when=lambda: not _is_api()),
+            ApplicationLimit(_config("PUBLIC_RATE_LIMIT_PER_IP"), key_function=lambda: f"ip:{_ip()}",
+                             scope="public-ip", exempt_when=lambda: not _is_public()),
+            ApplicationLimit(_config("PUBLIC_BOOKING_RATE_LIMIT_PER_IP"), key_function=lambda: f"ip:{_ip()}",
+                             scope="public-book", exempt_when=lambda: not _is_public_booking()),
+        ],
+        headers_enabled=True,
+        swallow_errors=True,
+        key_prefix="upz-rl",
+        strategy="moving-window",
+    )
+
+
+def _standard_headers(response):
+    """RateLimit-* beside Flask-Limiter's X-RateLimit-* (whose reset is an epoch time, not seconds)."""
+    limit = response.headers.get("X-RateLimit-Limit")
+    if limit is None:
+        return response
+    response.headers["RateLimit-Limit"] = limit
+    response.headers["RateLimit-Remaining"] = response.headers.get("X-RateLimit-Remaining", "0")
+    try:
+        reset = max(0, math.ceil(float(response.headers.get("X-RateLimit-Reset", "0")) - time.time()))
+    except ValueError:
+        reset = 0
+    response.headers["RateLimit-Reset"] = str(reset)
+    return response
+
+
+def install(app: Flask) -> None:
+    """Call after `resolve_request_scope` is registered: the key checks need the authenticated key."""
+    app.config.setdefault("RATELIMIT_STORAGE_URI", _storage_uri(app.config.get("REDIS_URL")))
+    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 2, "socket_timeout": 2})
+    # after_request hooks run last-registered first: ours must run after the limiter's.
+    app.after_request(_standard_headers)
+    limiter = make_limiter()
+    limiter.init_app(app)
+    app.extensions["upzento_limiter"] = limiter
+
+    @app.errorhandler(RateLimitExceeded)
+    def _too_many(exc: RateLimitExceeded):
+        # Flask-Limiter's after_request adds Retry-After and the X-RateLimit-* headers to this answer.
+        body = {"error": {"code": "rate_limited",
+                          "message": f"too many requests ({exc.description}); try again later",
+                          "field": None}}
+        return jsonify(body), 429
