@@ -33,8 +33,36 @@ def database_url(value: str | None) -> str | None:
         return value
     for plain in ("postgresql://", "postgres://"):
         if value.startswith(plain):
-            return "postgresql+psycopg://" + value[len(plain):]
-    return value
+            value = "postgresql+psycopg://" + value[len(plain):]
+            break
+    return _multi_host(value)
+
+
+def _multi_host(url: str) -> str:
+    """libpq's multi-host form (`//u@a:5432,b:5433/db`) in the shape SQLAlchemy parses (`?host=a:5432&host=b:5433`).
+
+    Several hosts get `target_session_attrs=read-write` (unless the URL sets it), so that
+    every new connection finds the current primary after a failover.
+    """
+    from urllib.parse import parse_qsl, urlencode
+
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, hostlist = authority.rpartition("@")
+    path, _, query = tail.partition("?")
+    params = parse_qsl(query, keep_blank_values=True)
+    hosts = [h for h in hostlist.split(",") if h] if "," in hostlist else []
+    named = [v for k, v in params if k == "host"]
+    if not hosts and not (len(named) > 1 or any("," in v for v in named)):
+        return url
+    if hosts:
+        params = [(k, v) for k, v in params if k != "host"] + [("host", h) for h in hosts]
+    if not any(k == "target_session_attrs" for k, _ in params):
+        params.append(("target_session_attrs", "read-write"))
+    head = f"{userinfo}{at}" if at else ""
+    return f"{scheme}://{head}/{path}?" + urlencode(params, safe=":/,")
 
 
 def _int(name: str, default: int) -> int:
@@ -60,7 +88,21 @@ class Config:
     # None means "start the embedded server" (run.py) or fail (create_app).
     # `postgresql://` and `postgres://` are accepted: database_url() picks the psycopg driver.
     SQLALCHEMY_DATABASE_URI = database_url(_env("DATABASE_URL"))
+    # Read-only work that may be a little stale (availability reads, dashboards) goes to this
+    # streaming replica while it lags less than REPLICA_MAX_LAG_SECONDS; else to the primary.
+    DATABASE_REPLICA_URL = database_url(_env("DATABASE_REPLICA_URL"))
+    REPLICA_MAX_LAG_SECONDS = float(_env("REPLICA_MAX_LAG_SECONDS", "5"))
+    # A direct (not pooled) connection for the outbox relay's LISTEN: LISTEN/NOTIFY does not
+    # survive a transaction pooler. Defaults to DATABASE_URL.
+    DATABASE_DIRECT_URL = database_url(_env("DATABASE_DIRECT_URL"))
+    # "transaction" when DATABASE_URL points at PgBouncer in transaction mode: no prepared statements.
+    DATABASE_POOLER = (_env("DATABASE_POOLER", "") or "").strip().lower()
     REDIS_URL = _env("REDIS_URL")
+    # Redis Sentinel: "host:port,host:port" and the master's name; used instead of REDIS_URL when set.
+    REDIS_SENTINELS = _env("REDIS_SENTINELS")
+    REDIS_SENTINEL_MASTER = _env("REDIS_SENTINEL_MASTER", "upzento")
+    # /health/ready checks the schema versions at most this often (seconds).
+    HEALTH_MIGRATIONS_CACHE_SECONDS = float(_env("HEALTH_MIGRATIONS_CACHE_SECONDS", "30"))
     SQLALCHEMY_TRACK_MODIFICATIONS = False
     SQLALCHEMY_ENGINE_OPTIONS = {
         # Not on every checkout: app.dbpool pings connections idle >= DB_IDLE_PING_SECONDS.
@@ -199,3 +241,5 @@ class Config:
     OUTBOX_BATCH = _int("OUTBOX_BATCH", 200)
     # Account mail relayed this long ago and still unsent (its job lost with Redis) is enqueued again.
     MAIL_REQUEUE_SECONDS = _int("MAIL_REQUEUE_SECONDS", 600)
+    # A booking event relayed this long ago and not yet handled (its job lost with Redis) is relayed again.
+    OUTBOX_REQUEUE_SECONDS = _int("OUTBOX_REQUEUE_SECONDS", 300)

@@ -20,6 +20,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     # Overrides (run.py, tests) may pass the plain form as well.
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.config.get("SQLALCHEMY_DATABASE_URI"))
+    for name in ("DATABASE_REPLICA_URL", "DATABASE_DIRECT_URL"):
+        app.config[name] = database_url(app.config.get(name))
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)
     from app.settings_check import check_settings
 
     check_settings(app.config)
@@ -106,6 +109,18 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.globals["home_checklist"] = home_checklist  # the dashboard home shows it too
     app.add_template_filter(local_filter, "local")
     return app
+
+
+def engine_options(config) -> dict[str, Any]:
+    """SQLAlchemy engine options; behind a transaction pooler (DATABASE_POOLER=transaction) psycopg prepares nothing.
+
+    PgBouncer in transaction mode hands each transaction to any server connection, where a
+    statement psycopg prepared on another one does not exist (psycopg prepares after 5 runs).
+    """
+    options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if (config.get("DATABASE_POOLER") or "").lower() == "transaction":
+        options["connect_args"] = {**options.get("connect_args", {}), "prepare_threshold": None}
+    return options
 
 
 def _page_context() -> dict[str, Any]:

@@ -60,6 +60,9 @@ def handle_events(tenant: str, event_ids: list[int]) -> int:
             if row["not_before"] <= now:
                 row.update(status="sending", lease_until=now + lease, attempts=1)
         ids = notify.insert_deliveries(session, rows)
+        # Planned: the relay stops watching these events (it relays again events never handled).
+        session.execute(update(m.OutboxEvent).where(m.OutboxEvent.id.in_(event_ids), m.OutboxEvent.handled_at.is_(None))
+                        .values(handled_at=now))
         prepared = [_prepare(session, ref, d, settings, cfg, now) for d in _claimed(session, ids)]
     _send_and_record(tenant, prepared, now)
     return len(ids)

@@ -56,45 +56,77 @@ def active_tenants(engine: Engine) -> list[str]:
 
 def relay_tenant(engine: Engine, slug: str, limit: int = 200) -> int:
     """Enqueue up to `limit` pending events of one tenant; returns how many went to RQ."""
-    from app.queueing import queue
-
-    sent = 0
     with tenant_session(engine, slug) as (session, _ref):
         rows = session.scalars(
             select(OutboxEvent).where(OutboxEvent.relayed_at.is_(None)).order_by(OutboxEvent.id)
             .limit(limit).with_for_update(skip_locked=True)
         ).all()
-        if not rows:
-            return 0
-        try:
-            q = queue("notifications")
-            integrations = queue("integrations")
-            with q.connection.pipeline() as pipe:
-                for i in range(0, len(rows), JOB_BATCH):
-                    batch = rows[i:i + JOB_BATCH]
-                    ids = [r.id for r in batch]
-                    request_ids = sorted({r.payload["request_id"] for r in batch if r.payload.get("request_id")})
-                    q.enqueue_call(EVENT_JOB, args=(slug, ids), job_id=f"evt-{slug}-{ids[0]}-{ids[-1]}",
-                                   meta={"request_ids": request_ids, "tenant": slug},
-                                   retry=Retry(max=5, interval=backoff_schedule(5, base=2, cap=300)),
-                                   result_ttl=600, failure_ttl=7 * 86400, pipeline=pipe)
-                    for func in INTEGRATION_JOBS:
-                        integrations.enqueue_call(func, args=(slug, ids), meta={"request_ids": request_ids,
-                                                                                "tenant": slug},
-                                                  retry=Retry(max=5, interval=backoff_schedule(5, base=2, cap=300)),
-                                                  result_ttl=600, failure_ttl=7 * 86400, pipeline=pipe)
-                pipe.execute()
-        except (RedisError, OSError) as exc:
-            for row in rows:
-                row.attempts += 1
-                row.last_error = f"enqueue failed: {exc}"[:2000]
-            log.warning("outbox relay for %s: Redis unavailable (%s); %d event(s) wait", slug, exc, len(rows))
-            return 0
-        now = dt.datetime.now(dt.timezone.utc)
-        session.execute(update(OutboxEvent).where(OutboxEvent.id.in_([r.id for r in rows]))
-                        .values(relayed_at=now, last_error=None))
-        sent = len(rows)
-    return sent
+        return _enqueue_events(session, slug, rows)
+
+
+# An event is relayed again at most this many times (attempts counts enqueue failures and re-relays).
+OUTBOX_MAX_ATTEMPTS = 8
+
+
+def requeue_unhandled(engine: Engine, slug: str, requeue_after: float, limit: int = 200) -> int:
+    """Relay again the events relayed more than `requeue_after` seconds ago that no job handled; returns how many.
+
+    Their jobs were lost with Redis (a failover to a replica that had not received
+    them, a restart without persistence). The event jobs are idempotent (deliveries
+    are unique per event, webhook deliveries and calendar pushes too), so a job that
+    was only slow costs a wasted run, never a second message.
+    """
+    stale = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=requeue_after)
+    with tenant_session(engine, slug) as (session, _ref):
+        rows = session.scalars(
+            select(OutboxEvent)
+            .where(OutboxEvent.handled_at.is_(None), OutboxEvent.relayed_at < stale,
+                   OutboxEvent.attempts < OUTBOX_MAX_ATTEMPTS)
+            .order_by(OutboxEvent.id).limit(limit).with_for_update(skip_locked=True)
+        ).all()
+        if rows:
+            log.warning("outbox relay for %s: %d event(s) relayed but never handled; relaying again", slug, len(rows))
+        return _enqueue_events(session, slug, rows, again=True)
+
+
+def _enqueue_events(session, slug: str, rows: list[OutboxEvent], again: bool = False) -> int:
+    """Hand `rows` to RQ (one pipeline) and mark them relayed in the caller's transaction; 0 if Redis refused."""
+    from app.queueing import queue
+
+    if not rows:
+        return 0
+    now = dt.datetime.now(dt.timezone.utc)
+    # A re-relayed batch gets new job ids: the lost job's id may still name a finished or failed job.
+    suffix = f"-r{int(now.timestamp() * 1000)}" if again else ""
+    try:
+        q = queue("notifications")
+        integrations = queue("integrations")
+        with q.connection.pipeline() as pipe:
+            for i in range(0, len(rows), JOB_BATCH):
+                batch = rows[i:i + JOB_BATCH]
+                ids = [r.id for r in batch]
+                request_ids = sorted({r.payload["request_id"] for r in batch if r.payload.get("request_id")})
+                q.enqueue_call(EVENT_JOB, args=(slug, ids), job_id=f"evt-{slug}-{ids[0]}-{ids[-1]}{suffix}",
+                               meta={"request_ids": request_ids, "tenant": slug},
+                               retry=Retry(max=5, interval=backoff_schedule(5, base=2, cap=300)),
+                               result_ttl=600, failure_ttl=7 * 86400, pipeline=pipe)
+                for func in INTEGRATION_JOBS:
+                    integrations.enqueue_call(func, args=(slug, ids), meta={"request_ids": request_ids,
+                                                                            "tenant": slug},
+                                              retry=Retry(max=5, interval=backoff_schedule(5, base=2, cap=300)),
+                                              result_ttl=600, failure_ttl=7 * 86400, pipeline=pipe)
+            pipe.execute()
+    except (RedisError, OSError) as exc:
+        for row in rows:
+            row.attempts += 1
+            row.last_error = f"enqueue failed: {exc}"[:2000]
+        log.warning("outbox relay for %s: Redis unavailable (%s); %d event(s) wait", slug, exc, len(rows))
+        return 0
+    values = {"relayed_at": now, "last_error": None}
+    if again:
+        values["attempts"] = OutboxEvent.attempts + 1
+    session.execute(update(OutboxEvent).where(OutboxEvent.id.in_([r.id for r in rows])).values(**values))
+    return len(rows)
 
 
 MAIL_JOB = "app.jobs.mail.send_platform_mail"
@@ -149,8 +181,11 @@ def relay_platform_mail(engine: Engine, limit: int = 200, requeue_after: float |
         return len(rows)
 
 
-def relay_all(engine: Engine, limit: int = 200) -> int:
-    """One pass over every active tenant (each drained while full batches come back), then account mail."""
+def relay_all(engine: Engine, limit: int = 200, requeue_after: float | None = None) -> int:
+    """One pass over every active tenant (each drained while full batches come back), then account mail.
+
+    With `requeue_after`, events relayed that long ago and never handled are relayed again too.
+    """
     total = relay_platform_mail(engine, limit)
     for slug in active_tenants(engine):
         while True:
@@ -158,14 +193,22 @@ def relay_all(engine: Engine, limit: int = 200) -> int:
             total += n
             if n < limit:
                 break
+        if requeue_after is not None:
+            total += requeue_unhandled(engine, slug, requeue_after, limit)
     return total
 
 
+def _requeue_seconds() -> float:
+    from config import Config
+
+    return float(os.environ.get("OUTBOX_REQUEUE_SECONDS") or Config.OUTBOX_REQUEUE_SECONDS)
+
+
 def relay_job() -> int:
-    """RQ/cron entry point: one relay pass."""
+    """RQ/cron entry point: one relay pass, lost jobs included."""
     from app.jobs.runtime import engine
 
-    return relay_all(engine())
+    return relay_all(engine(), requeue_after=_requeue_seconds())
 
 
 _slugs_by_schema: dict[str, str] = {}
@@ -184,22 +227,33 @@ def _slug_of(engine: Engine, schema: str) -> str | None:
     return slug
 
 
-def run(engine: Engine, sweep_every: float = 2.0, limit: int = 200, coalesce: float = 0.05) -> None:
-    """Relay until SIGTERM/SIGINT: on NOTIFY (after `coalesce` seconds), and a full sweep every `sweep_every` seconds."""
+def run(engine: Engine, sweep_every: float = 2.0, limit: int = 200, coalesce: float = 0.05,
+        listen_engine: Engine | None = None, requeue_after: float | None = None) -> None:
+    """Relay until SIGTERM/SIGINT: on NOTIFY (after `coalesce` seconds), and a full sweep every `sweep_every` seconds.
+
+    `listen_engine` holds the LISTEN connection (DATABASE_DIRECT_URL: a transaction pooler
+    would hand the session to other clients and lose the subscription); `engine` does the work.
+    Every `requeue_after / 4` seconds the sweep also relays again events whose jobs were lost.
+    """
     stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
-    last_sweep = 0.0
+    listen_engine = listen_engine or engine
+    last_sweep = last_requeue = 0.0
     while not stopping:
         try:
-            with engine.connect() as conn:
+            with listen_engine.connect() as conn:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 conn.execute(text(f"LISTEN {CHANNEL}"))
                 raw = conn.connection.driver_connection
                 while not stopping:
                     if time.monotonic() - last_sweep >= sweep_every:
-                        relay_all(engine, limit)
+                        requeue = (requeue_after is not None
+                                   and time.monotonic() - last_requeue >= max(requeue_after / 4, sweep_every))
+                        relay_all(engine, limit, requeue_after if requeue else None)
                         last_sweep = time.monotonic()
+                        if requeue:
+                            last_requeue = last_sweep
                     ready, _, _ = select_module.select([raw.fileno()], [], [], 0.5)
                     if not ready:
                         continue
@@ -225,8 +279,22 @@ def main() -> None:
     from app.observability import configure_logging
 
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "json"))
-    run(engine(), sweep_every=float(os.environ.get("OUTBOX_SWEEP_SECONDS", "2")),
-        coalesce=float(os.environ.get("OUTBOX_COALESCE_SECONDS", "0.05")))
+    work = engine()
+    run(work, sweep_every=float(os.environ.get("OUTBOX_SWEEP_SECONDS", "2")),
+        coalesce=float(os.environ.get("OUTBOX_COALESCE_SECONDS", "0.05")),
+        listen_engine=direct_engine(work), requeue_after=_requeue_seconds())
+
+
+def direct_engine(work: Engine) -> Engine:
+    """An engine on DATABASE_DIRECT_URL (not pooled by PgBouncer) for LISTEN; `work` itself when unset."""
+    from sqlalchemy import create_engine
+
+    from config import database_url
+
+    url = database_url(os.environ.get("DATABASE_DIRECT_URL"))
+    if not url:
+        return work
+    return create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
 
 
 if __name__ == "__main__":

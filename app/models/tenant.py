@@ -466,7 +466,9 @@ class OutboxEvent(TenantBase):
     """A domain event written in the transaction that caused it; relayed to RQ after commit."""
 
     __tablename__ = "outbox_event"
-    __table_args__ = (Index("ix_outbox_pending", "id", postgresql_where=text("relayed_at IS NULL")),)
+    __table_args__ = (Index("ix_outbox_pending", "id", postgresql_where=text("relayed_at IS NULL")),
+                      Index("ix_outbox_unhandled", "relayed_at",
+                            postgresql_where=text("handled_at IS NULL AND relayed_at IS NOT NULL")))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_type: Mapped[str] = mapped_column(String(60))
@@ -474,6 +476,8 @@ class OutboxEvent(TenantBase):
     payload: Mapped[dict] = mapped_column(JSONB)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     relayed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set by the notification job that planned the event's deliveries (t0011out).
+    handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
 

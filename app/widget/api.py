@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from app.errors import NotFound, ValidationError
 from app.extensions import db
 from app.models import tenant as m
+from app.replica import read_session
 from app.services import booking, forms, meetings
 from app.services.availability import parse_query, slots_json_text
 from app.services.public_catalogue import public_catalogue
@@ -98,8 +99,13 @@ def staff():
 @bp.get("/availability")
 def availability():
     query = parse_query(request.args, current_app.config["AVAILABILITY_MAX_RANGE_DAYS"])
-    body = slots_json_text(db.session, query, utcnow())
-    discard()  # a read: hand the connection back before answering
+    if not current_app.config.get("DATABASE_REPLICA_URL"):
+        body = slots_json_text(db.session, query, utcnow())
+        discard()  # a read: hand the connection back before answering
+        return current_app.response_class(body, mimetype="application/json")
+    discard()  # the tenant lookup's transaction, on the primary
+    with read_session(g.tenant.schema) as session:
+        body = slots_json_text(session, query, utcnow())
     return current_app.response_class(body, mimetype="application/json")
 
 
