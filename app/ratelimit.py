@@ -61,7 +61,11 @@ def _config(name: str):
     return lambda: current_app.config.get(name) or ""
 
 
-def _storage_uri(redis_url: str | None) -> str:
+def _storage_uri(redis_url: str | None, sentinels: str | None = None, master: str | None = None) -> str:
+    if sentinels:
+        # The limits library follows the Sentinel-elected master like app.queueing does.
+        hosts = ",".join(item.strip() for item in sentinels.split(",") if item.strip())
+        return f"redis+sentinel://{hosts}/{master or 'upzento'}"
     if not redis_url:
         return "memory://"
     if redis_url.startswith("unix://"):
@@ -107,7 +111,8 @@ def _standard_headers(response):
 
 def install(app: Flask) -> None:
     """Call after `resolve_request_scope` is registered: the key checks need the authenticated key."""
-    app.config.setdefault("RATELIMIT_STORAGE_URI", _storage_uri(app.config.get("REDIS_URL")))
+    app.config.setdefault("RATELIMIT_STORAGE_URI", _storage_uri(app.config.get("REDIS_URL"), app.config.get("REDIS_SENTINELS"),
+                                                                app.config.get("REDIS_SENTINEL_MASTER")))
     app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 2, "socket_timeout": 2})
     # after_request hooks run last-registered first: ours must run after the limiter's.
     app.after_request(_standard_headers)
