@@ -329,14 +329,21 @@ def find_slots_json(setup: Setup, query: SlotQuery) -> str:
     Written straight from the engine's integer starts: no Slot objects, no
     datetimes, one staff list per distinct staff set.
     """
+    _starts, parts = find_slots_json_parts(setup, query)
+    return '{"slots":[' + ",".join(parts) + "]}"
+
+
+def find_slots_json_parts(setup: Setup, query: SlotQuery) -> tuple[list[int], list[str]]:
+    """find_slots_json() before the join: each slot's start (epoch seconds, ascending) and its JSON object text."""
     result = _find(setup, query)
     if result is None:
-        return '{"slots":[]}'
+        return [], []
     found, seats_found, dur, group = result
     staff_text: dict[tuple, str] = {}
+    starts = sorted(found)
     parts = []
     append = parts.append
-    for s in sorted(found):
+    for s in starts:
         names = tuple(found[s])
         listed = staff_text.get(names)
         if listed is None:
@@ -346,7 +353,7 @@ def find_slots_json(setup: Setup, query: SlotQuery) -> str:
             append(f'{{"start":"{_iso_seconds(s)}","end":"{_iso_seconds(s + dur)}","staff":{listed},"seats_left":{seats}}}')
         else:
             append(f'{{"start":"{_iso_seconds(s)}","end":"{_iso_seconds(s + dur)}","staff":{listed}}}')
-    return '{"slots":[' + ",".join(parts) + "]}"
+    return starts, parts
 
 
 _EPOCH_DAY = date(1970, 1, 1)
@@ -358,7 +365,7 @@ def _iso_seconds(s: int) -> str:
     """Whole seconds since the epoch as 'YYYY-MM-DDTHH:MM:SSZ'."""
     text = _ISO_TEXT.get(s)
     if text is None:
-        if len(_ISO_TEXT) > 200_000:
+        if len(_ISO_TEXT) > 65_536:  # about 8 MB at most: a year of 5-minute starts
             _ISO_TEXT.clear()
         day, tod = divmod(s, 86400)
         h, rest = divmod(tod, 3600)

@@ -9,8 +9,8 @@ requested range.
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections import OrderedDict
+from array import array
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -19,10 +19,12 @@ from sqlalchemy import CompoundSelect, Select, bindparam, event, literal, litera
 from sqlalchemy.orm import Session
 
 from app import metrics
+from app.boundedcache import BoundedCache
 from app.errors import UnknownKey, ValidationError
 from app.models import tenant as m
 from app.scheduling import model as sm
-from app.scheduling.engine import find_slots, find_slots_json, slot_to_json
+from app.scheduling.engine import find_slots, find_slots_json_parts, slot_to_json
+from app.scheduling.wallclock import notice_bounds
 from app.tenancy import plain_session, session_schema
 
 # Location zones differ from the query's by at most ~26 h, and paddings are short;
@@ -67,9 +69,9 @@ class StaticRules:
     staff_by_service: dict[str, list[tuple[int, sm.StaffRules]]]
 
 
-_CACHE: "OrderedDict[tuple, object]" = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-_CACHE_SIZE = 256
+# Static rules, catalogue and public catalogue snapshots: about three entries per busy
+# business (CACHE_RULES_ENTRIES); the least recently used business is dropped first.
+_CACHE = BoundedCache("rules", 3072)
 
 
 def _load_static(session: Session) -> StaticRules:
@@ -216,18 +218,13 @@ def versioned(session: Session, name: str, loader):
     version = rules_version(session)
     bind = session.get_bind()
     key = (str(bind.url), session_schema(session), version)
-    with _CACHE_LOCK:
-        cached = _CACHE.get((key, name))
-        if cached is not None:
-            _CACHE.move_to_end((key, name))
-            metrics.AVAILABILITY_CACHE.labels("rules", "hit").inc()
-            return key, cached
+    cached = _CACHE.get((key, name))
+    if cached is not None:
+        metrics.AVAILABILITY_CACHE.labels("rules", "hit").inc()
+        return key, cached
     metrics.AVAILABILITY_CACHE.labels("rules", "miss").inc()
     loaded = loader(session)
-    with _CACHE_LOCK:
-        _CACHE[(key, name)] = loaded
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+    _CACHE.put((key, name), loaded)
     return key, loaded
 
 
@@ -363,12 +360,6 @@ def _compute(setup: sm.Setup, query: AvailabilityQuery, now: dt.datetime) -> lis
     return [] if q is None else find_slots(setup, q)
 
 
-def _compute_json(setup: sm.Setup, query: AvailabilityQuery, now: dt.datetime) -> str:
-    """_compute() written straight to the API's JSON text."""
-    q = _slot_query(setup, query, now)
-    return '{"slots":[]}' if q is None else find_slots_json(setup, q)
-
-
 def _slot_query(setup: sm.Setup, query: AvailabilityQuery, now: dt.datetime) -> sm.SlotQuery | None:
     """The engine's query; None for a known staff member who does not offer this service (no slots)."""
     if query.staff and query.staff not in setup.staff:
@@ -391,35 +382,91 @@ def slots_json(session: Session, query: AvailabilityQuery, now: dt.datetime) -> 
     return {"slots": [slot_to_json(s, group) for s in slots]}
 
 
-_ANSWERS: "OrderedDict[tuple, str]" = OrderedDict()
-_ANSWERS_SIZE = 512
+@dataclass(frozen=True)
+class _Answer:
+    """One query's slots for every start in its range, whatever the clock: notice and advance are applied on the way out."""
+
+    starts: array  # epoch seconds of each slot's start, ascending
+    offsets: array  # where each slot's JSON object begins in `text`
+    text: str  # the slots' JSON objects joined with ","
+
+
+def _weigh(answer: _Answer) -> int:
+    return len(answer.text) + 8 * (len(answer.starts) + len(answer.offsets)) + 200
+
+
+# Answers by (rules version, fresh-rows versions of the staff asked about, query): about
+# 64 KB each for a 20-staff month; bounded by count and by bytes (CACHE_ANSWERS_ENTRIES / _BYTES).
+_ANSWERS = BoundedCache("answers", 4096, max_bytes=32 * 1024 * 1024, weigh=_weigh)
+
+# Per staff member: the fresh_version row (migration t0011fr) moves on every write to
+# their appointments, time off or busy blocks; no row yet means none of those rows exist.
+_FRESH_VERSIONS = text(
+    "SELECT coalesce(string_agg(staff_id || ':' || version, ',' ORDER BY staff_id), '')"
+    " FROM fresh_version WHERE staff_id = ANY(:ids)"
+)
+
+
+def fresh_rows_version(session: Session, staff_ids: list[int]) -> str:
+    """The fresh-rows versions of `staff_ids`, as one text: equal texts mean equal bookings, time off and busy blocks."""
+    if not staff_ids:
+        return ""
+    session = plain_session(session)
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        session.flush()  # pending bookings or time off bump the version through the triggers
+    return session.connection().execute(_FRESH_VERSIONS, {"ids": staff_ids}).scalar_one()
 
 
 def slots_json_text(session: Session, query: AvailabilityQuery, now: dt.datetime) -> str:
-    """slots_json() serialised, remembered while its inputs are unchanged.
+    """slots_json() serialised, from the answer cache while its inputs are unchanged.
 
-    The key holds the rules version, the fresh rows (bookings, time off, busy
-    blocks), the query, and `now` floored to the second: slot starts
-    are whole seconds, so notice and advance give the same answer anywhere in
-    that second. Many visitors asking for the same month then cost only the
-    three small queries that build the key.
+    The key is the rules version, the fresh-rows versions of the staff the query can
+    touch and the query; never the clock. A hit costs the two version reads and a
+    slice of the stored text: the cached answer holds every start in the range, and
+    the service's notice and advance limits are applied here, for `now`. Every write
+    to the rows behind an answer moves a version (database triggers), so a cached
+    answer is never stale.
     """
-    setup, inputs = _prepare(session, query)
-    moment = now.replace(microsecond=0)
-    key = (inputs, query, moment)
-    with _CACHE_LOCK:
-        text_body = _ANSWERS.get(key)
-        if text_body is not None:
-            _ANSWERS.move_to_end(key)
-            metrics.AVAILABILITY_CACHE.labels("answer", "hit").inc()
-            return text_body
-    metrics.AVAILABILITY_CACHE.labels("answer", "miss").inc()
-    text_body = _compute_json(setup, query, now)
-    with _CACHE_LOCK:
-        _ANSWERS[key] = text_body
-        while len(_ANSWERS) > _ANSWERS_SIZE:
-            _ANSWERS.popitem(last=False)
-    return text_body
+    rules_key, rules = _static_rules_keyed(session)
+    if query.service not in rules.services:
+        raise UnknownKey(f"unknown service {query.service!r}", "service")
+    people = rules.staff_by_service[query.service]
+    ids = [sid for sid, r in people if query.staff is None or r.key == query.staff]
+    key = (rules_key, fresh_rows_version(session, ids), query)
+    answer = _ANSWERS.get(key)
+    if answer is not None:
+        metrics.AVAILABILITY_CACHE.labels("answer", "hit").inc()
+    else:
+        metrics.AVAILABILITY_CACHE.labels("answer", "miss").inc()
+        answer = _wide_answer(session, query)
+        _ANSWERS.put(key, answer)
+    service = rules.services[query.service][1]
+    lo, hi = notice_bounds(now, service.min_notice_min, service.max_advance_days)
+    i, j = bisect_left(answer.starts, lo), bisect_right(answer.starts, hi)
+    if i >= j:
+        return '{"slots":[]}'
+    end = answer.offsets[j] - 1 if j < len(answer.offsets) else len(answer.text)
+    return '{"slots":[' + answer.text[answer.offsets[i]:end] + "]}"
+
+
+def _wide_answer(session: Session, query: AvailabilityQuery) -> _Answer:
+    """Every bookable start of the query's range, as if notice were 0 and advance unlimited."""
+    setup, _inputs = _prepare(session, query)
+    q = _slot_query(setup, query, dt.datetime.now(UTC))
+    if q is None:
+        return _Answer(array("q"), array("q"), "")
+    start, end = absolute_range(query.date_from, query.date_to, query.timezone)
+    service = setup.services[query.service]
+    # The engine reads the clock only through notice and advance (wallclock.notice_bounds):
+    # with no notice, an advance past the range and `now` just before it, it bounds nothing.
+    days = (end - start).days + 2
+    wide = replace(setup, services={query.service: replace(service, min_notice_min=0, max_advance_days=days)})
+    starts, parts = find_slots_json_parts(wide, replace(q, now=start - dt.timedelta(seconds=1)))
+    offsets, at = array("q"), 0
+    for part in parts:
+        offsets.append(at)
+        at += len(part) + 1
+    return _Answer(array("q", starts), offsets, ",".join(parts))
 
 
 def parse_query(args, max_days: int) -> AvailabilityQuery:
