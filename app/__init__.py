@@ -108,6 +108,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     app.jinja_env.globals["home_checklist"] = home_checklist  # the dashboard home shows it too
     app.add_template_filter(local_filter, "local")
+    from app import boundedcache
+
+    boundedcache.configure(app.config)  # every module with a cache is imported by now
     return app
 
 

@@ -24,6 +24,8 @@ from typing import Iterable
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
 
+from app.boundedcache import BoundedCache
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _WELL_FORMED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$")
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("upzento_request_id", default=None)
@@ -225,8 +227,8 @@ def queue_figures() -> list[tuple[str, int, int, int]]:
     return figures
 
 
-_OUTBOX_CACHE: dict[str, tuple[float, tuple[int, float]]] = {}
 OUTBOX_FIGURES_TTL = 15.0
+_OUTBOX_CACHE = BoundedCache("outbox_figures", 8, ttl=OUTBOX_FIGURES_TTL)  # one per database
 
 
 def outbox_figures() -> tuple[int, float]:
@@ -237,9 +239,8 @@ def outbox_figures() -> tuple[int, float]:
 
     key = str(db.engine.url)
     hit = _OUTBOX_CACHE.get(key)
-    now = time.monotonic()
-    if hit is not None and now - hit[0] < OUTBOX_FIGURES_TTL:
-        return hit[1]
+    if hit is not None:
+        return hit
     with db.engine.connect() as conn:
         schemas = conn.execute(text(
             "SELECT table_schema FROM information_schema.tables WHERE table_name = 'outbox_event'"
@@ -256,7 +257,7 @@ def outbox_figures() -> tuple[int, float]:
             )).one()
             count, age = int(row[0]), float(row[1])
     figures = (count, age)
-    _OUTBOX_CACHE[key] = (now, figures)
+    _OUTBOX_CACHE.put(key, figures)
     return figures
 
 

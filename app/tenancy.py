@@ -11,8 +11,6 @@ never leak a path.
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -21,6 +19,7 @@ from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, object_session, scoped_session
 
+from app.boundedcache import BoundedCache
 from app.models.public import Tenant
 
 TENANT_INFO_KEY = "tenant_schema"
@@ -109,25 +108,24 @@ def find_tenant(session: Session, slug: str) -> Tenant | None:
 # every request; a row read moments ago answers instead, saving a round trip and
 # the public-schema transaction start. A write to any tenant row in this process
 # drops the cache at once; other processes notice within RECENT_TENANT_SECONDS.
+# Bounded (CACHE_RECENT_TENANTS_ENTRIES): a process that has served 1,000 businesses keeps
+# the most recent ones only.
 RECENT_TENANT_SECONDS = 5.0
-_recent: dict[tuple[str, str], tuple[float, Tenant]] = {}
-_recent_lock = threading.Lock()
+_recent = BoundedCache("recent_tenants", 1024, ttl=RECENT_TENANT_SECONDS)
 
 
 def find_recent_tenant(session: Session, slug: str) -> Tenant | None:
     """find_tenant() for hot public endpoints: a detached, read-only row, at most a few seconds old."""
     engine = session.get_bind()
     key = (str(engine.url), slug)
-    now = time.monotonic()
-    hit = _recent.get(key)
-    if hit is not None and now - hit[0] < RECENT_TENANT_SECONDS:
-        return hit[1]
+    hit = _recent.get(key, max_age=RECENT_TENANT_SECONDS)
+    if hit is not None:
+        return hit
     # Its own short transaction: the caller's session then starts straight in the tenant's schema.
     with Session(engine, expire_on_commit=False) as lookup:
         tenant = find_tenant(lookup, slug)
     if tenant is not None:
-        with _recent_lock:
-            _recent[key] = (now, tenant)
+        _recent.put(key, tenant)
     return tenant
 
 
@@ -152,8 +150,7 @@ def _forget_recent_tenants_on_commit(session: Session) -> None:
 
 
 def _forget_recent() -> None:
-    with _recent_lock:
-        _recent.clear()
+    _recent.clear()
 
 
 def activate(session: Session, tenant: Tenant | TenantRef) -> TenantRef:

@@ -28,6 +28,7 @@ from rq import Retry
 from sqlalchemy import select, text, update
 from sqlalchemy.engine import Engine
 
+from app.boundedcache import BoundedCache
 from app.models.public import Tenant
 from app.models.tenant import OutboxEvent
 from app.notifications.retry import backoff_schedule
@@ -211,7 +212,8 @@ def relay_job() -> int:
     return relay_all(engine(), requeue_after=_requeue_seconds())
 
 
-_slugs_by_schema: dict[str, str] = {}
+# Bounded (CACHE_RELAY_SLUGS_ENTRIES): the schemas that NOTIFYed lately.
+_slugs_by_schema = BoundedCache("relay_slugs", 2048)
 
 
 def _slug_of(engine: Engine, schema: str) -> str | None:
@@ -221,9 +223,9 @@ def _slug_of(engine: Engine, schema: str) -> str | None:
         from sqlalchemy.orm import Session
 
         with Session(engine) as session:
-            _slugs_by_schema.clear()
-            _slugs_by_schema.update(session.execute(select(Tenant.schema_name, Tenant.slug)).all())
-        slug = _slugs_by_schema.get(schema)
+            slug = session.scalar(select(Tenant.slug).where(Tenant.schema_name == schema))
+        if slug is not None:
+            _slugs_by_schema.put(schema, slug)
     return slug
 
 

@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from sqlalchemy.engine import Engine
 
+from app.boundedcache import BoundedCache
 from app.jobs.context import job_app
 
 _engine_pid: list[int] = []
@@ -77,27 +78,26 @@ def setting(name: str, default: float) -> float:
     return float(value) if value not in (None, "") else default
 
 
-_refs: dict[str, tuple[float, object]] = {}
 REF_TTL_SECONDS = 60.0
+# Bounded (CACHE_JOB_TENANTS_ENTRIES): a worker serving every business keeps the recent ones.
+_refs = BoundedCache("job_tenants", 1024, ttl=REF_TTL_SECONDS)
 
 
 def tenant_ref(slug: str):
     """The TenantRef of `slug`, cached for a minute (saves a round trip per job)."""
-    import time
-
     from sqlalchemy.orm import Session
 
     from app.tenancy import NoTenant, TenantRef, find_tenant
 
     hit = _refs.get(slug)
-    if hit and time.monotonic() - hit[0] < REF_TTL_SECONDS:
-        return hit[1]
+    if hit is not None:
+        return hit
     with Session(engine()) as lookup:
         tenant = find_tenant(lookup, slug)
         if tenant is None:
             raise NoTenant(f"unknown tenant {slug!r}")
         ref = TenantRef.of(tenant)
-    _refs[slug] = (time.monotonic(), ref)
+    _refs.put(slug, ref)
     return ref
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import requests
+
+from app.boundedcache import BoundedCache
 
 TIMEOUT = 10
 UTC = dt.timezone.utc
@@ -43,8 +44,9 @@ class TokenCache:
     """
 
     def __init__(self) -> None:
-        self._tokens: dict[tuple, tuple[str, float]] = {}
-        self._lock = threading.Lock()
+        # One token per credential set (platform app, or a business's or agency's own);
+        # bounded (CACHE_OAUTH_TOKENS_ENTRIES) so 1,000 businesses with their own apps stay flat.
+        self._tokens = BoundedCache("oauth_tokens", 1024)
         self.shared = None  # a redis.Redis, or None
 
     @staticmethod
@@ -79,26 +81,22 @@ class TokenCache:
 
     def get(self, key: tuple, fetch: Callable[[], tuple[str, float]], force: bool = False) -> str:
         if not force:
-            with self._lock:
-                hit = self._tokens.get(key)
+            hit = self._tokens.get(key)
             if hit and hit[1] > time.monotonic():
                 return hit[0]
             hit = self._from_shared(key)
             if hit:
-                with self._lock:
-                    self._tokens[key] = hit
+                self._tokens.put(key, hit)
                 return hit[0]
         token, expires_in = fetch()
         # Used until a minute before expiry (or half its life for very short tokens).
         keep = max(1.0, min(expires_in - 60, expires_in / 2))
-        with self._lock:
-            self._tokens[key] = (token, time.monotonic() + keep)
+        self._tokens.put(key, (token, time.monotonic() + keep))
         self._to_shared(key, token, keep)
         return token
 
     def drop(self, key: tuple) -> None:
-        with self._lock:
-            self._tokens.pop(key, None)
+        self._tokens.pop(key)
         if self.shared is not None:
             try:
                 self.shared.delete(self._redis_key(key))
@@ -106,8 +104,7 @@ class TokenCache:
                 pass
 
     def clear(self) -> None:
-        with self._lock:
-            self._tokens.clear()
+        self._tokens.clear()
 
 
 TOKENS = TokenCache()
