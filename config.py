@@ -175,6 +175,10 @@ class Config:
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
     API_RATE_LIMIT_PER_KEY = _env("API_RATE_LIMIT_PER_KEY", "600/minute;20/second")
     API_RATE_LIMIT_PER_IP = _env("API_RATE_LIMIT_PER_IP", "1200/minute")
+    # Per business over all its public API callers (fairness between businesses); JSON
+    # {"slug": "6000/minute"} gives a business its own (its plan's) figure.
+    PUBLIC_RATE_LIMIT_PER_TENANT = _env("PUBLIC_RATE_LIMIT_PER_TENANT", "3000/minute")
+    PUBLIC_RATE_LIMIT_TENANT_OVERRIDES = _env("PUBLIC_RATE_LIMIT_TENANT_OVERRIDES", "{}")
     PUBLIC_RATE_LIMIT_PER_IP = _env("PUBLIC_RATE_LIMIT_PER_IP", "600/minute")
     PUBLIC_BOOKING_RATE_LIMIT_PER_IP = _env("PUBLIC_BOOKING_RATE_LIMIT_PER_IP", "30/minute")
     IDEMPOTENCY_TTL_HOURS = 24

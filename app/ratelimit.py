@@ -4,6 +4,7 @@
 |---|---|---|---|
 | `api-key` | `/api/v1/...` with an API key | key | `API_RATE_LIMIT_PER_KEY` |
 | `api-ip` | `/api/v1/...` (key or session) | client IP | `API_RATE_LIMIT_PER_IP` |
+| `public-tenant` | `/api/v1/public/<t>/...` | business (all callers) | `PUBLIC_RATE_LIMIT_PER_TENANT`, `PUBLIC_RATE_LIMIT_TENANT_OVERRIDES` |
 | `public-ip` | `/api/v1/public/...` | client IP | `PUBLIC_RATE_LIMIT_PER_IP` |
 | `public-book` | POSTs under `/api/v1/public/<t>/bookings` | client IP | `PUBLIC_BOOKING_RATE_LIMIT_PER_IP` |
 
@@ -13,10 +14,17 @@ someone who merely knows its public prefix. Limits are read from the configurati
 each request. A refusal is 429 with `Retry-After` and the project's error body; every
 limited answer carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
 (seconds) of the tightest limit. If Redis is unreachable the request is let through.
+
+Fairness between businesses: `public-tenant` counts every request to one business's public
+API, whoever sends it, so a business flooded by its visitors (or a scraper spreading over
+many addresses) spends its own budget on cheap 429s and leaves the workers' time to the
+others. A business may have its own figure (its plan's) in `PUBLIC_RATE_LIMIT_TENANT_OVERRIDES`,
+JSON `{"slug": "6000/minute"}`. The slug is read from the path, before any database look-up.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -47,6 +55,18 @@ def _is_public_booking() -> bool:
         return False
     parts = _path()[len(PUBLIC_PREFIX):].split("/")
     return len(parts) >= 2 and parts[1] == "bookings"
+
+
+def _tenant_slug() -> str:
+    return _path()[len(PUBLIC_PREFIX):].split("/", 1)[0][:63]
+
+
+def _tenant_limit() -> str:
+    """The business's own limit when it has one, else PUBLIC_RATE_LIMIT_PER_TENANT."""
+    overrides = current_app.config.get("PUBLIC_RATE_LIMIT_TENANT_OVERRIDES") or {}
+    if isinstance(overrides, str):
+        overrides = json.loads(overrides) if overrides.strip() else {}
+    return overrides.get(_tenant_slug()) or current_app.config.get("PUBLIC_RATE_LIMIT_PER_TENANT") or ""
 
 
 def _ip() -> str:
@@ -82,6 +102,8 @@ def make_limiter() -> Limiter:
                              exempt_when=lambda: not (_is_api() and g.get("api_key_id"))),
             ApplicationLimit(_config("API_RATE_LIMIT_PER_IP"), key_function=lambda: f"ip:{_ip()}", scope="api-ip",
                              exempt_when=lambda: not _is_api()),
+            ApplicationLimit(_tenant_limit, key_function=lambda: f"tenant:{_tenant_slug()}",
+                             scope="public-tenant", exempt_when=lambda: not _is_public()),
             ApplicationLimit(_config("PUBLIC_RATE_LIMIT_PER_IP"), key_function=lambda: f"ip:{_ip()}",
                              scope="public-ip", exempt_when=lambda: not _is_public()),
             ApplicationLimit(_config("PUBLIC_BOOKING_RATE_LIMIT_PER_IP"), key_function=lambda: f"ip:{_ip()}",

@@ -56,6 +56,7 @@ def app(services):
             # Tests of other features make many requests from 127.0.0.1; tests/api lowers these per test.
             "API_RATE_LIMIT_PER_KEY": "100000/minute",
             "API_RATE_LIMIT_PER_IP": "100000/minute",
+            "PUBLIC_RATE_LIMIT_PER_TENANT": "100000/minute",
             "PUBLIC_RATE_LIMIT_PER_IP": "100000/minute",
             "PUBLIC_BOOKING_RATE_LIMIT_PER_IP": "100000/minute",
         }
