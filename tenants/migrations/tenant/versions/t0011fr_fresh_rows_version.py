@@ -12,16 +12,14 @@ staff member's bookings already queue on the advisory lock).
 Appointment updates bump only when a column the availability reads changes
 (a reminder flag or a meeting link does not).
 
-Also joins the heads t0007cal, t0008mtg, t0009dash and t0010gdpr into one.
-
 Revision ID: t0011fr
-Revises: t0007cal, t0008mtg, t0009dash, t0010gdpr
+Revises: t0011out
 """
 
 from alembic import op
 
 revision = "t0011fr"
-down_revision = ("t0007cal", "t0008mtg", "t0009dash", "t0010gdpr")
+down_revision = "t0011out"
 branch_labels = None
 depends_on = None
 
