@@ -141,7 +141,7 @@ def _register_optional_blueprints(app: Flask) -> None:
     """Widget and portal blueprints, registered when their packages provide one."""
     import importlib
 
-    for module_name in ("app.widget.views", "app.portal.views", "app.views.sms_hooks", "app.api_rest",
+    for module_name in ("app.widget.views", "app.portal.views", "app.views.sms_hooks", "app.api_rest", "app.api_docs",
                         "app.meetings.hooks", "app.views.calendar_hooks"):
         try:
             module = importlib.import_module(module_name)

@@ -192,7 +192,7 @@ class TenantRestApi(ModelRestApi):
         if isinstance(exc, (OverflowError, ValueError, RecursionError)) or (
             isinstance(exc, DBAPIError) and state.startswith("22")
         ):
-            discard(db.session)
+            discard()
             return _error(400, "invalid", "a value in the request is not valid here")
         return _error(500, "internal", "internal error")
 

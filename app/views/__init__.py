@@ -34,6 +34,12 @@ def register_views(appbuilder: AppBuilder) -> None:
         for api, audience in getattr(module, "APIS", ()):
             appbuilder.add_api(api)
             audience.add(api.class_permission_name or api.__name__)
+        # Menu links to pages outside FAB's views, shown to the roles that may use `permission` there.
+        for name, href, category, permission, landing, icon in getattr(module, "LINKS", ()):
+            appbuilder.add_link(name, href=href, category=category, icon=icon)
+            security.MENU_VIEWS[name] = permission
+            security.MENU_LANDING.setdefault(permission, landing)
+            security.MENU_CATEGORIES.setdefault(category, set()).add(permission)
 
 
 def _landing_permission(view) -> str:
@@ -45,7 +51,7 @@ def _landing_permission(view) -> str:
 
 
 def _view_modules():
-    """Every module of this package (and of the feature packages) that declares VIEWS/NO_MENU/APIS."""
+    """Every module of this package (and of the feature packages) that declares VIEWS/NO_MENU/APIS/LINKS."""
     import importlib
     import pkgutil
 
@@ -54,7 +60,7 @@ def _view_modules():
     names = sorted(f"app.views.{m.name}" for m in pkgutil.iter_modules(package.__path__))
     for name in names:
         module = importlib.import_module(name)
-        if any(hasattr(module, attr) for attr in ("VIEWS", "NO_MENU", "APIS")):
+        if any(hasattr(module, attr) for attr in ("VIEWS", "NO_MENU", "APIS", "LINKS")):
             yield module
 
 

@@ -11,3 +11,6 @@ APIS = [(api, security.TENANT_VIEWS) for api in (*API_CLASSES, AppointmentsApi, 
 
 # FAB's own OpenAPI document and Swagger page: any signed-in role (or API key) may read them.
 security.STAFF_READ_VIEWS.update({"OpenApi", "SwaggerView"})
+
+# The REST API's own OpenAPI 3.1 document and page (app/api_docs.py), for the roles that may read appointments.
+LINKS = [("REST API docs", "/api/v1/docs", "Settings", "AppointmentsApi", "can_get", "fa-book")]
