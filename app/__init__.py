@@ -66,7 +66,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     install_throttle(app)
     csrf.init_app(app)
     app.before_request(_protect_admin_forms)
-    babel.init_app(app, locale_selector=_select_locale)
+    from app.i18n import catalogue_dir
+    from app.i18n.web import install as install_languages, select_locale
+
+    # translations/ (compiled here when needed); Flask-AppBuilder puts its own catalogues in front.
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(catalogue_dir())
+    babel.init_app(app, locale_selector=select_locale)
+    install_languages(app)
 
     from app import errors, tenancy  # noqa: F401  (registers the search_path hook)
     from app.gdpr import audit  # noqa: F401  (registers the audit-log hooks)
@@ -79,6 +85,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
         register_views(appbuilder)
         appbuilder.post_init()
+    # FAB's BabelManager replaced the selector with its own (session or English): ours again.
+    babel.init_app(app, locale_selector=select_locale)
 
     from app.health import bp as health_bp
     from app.security import resolve_request_scope
@@ -167,17 +175,3 @@ def _protect_admin_forms() -> None:
         and not request.path.startswith(CSRF_FREE_PREFIXES)
     ):
         csrf.protect()
-
-
-def _select_locale() -> str | None:
-    from flask import request, session
-
-    from config import Config as _C
-
-    if not request:
-        return None
-    # The language menu stores the choice in the session; else the browser's preference.
-    chosen = session.get("locale")
-    if chosen in _C.LANGUAGES:
-        return chosen
-    return request.accept_languages.best_match(list(_C.LANGUAGES))

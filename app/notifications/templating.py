@@ -70,6 +70,8 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError as JinjaTemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from app.i18n import LANGUAGES, NC_, N_, translations
+
 EVENTS = (
     "booking_confirmed",
     "booking_confirmed_staff",
@@ -82,7 +84,6 @@ EVENTS = (
     "no_show",
 )
 CHANNELS = ("email", "sms")
-LANGUAGES = ("en", "de", "fr", "es")
 FALLBACK_LANGUAGE = "en"
 
 VARIABLES: dict[str, frozenset[str]] = {
@@ -508,8 +509,7 @@ _SAMPLE_PEOPLE = {
     "es": ("Lucía García", "lucia.garcia@example.com", "Europe/Madrid", "EUR", "+34 912 345 678",
            "Pablo Ruiz", "Estudio Centro", "Calle de Alcalá 45, 28014 Madrid"),
 }
-_SAMPLE_SERVICE = {"en": "Haircut & styling", "de": "Haarschnitt & Styling",
-                   "fr": "Coupe & coiffage", "es": "Corte y peinado"}
+_SAMPLE_SERVICE = N_("Haircut & styling")
 _SAMPLE_START = datetime(2026, 3, 17, 13, 30, tzinfo=timezone.utc)
 
 
@@ -523,7 +523,7 @@ def sample_context(language: str) -> dict[str, Any]:
     base = "https://book.example.com/riverside"
     return {
         "customer": {"name": customer, "email": email, "phone": phone},
-        "service": {"name": _SAMPLE_SERVICE[lang], "duration_min": 45,
+        "service": {"name": translations(lang).gettext(_SAMPLE_SERVICE), "duration_min": 45,
                     "price": format_price(Decimal("45.00"), currency, lang)},
         "staff": {"name": staff, "email": "team@example.com"},
         "location": {
@@ -585,296 +585,102 @@ def resolve_template(
 # -------------------------------------------------------------- platform defaults
 #
 # Each default is a self-contained Jinja source (admins copy it into the editor),
-# assembled here from per-language phrases so the four languages stay in step.
-# Phrases are plain text: the HTML builder escapes nothing, so they hold no "<" or "&".
+# assembled here from phrases translated by the gettext catalogues (translations/),
+# so the four languages stay in step. Phrases are plain text: the HTML builder escapes
+# nothing, so they hold no "<" or "&". Their ``{{ ... }}`` and ``{% ... %}`` parts are
+# template code: a translation keeps every one of them (tests/i18n checks it).
 
-_LABELS = {
-    "en": dict(colon=": ", hello="Hello {{ customer.name }},", hello_staff="Hello {{ staff.name }},",
-               when="When", service="Service", with_="With", where="Where", online="Online meeting",
-               seats="Seats", price="Price", customer="Customer", email="Email", phone="Phone",
-               directions="Directions", manage="Manage your booking", calendar="Add to calendar",
-               previous="Previously", reason="Reason", signoff="Kind regards,", minutes="min"),
-    "de": dict(colon=": ", hello="Hallo {{ customer.name }},", hello_staff="Hallo {{ staff.name }},",
-               when="Wann", service="Leistung", with_="Bei", where="Wo", online="Online-Meeting",
-               seats="Plätze", price="Preis", customer="Kunde", email="E-Mail", phone="Telefon",
-               directions="Wegbeschreibung", manage="Buchung verwalten", calendar="Zum Kalender hinzufügen",
-               previous="Bisher", reason="Grund", signoff="Viele Grüße", minutes="Min."),
-    "fr": dict(colon="\u00a0: ", hello="Bonjour {{ customer.name }},", hello_staff="Bonjour {{ staff.name }},",
-               when="Quand", service="Prestation", with_="Avec", where="Où", online="Réunion en ligne",
-               seats="Places", price="Prix", customer="Client", email="E-mail", phone="Téléphone",
-               directions="Itinéraire", manage="Gérer votre réservation", calendar="Ajouter au calendrier",
-               previous="Auparavant", reason="Motif", signoff="Cordialement,", minutes="min"),
-    "es": dict(colon=": ", hello="Hola, {{ customer.name }}:", hello_staff="Hola, {{ staff.name }}:",
-               when="Cuándo", service="Servicio", with_="Con", where="Dónde", online="Reunión en línea",
-               seats="Plazas", price="Precio", customer="Cliente", email="Correo electrónico",
-               phone="Teléfono", directions="Cómo llegar", manage="Gestionar su reserva",
-               calendar="Añadir al calendario", previous="Antes", reason="Motivo",
-               signoff="Un saludo,", minutes="min"),
-}
+# Labels of the details block: msgctxt "email", the widget has its own wording for some.
+_LABELS = dict(
+    hello=NC_("email", "Hello {{ customer.name }},"),
+    hello_staff=NC_("email", "Hello {{ staff.name }},"),
+    when=NC_("email", "When"),
+    service=NC_("email", "Service"),
+    with_=NC_("email", "With"),
+    where=NC_("email", "Where"),
+    online=NC_("email", "Online meeting"),
+    seats=NC_("email", "Seats"),
+    price=NC_("email", "Price"),
+    customer=NC_("email", "Customer"),
+    email=NC_("email", "Email"),
+    phone=NC_("email", "Phone"),
+    directions=NC_("email", "Directions"),
+    manage=NC_("email", "Manage your booking"),
+    calendar=NC_("email", "Add to calendar"),
+    previous=NC_("email", "Previously"),
+    reason=NC_("email", "Reason"),
+    signoff=NC_("email", "Kind regards,"),
+    minutes=NC_("email", "min"),
+)
+# A label and its value; French puts a no-break space before the colon.
+_LABEL_VALUE = N_("%(label)s: %(value)s")
 
 # (subject, paragraphs before the details, paragraphs after, sms)
-_PHRASES: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]]] = {
-    "en": {
-        "booking_confirmed": (
-            "Booking confirmed: {{ service.name }} on {{ appointment.date }}",
-            ("Thank you for your booking. Your appointment is confirmed.",),
-            ("Need to change something? You can reschedule or cancel online.",),
-            "{{ business.name }}: your {{ service.name }} is confirmed for {{ appointment.date }}, "
-            "{{ appointment.time }}. Manage: {{ appointment.manage_url }}",
-        ),
-        "booking_confirmed_staff": (
-            "New booking: {{ service.name }} with {{ customer.name }} on {{ appointment.date }}",
-            ("You have a new booking.",),
-            (),
-            "New booking: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, {{ appointment.time }}",
-        ),
-        "rescheduled": (
-            "Appointment moved: {{ service.name }} on {{ appointment.date }}",
-            ("Your appointment has been rescheduled. Here are the new details:",),
-            (),
-            "{{ business.name }}: your {{ service.name }} has moved to {{ appointment.date }}, "
-            "{{ appointment.time }}. Manage: {{ appointment.manage_url }}",
-        ),
-        "cancelled": (
-            "Appointment cancelled: {{ service.name }} on {{ appointment.date }}",
-            ("Your appointment for {{ service.name }} on {{ appointment.start_local }} has been cancelled.",),
-            ("We would be happy to see you another time.",),
-            "{{ business.name }}: your {{ service.name }} on {{ appointment.date }}, "
-            "{{ appointment.time }} has been cancelled.",
-        ),
-        "rescheduled_staff": (
-            "Booking moved: {{ service.name }} with {{ customer.name }} on {{ appointment.date }}",
-            ("A booking of yours has been rescheduled. Here are the new details:",),
-            (),
-            "Booking moved: {{ customer.name }}, {{ service.name }}, now {{ appointment.date }}, {{ appointment.time }}",
-        ),
-        "cancelled_staff": (
-            "Booking cancelled: {{ service.name }} with {{ customer.name }} on {{ appointment.date }}",
-            ("The booking of {{ customer.name }} for {{ service.name }} on {{ appointment.start_local }} "
-             "has been cancelled.",),
-            (),
-            "Booking cancelled: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, {{ appointment.time }}",
-        ),
-        "reminder": (
-            "Reminder: {{ service.name }} on {{ appointment.date }} at {{ appointment.time }}",
-            ("This is a friendly reminder of your upcoming appointment.",),
-            ("Need to change something? You can reschedule or cancel online.",),
-            "Reminder: {{ service.name }} at {{ business.name }} on {{ appointment.date }}, "
-            "{{ appointment.time }}. Manage: {{ appointment.manage_url }}",
-        ),
-        "follow_up": (
-            "Thank you for your visit, {{ customer.name }}",
-            ("Thank you for visiting {{ business.name }} for your {{ service.name }}. "
-             "We hope you enjoyed it and look forward to seeing you again.",),
-            ("If you have any questions, simply reply to this email.",),
-            "Thank you for visiting {{ business.name }}! We hope to see you again soon.",
-        ),
-        "no_show": (
-            "We missed you: {{ service.name }} on {{ appointment.date }}",
-            ("We were expecting you for your {{ service.name }} on {{ appointment.start_local }}, "
-             "but unfortunately you could not make it.",),
-            ("If you would like a new appointment, please get in touch with us.",),
-            "{{ business.name }}: we missed you at your {{ service.name }} on {{ appointment.date }}. "
-            "Contact us to book again{% if business.phone %}: {{ business.phone }}{% endif %}.",
-        ),
-    },
-    "de": {
-        "booking_confirmed": (
-            "Buchung bestätigt: {{ service.name }} am {{ appointment.date }}",
-            ("vielen Dank für Ihre Buchung. Ihr Termin ist bestätigt.",),
-            ("Möchten Sie etwas ändern? Sie können den Termin online verschieben oder absagen.",),
-            "{{ business.name }}: {{ service.name }} am {{ appointment.date }}, "
-            "{{ appointment.time }} ist bestätigt. Verwalten: {{ appointment.manage_url }}",
-        ),
-        "booking_confirmed_staff": (
-            "Neue Buchung: {{ service.name }} mit {{ customer.name }} am {{ appointment.date }}",
-            ("Sie haben eine neue Buchung erhalten.",),
-            (),
-            "Neue Buchung: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, {{ appointment.time }}",
-        ),
-        "rescheduled": (
-            "Termin verschoben: {{ service.name }} am {{ appointment.date }}",
-            ("Ihr Termin wurde verschoben. Hier sind die neuen Details:",),
-            (),
-            "{{ business.name }}: Neuer Termin für {{ service.name }}: {{ appointment.date }}, "
-            "{{ appointment.time }}. Verwalten: {{ appointment.manage_url }}",
-        ),
-        "cancelled": (
-            "Termin storniert: {{ service.name }} am {{ appointment.date }}",
-            ("Ihr Termin ({{ service.name }}) am {{ appointment.start_local }} wurde storniert.",),
-            ("Wir freuen uns, Sie ein anderes Mal bei uns begrüßen zu dürfen.",),
-            "{{ business.name }}: Ihr Termin ({{ service.name }}) am {{ appointment.date }}, "
-            "{{ appointment.time }} wurde storniert.",
-        ),
-        "rescheduled_staff": (
-            "Buchung verschoben: {{ service.name }} mit {{ customer.name }} am {{ appointment.date }}",
-            ("Eine Ihrer Buchungen wurde verschoben. Hier sind die neuen Details:",),
-            (),
-            "Buchung verschoben: {{ customer.name }}, {{ service.name }}, jetzt {{ appointment.date }}, "
-            "{{ appointment.time }}",
-        ),
-        "cancelled_staff": (
-            "Buchung storniert: {{ service.name }} mit {{ customer.name }} am {{ appointment.date }}",
-            ("Die Buchung von {{ customer.name }} ({{ service.name }}) am {{ appointment.start_local }} "
-             "wurde storniert.",),
-            (),
-            "Buchung storniert: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, {{ appointment.time }}",
-        ),
-        "reminder": (
-            "Erinnerung: {{ service.name }} am {{ appointment.date }} um {{ appointment.time }}",
-            ("wir möchten Sie an Ihren bevorstehenden Termin erinnern.",),
-            ("Möchten Sie etwas ändern? Sie können den Termin online verschieben oder absagen.",),
-            "Erinnerung: {{ service.name }} bei {{ business.name }} am {{ appointment.date }}, "
-            "{{ appointment.time }}. Verwalten: {{ appointment.manage_url }}",
-        ),
-        "follow_up": (
-            "Vielen Dank für Ihren Besuch, {{ customer.name }}",
-            ("vielen Dank für Ihren Besuch bei {{ business.name }} ({{ service.name }}). "
-             "Wir hoffen, es hat Ihnen gefallen, und freuen uns auf ein Wiedersehen.",),
-            ("Bei Fragen antworten Sie einfach auf diese E-Mail.",),
-            "Danke für Ihren Besuch bei {{ business.name }}! Wir freuen uns auf ein Wiedersehen.",
-        ),
-        "no_show": (
-            "Wir haben Sie vermisst: {{ service.name }} am {{ appointment.date }}",
-            ("wir hatten Sie am {{ appointment.start_local }} zu Ihrem Termin ({{ service.name }}) "
-             "erwartet, leider konnten Sie nicht kommen.",),
-            ("Wenn Sie einen neuen Termin vereinbaren möchten, melden Sie sich gerne bei uns.",),
-            "{{ business.name }}: Wir haben Sie am {{ appointment.date }} vermisst ({{ service.name }}). "
-            "Für einen neuen Termin melden Sie sich gerne{% if business.phone %}: {{ business.phone }}{% endif %}.",
-        ),
-    },
-    "fr": {
-        "booking_confirmed": (
-            "Réservation confirmée\u00a0: {{ service.name }} le {{ appointment.date }}",
-            ("Merci pour votre réservation. Votre rendez-vous est confirmé.",),
-            ("Un changement\u00a0? Vous pouvez déplacer ou annuler votre rendez-vous en ligne.",),
-            "{{ business.name }}\u00a0: rendez-vous confirmé ({{ service.name }}) le {{ appointment.date }}, "
-            "{{ appointment.time }}. Gérer\u00a0: {{ appointment.manage_url }}",
-        ),
-        "booking_confirmed_staff": (
-            "Nouvelle réservation\u00a0: {{ service.name }} avec {{ customer.name }} le {{ appointment.date }}",
-            ("Vous avez une nouvelle réservation.",),
-            (),
-            "Nouvelle réservation\u00a0: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, "
-            "{{ appointment.time }}",
-        ),
-        "rescheduled": (
-            "Rendez-vous déplacé\u00a0: {{ service.name }} le {{ appointment.date }}",
-            ("Votre rendez-vous a été déplacé. Voici les nouveaux détails\u00a0:",),
-            (),
-            "{{ business.name }}\u00a0: rendez-vous déplacé ({{ service.name }}) au "
-            "{{ appointment.date }}, {{ appointment.time }}. Gérer\u00a0: {{ appointment.manage_url }}",
-        ),
-        "cancelled": (
-            "Rendez-vous annulé\u00a0: {{ service.name }} le {{ appointment.date }}",
-            ("Votre rendez-vous ({{ service.name }}) du {{ appointment.start_local }} a été annulé.",),
-            ("Nous serons ravis de vous accueillir une prochaine fois.",),
-            "{{ business.name }}\u00a0: votre rendez-vous ({{ service.name }}) du {{ appointment.date }}, "
-            "{{ appointment.time }} a été annulé.",
-        ),
-        "rescheduled_staff": (
-            "Réservation déplacée\u00a0: {{ service.name }} avec {{ customer.name }} le {{ appointment.date }}",
-            ("Une de vos réservations a été déplacée. Voici les nouveaux détails\u00a0:",),
-            (),
-            "Réservation déplacée\u00a0: {{ customer.name }}, {{ service.name }}, désormais {{ appointment.date }}, "
-            "{{ appointment.time }}",
-        ),
-        "cancelled_staff": (
-            "Réservation annulée\u00a0: {{ service.name }} avec {{ customer.name }} le {{ appointment.date }}",
-            ("La réservation de {{ customer.name }} ({{ service.name }}) du {{ appointment.start_local }} "
-             "a été annulée.",),
-            (),
-            "Réservation annulée\u00a0: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, "
-            "{{ appointment.time }}",
-        ),
-        "reminder": (
-            "Rappel\u00a0: {{ service.name }} le {{ appointment.date }} à {{ appointment.time }}",
-            ("Nous vous rappelons votre prochain rendez-vous.",),
-            ("Un changement\u00a0? Vous pouvez déplacer ou annuler votre rendez-vous en ligne.",),
-            "Rappel\u00a0: {{ service.name }} chez {{ business.name }} le {{ appointment.date }}, "
-            "{{ appointment.time }}. Gérer\u00a0: {{ appointment.manage_url }}",
-        ),
-        "follow_up": (
-            "Merci de votre visite, {{ customer.name }}",
-            ("Merci d'avoir choisi {{ business.name }} pour votre prestation ({{ service.name }}). "
-             "Nous espérons que tout vous a plu et serons ravis de vous revoir.",),
-            ("Pour toute question, répondez simplement à cet e-mail.",),
-            "Merci de votre visite chez {{ business.name }}\u00a0! Au plaisir de vous revoir.",
-        ),
-        "no_show": (
-            "Vous nous avez manqué\u00a0: {{ service.name }} le {{ appointment.date }}",
-            ("Nous vous attendions le {{ appointment.start_local }} pour votre rendez-vous "
-             "({{ service.name }}), mais nous ne vous avons malheureusement pas vu.",),
-            ("Si vous souhaitez prendre un nouveau rendez-vous, n'hésitez pas à nous contacter.",),
-            "{{ business.name }}\u00a0: nous vous attendions le {{ appointment.date }} ({{ service.name }}). "
-            "Contactez-nous pour un nouveau rendez-vous{% if business.phone %}\u00a0: {{ business.phone }}{% endif %}.",
-        ),
-    },
-    "es": {
-        "booking_confirmed": (
-            "Reserva confirmada: {{ service.name }} el {{ appointment.date }}",
-            ("Gracias por su reserva. Su cita está confirmada.",),
-            ("¿Necesita cambiar algo? Puede cambiar o cancelar su cita en línea.",),
-            "{{ business.name }}: cita confirmada ({{ service.name }}) el {{ appointment.date }}, "
-            "{{ appointment.time }}. Gestionar: {{ appointment.manage_url }}",
-        ),
-        "booking_confirmed_staff": (
-            "Nueva reserva: {{ service.name }} con {{ customer.name }} el {{ appointment.date }}",
-            ("Tiene una nueva reserva.",),
-            (),
-            "Nueva reserva: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, {{ appointment.time }}",
-        ),
-        "rescheduled": (
-            "Cita cambiada: {{ service.name }} el {{ appointment.date }}",
-            ("Su cita ha cambiado de fecha. Estos son los nuevos detalles:",),
-            (),
-            "{{ business.name }}: cita cambiada ({{ service.name }}) al {{ appointment.date }}, "
-            "{{ appointment.time }}. Gestionar: {{ appointment.manage_url }}",
-        ),
-        "cancelled": (
-            "Cita cancelada: {{ service.name }} el {{ appointment.date }}",
-            ("Su cita ({{ service.name }}) del {{ appointment.start_local }} ha sido cancelada.",),
-            ("Estaremos encantados de atenderle en otra ocasión.",),
-            "{{ business.name }}: su cita ({{ service.name }}) del {{ appointment.date }}, "
-            "{{ appointment.time }} ha sido cancelada.",
-        ),
-        "rescheduled_staff": (
-            "Reserva cambiada: {{ service.name }} con {{ customer.name }} el {{ appointment.date }}",
-            ("Una de sus reservas ha cambiado de fecha. Estos son los nuevos detalles:",),
-            (),
-            "Reserva cambiada: {{ customer.name }}, {{ service.name }}, ahora {{ appointment.date }}, "
-            "{{ appointment.time }}",
-        ),
-        "cancelled_staff": (
-            "Reserva cancelada: {{ service.name }} con {{ customer.name }} el {{ appointment.date }}",
-            ("La reserva de {{ customer.name }} ({{ service.name }}) del {{ appointment.start_local }} "
-             "ha sido cancelada.",),
-            (),
-            "Reserva cancelada: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, {{ appointment.time }}",
-        ),
-        "reminder": (
-            "Recordatorio: {{ service.name }} el {{ appointment.date }} a las {{ appointment.time }}",
-            ("Le recordamos su próxima cita.",),
-            ("¿Necesita cambiar algo? Puede cambiar o cancelar su cita en línea.",),
-            "Recordatorio: {{ service.name }} en {{ business.name }} el {{ appointment.date }}, "
-            "{{ appointment.time }}. Gestionar: {{ appointment.manage_url }}",
-        ),
-        "follow_up": (
-            "Gracias por su visita, {{ customer.name }}",
-            ("Gracias por visitar {{ business.name }} ({{ service.name }}). "
-             "Esperamos que haya disfrutado y nos encantará volver a verle.",),
-            ("Si tiene alguna pregunta, responda simplemente a este correo.",),
-            "¡Gracias por visitar {{ business.name }}! Esperamos volver a verle pronto.",
-        ),
-        "no_show": (
-            "Le echamos de menos: {{ service.name }} el {{ appointment.date }}",
-            ("Le esperábamos el {{ appointment.start_local }} para su cita ({{ service.name }}), "
-             "pero lamentablemente no pudo asistir.",),
-            ("Si desea reservar una nueva cita, no dude en ponerse en contacto con nosotros.",),
-            "{{ business.name }}: le echamos de menos el {{ appointment.date }} ({{ service.name }}). "
-            "Contacte con nosotros para una nueva cita{% if business.phone %}: {{ business.phone }}{% endif %}.",
-        ),
-    },
+_PHRASES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
+    "booking_confirmed": (
+        N_("Booking confirmed: {{ service.name }} on {{ appointment.date }}"),
+        (N_("Thank you for your booking. Your appointment is confirmed."),),
+        (N_("Need to change something? You can reschedule or cancel online."),),
+        N_("{{ business.name }}: your {{ service.name }} is confirmed for {{ appointment.date }}, "
+           "{{ appointment.time }}. Manage: {{ appointment.manage_url }}"),
+    ),
+    "booking_confirmed_staff": (
+        N_("New booking: {{ service.name }} with {{ customer.name }} on {{ appointment.date }}"),
+        (N_("You have a new booking."),),
+        (),
+        N_("New booking: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, {{ appointment.time }}"),
+    ),
+    "rescheduled": (
+        N_("Appointment moved: {{ service.name }} on {{ appointment.date }}"),
+        (N_("Your appointment has been rescheduled. Here are the new details:"),),
+        (),
+        N_("{{ business.name }}: your {{ service.name }} has moved to {{ appointment.date }}, "
+           "{{ appointment.time }}. Manage: {{ appointment.manage_url }}"),
+    ),
+    "cancelled": (
+        N_("Appointment cancelled: {{ service.name }} on {{ appointment.date }}"),
+        (N_("Your appointment for {{ service.name }} on {{ appointment.start_local }} has been cancelled."),),
+        (N_("We would be happy to see you another time."),),
+        N_("{{ business.name }}: your {{ service.name }} on {{ appointment.date }}, {{ appointment.time }} has been "
+           "cancelled."),
+    ),
+    "rescheduled_staff": (
+        N_("Booking moved: {{ service.name }} with {{ customer.name }} on {{ appointment.date }}"),
+        (N_("A booking of yours has been rescheduled. Here are the new details:"),),
+        (),
+        N_("Booking moved: {{ customer.name }}, {{ service.name }}, now {{ appointment.date }}, "
+           "{{ appointment.time }}"),
+    ),
+    "cancelled_staff": (
+        N_("Booking cancelled: {{ service.name }} with {{ customer.name }} on {{ appointment.date }}"),
+        (N_("The booking of {{ customer.name }} for {{ service.name }} on {{ appointment.start_local }} has been "
+            "cancelled."),),
+        (),
+        N_("Booking cancelled: {{ customer.name }}, {{ service.name }}, {{ appointment.date }}, "
+           "{{ appointment.time }}"),
+    ),
+    "reminder": (
+        N_("Reminder: {{ service.name }} on {{ appointment.date }} at {{ appointment.time }}"),
+        (N_("This is a friendly reminder of your upcoming appointment."),),
+        (N_("Need to change something? You can reschedule or cancel online."),),
+        N_("Reminder: {{ service.name }} at {{ business.name }} on {{ appointment.date }}, {{ appointment.time }}. "
+           "Manage: {{ appointment.manage_url }}"),
+    ),
+    "follow_up": (
+        N_("Thank you for your visit, {{ customer.name }}"),
+        (N_("Thank you for visiting {{ business.name }} for your {{ service.name }}. We hope you enjoyed it and "
+            "look forward to seeing you again."),),
+        (N_("If you have any questions, simply reply to this email."),),
+        N_("Thank you for visiting {{ business.name }}! We hope to see you again soon."),
+    ),
+    "no_show": (
+        N_("We missed you: {{ service.name }} on {{ appointment.date }}"),
+        (N_("We were expecting you for your {{ service.name }} on {{ appointment.start_local }}, but unfortunately "
+            "you could not make it."),),
+        (N_("If you would like a new appointment, please get in touch with us."),),
+        N_("{{ business.name }}: we missed you at your {{ service.name }} on {{ appointment.date }}. Contact us to "
+           "book again{% if business.phone %}: {{ business.phone }}{% endif %}."),
+    ),
 }
 
 # SMS wording avoids letters outside GSM-7 where it can (no "ô", "á"): one such
@@ -931,10 +737,23 @@ def _guarded(condition: str | None, body: str) -> str:
     return f"{{% if {condition} %}}\n{body}{{% endif %}}\n"
 
 
+def _tr(lang: str, message: str | tuple[str, str]) -> str:
+    """``message`` (a msgid, or a (msgctxt, msgid) pair) in ``lang``."""
+    catalogue = translations(lang)
+    if isinstance(message, tuple):
+        return catalogue.pgettext(*message)
+    return catalogue.gettext(message)
+
+
 def _build_email(lang: str, event: str) -> MessageTemplate:
-    L = _LABELS[lang]
-    subject, before, after, _sms = _PHRASES[lang][event]
-    colon = L["colon"]
+    L = {key: _tr(lang, msg) for key, msg in _LABELS.items()}
+    subject, before, after = (_tr(lang, _PHRASES[event][0]), [_tr(lang, p) for p in _PHRASES[event][1]],
+                              [_tr(lang, p) for p in _PHRASES[event][2]])
+    label_value = _tr(lang, _LABEL_VALUE)
+
+    def colon(label: str, value: str) -> str:
+        return label_value % {"label": label, "value": value}
+
     staff = event in _STAFF_EVENTS
     hello = L["hello_staff"] if staff else L["hello"]
 
@@ -953,21 +772,21 @@ def _build_email(lang: str, event: str) -> MessageTemplate:
 
     if event in ("cancelled", "cancelled_staff"):
         text.append(_guarded("appointment.cancel_reason",
-                             f"{L['reason']}{colon}{{{{ appointment.cancel_reason }}}}\n\n").rstrip("\n"))
+                             colon(L["reason"], "{{ appointment.cancel_reason }}") + "\n\n").rstrip("\n"))
         html.append(_guarded("appointment.cancel_reason",
-                             f"<p>{L['reason']}{colon}{{{{ appointment.cancel_reason }}}}</p>\n"))
+                             "<p>" + colon(L["reason"], "{{ appointment.cancel_reason }}") + "</p>\n"))
 
     if event in _WITH_DETAILS:
         html.append('<table role="presentation" style="border-collapse:collapse;margin:16px 0">\n')
         for label, text_value, html_value, condition in _detail_rows(event, L):
-            text.append(_guarded(condition, f"{label}{colon}{text_value}\n").rstrip("\n"))
+            text.append(_guarded(condition, colon(label, text_value) + "\n").rstrip("\n"))
             html.append(_guarded(condition, f"<tr><td {_TD_LABEL}>{label}</td><td {_TD_VALUE}>{html_value}</td></tr>\n"))
         html.append("</table>\n")
         text.append("")
 
     if event in _WITH_MANAGE_LINKS:
-        text += [f"{L['manage']}{colon}{{{{ appointment.manage_url }}}}"]
-        text.append(_guarded("appointment.ics_url", f"{L['calendar']}{colon}{{{{ appointment.ics_url }}}}\n").rstrip("\n"))
+        text += [colon(L["manage"], "{{ appointment.manage_url }}")]
+        text.append(_guarded("appointment.ics_url", colon(L["calendar"], "{{ appointment.ics_url }}") + "\n").rstrip("\n"))
         text.append("")
         html.append(f'<p><a href="{{{{ appointment.manage_url }}}}" {_BUTTON}>{L["manage"]}</a></p>\n')
         html.append(_guarded("appointment.ics_url",
@@ -993,7 +812,7 @@ def _build_defaults() -> dict[TemplateKey, MessageTemplate]:
     for lang in LANGUAGES:
         for event in EVENTS:
             out[(event, "email", lang)] = _build_email(lang, event)
-            out[(event, "sms", lang)] = MessageTemplate(channel="sms", body_text=_PHRASES[lang][event][3])
+            out[(event, "sms", lang)] = MessageTemplate(channel="sms", body_text=_tr(lang, _PHRASES[event][3]))
     return out
 
 

@@ -13,12 +13,15 @@ import json
 import secrets
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, session, url_for
+
+from flask_babel import force_locale, gettext
 
 from app.errors import ApiError
 from app.extensions import db
+from app.i18n import N_
 from app.models import tenant as m
+from app.notifications.templating import format_local
 from app.services import booking, forms, portal
 from app.tenancy import public_tenant
 from app.uow import discard, run_unit
@@ -26,6 +29,10 @@ from app.widget import i18n
 from app.widget.api import utcnow
 
 bp = Blueprint("portal", __name__, url_prefix="/portal/<tenant_slug>", template_folder="templates")
+
+STATUS_LABELS = {m.STATUS_PENDING: N_("Pending"), m.STATUS_CONFIRMED: N_("Confirmed"),
+                 m.STATUS_CANCELLED: N_("Cancelled"), m.STATUS_COMPLETED: N_("Completed"),
+                 m.STATUS_NO_SHOW: N_("Not attended")}
 
 
 @bp.url_value_preprocessor
@@ -87,9 +94,15 @@ def _branding() -> dict:
 
 def page(template: str, status: int = 200, **context):
     g.nonce = secrets.token_urlsafe(12)
-    html = render_template(template, t=i18n.strings(g.lang), lang=g.lang, brand=_branding(), nonce=g.nonce,
-                           csrf=csrf_token(), customer=g.get("portal_customer"), when=_when, **context)
+    # The portal's own choice (link, customer, browser, business), not the admin's session language.
+    with force_locale(g.lang):
+        html = render_template(template, lang=g.lang, brand=_branding(), nonce=g.nonce, csrf=csrf_token(),
+                               customer=g.get("portal_customer"), when=_when, status_label=_status_label, **context)
     return html, status
+
+
+def _status_label(status: str) -> str:
+    return gettext(STATUS_LABELS[status]) if status in STATUS_LABELS else status
 
 
 def _tz(appt: m.Appointment | None = None) -> str:
@@ -100,7 +113,7 @@ def _tz(appt: m.Appointment | None = None) -> str:
 def _when(instant: dt.datetime, tz: str | None = None) -> str:
     zone = tz or _tz()
     try:
-        return format_datetime(instant, "EEEE d MMMM y, HH:mm", tzinfo=ZoneInfo(zone), locale=g.lang) + f" ({zone})"
+        return format_local(instant, zone, g.lang) + f" ({zone})"
     except Exception:
         return booking.iso(instant)
 

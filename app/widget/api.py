@@ -27,6 +27,7 @@ import hashlib
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import func, select
 
+from app import i18n
 from app.errors import NotFound, ValidationError
 from app.extensions import db
 from app.models import tenant as m
@@ -131,6 +132,17 @@ def _instant(value, field: str) -> dt.datetime:
     return parsed.astimezone(UTC)
 
 
+def _language(customer: dict) -> str | None:
+    """``customer.locale``: the language the customer's messages are written in (the widget sends its own)."""
+    raw = _str(customer, "locale", "customer.locale", max_len=35)
+    if raw is None:
+        return None
+    code = i18n.normalize(raw)
+    if code is None:
+        raise ValidationError(f"customer.locale must be one of {', '.join(i18n.LANGUAGES)}", "customer.locale")
+    return code
+
+
 def _str(data: dict, key: str, field: str, required: bool = False, max_len: int = 500) -> str | None:
     value = data.get(key)
     if value is None or value == "":
@@ -155,8 +167,8 @@ def parse_booking(data: dict) -> booking.BookingRequest:
     tz = _str(data, "timezone", "timezone", max_len=64)
     customer = data.get("customer")
     if not isinstance(customer, dict):
-        raise ValidationError("customer is required: {name, email, phone?}", "customer", code="required")
-    extra = sorted(set(customer) - {"name", "email", "phone"})
+        raise ValidationError("customer is required: {name, email, phone?, locale?}", "customer", code="required")
+    extra = sorted(set(customer) - {"name", "email", "phone", "locale"})
     if extra:
         raise ValidationError(f"unknown field customer.{extra[0]}", f"customer.{extra[0]}", code="unknown_field")
     seats = data.get("seats", 1)
@@ -178,6 +190,7 @@ def parse_booking(data: dict) -> booking.BookingRequest:
             name=_str(customer, "name", "customer.name", required=True, max_len=200) or "",
             email=_str(customer, "email", "customer.email", required=True, max_len=254) or "",
             phone=_str(customer, "phone", "customer.phone", max_len=40),
+            locale=_language(customer),
             timezone=tz,
         ),
         location=_str(data, "location", "location", max_len=63),

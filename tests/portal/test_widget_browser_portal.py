@@ -64,7 +64,7 @@ def test_portal_magic_link_reschedule_and_cancel(app, client, live_server, widge
     page.goto(f"{live_server}/portal/{slug}/appointments/{later}")
     page.get_by_label("Reason (optional)").fill("moving away")
     page.get_by_role("button", name="Cancel this appointment").click()
-    assert page.locator("#upz-status").inner_text() == "cancelled"
+    assert page.locator("#upz-status").inner_text() == "Cancelled"
     assert tuple(tenant_rows(app, slug, "SELECT status, cancel_reason FROM appointment WHERE id = :i", i=later)[0]) == ("cancelled", "moving away")
 
     page.set_viewport_size({"width": 375, "height": 800})

@@ -457,7 +457,7 @@
       else errors.push(["upz-consent-" + c.kind, T.required]);
     });
     var body = { service: S.service.key, start: S.slot.start, timezone: S.tz, widget: W.id,
-      customer: { name: name, email: email }, answers: answers, consents: consents };
+      customer: { name: name, email: email, locale: D.lang }, answers: answers, consents: consents };
     if (value("upz-phone")) body.customer.phone = value("upz-phone");
     if (S.location) body.location = S.location.key;
     if (S.staff) body.staff = S.staff;
