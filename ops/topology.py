@@ -34,6 +34,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -323,6 +324,8 @@ class Topology:
 
         self.credentials_key = Fernet.generate_key().decode()
         self._own_base = self.base is None
+        self._stopping = threading.Event()
+        self.restarts: dict[str, int] = {}
 
     # ------------------------------------------------------------------ life cycle
     def __enter__(self) -> "Topology":
@@ -358,10 +361,25 @@ class Topology:
         for i in range(len(self.webs)):
             self.wait_web_ready(i)
         self._start_haproxy()
+        self._supervisor = threading.Thread(target=self._supervise, name="topology-supervisor", daemon=True)
+        self._supervisor.start()
         wait_for(lambda: http_status(self.url + "/health/ready") == 200, 60, "HAProxy to answer /health/ready")
         log.info("topology up in %.1fs under %s", time.monotonic() - started, self.base)
 
+    def _supervise(self) -> None:
+        """Restart workers and the relay when they exit, as systemd or compose's `restart:` would.
+
+        An RQ worker quits when Redis vanishes under a running job; its supervisor starts it again.
+        """
+        while not self._stopping.wait(0.5):
+            for proc in [*self.rq_workers, *([self.relay_proc] if self.relay_proc else [])]:
+                if proc.popen is not None and proc.popen.poll() is not None and not self._stopping.is_set():
+                    log.warning("%s exited (%s); restarting it", proc.name, proc.popen.returncode)
+                    self.restarts[proc.name] = self.restarts.get(proc.name, 0) + 1
+                    proc.start()
+
     def stop(self) -> None:
+        self._stopping.set()
         for proc in reversed(self.procs):
             proc.stop(timeout=5)
         for server in (self.pg_spare, self.pg_replica, self.pg_primary):
