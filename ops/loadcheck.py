@@ -39,6 +39,7 @@ class Attempt:
     tries: int = 0
     errors: list[str] = field(default_factory=list)
     latency: float = 0.0  # seconds of the successful (final) try
+    sent_at: float = 0.0  # time.monotonic() when the final try was sent
     answered_at: float = 0.0
 
 
@@ -82,6 +83,7 @@ class BookingLoad:
         while True:
             attempt.tries += 1
             began = time.perf_counter()
+            attempt.sent_at = time.monotonic()
             try:
                 response = session.post(url, json=body, headers={"Idempotency-Key": attempt.key}, timeout=15)
             except requests.RequestException as exc:
@@ -120,6 +122,13 @@ class BookingLoad:
         return list(self.attempts)
 
 
+def recovery_seconds(attempts: list[Attempt], since: float) -> float | None:
+    """Seconds from `since` (time.monotonic(), e.g. the primary stopped) to the first booking answered 201
+    whose request was sent after it: requests already in flight do not count."""
+    answered = [a.answered_at for a in attempts if a.status in (200, 201) and a.sent_at >= since]
+    return round(min(answered) - since, 2) if answered else None
+
+
 def summary(attempts: list[Attempt]) -> dict:
     acknowledged = [a for a in attempts if a.status in (200, 201)]
     latencies = sorted(a.latency for a in acknowledged)
@@ -129,6 +138,7 @@ def summary(attempts: list[Attempt]) -> dict:
         "refused": sum(1 for a in attempts if a.status is not None and a.status not in (200, 201)),
         "unanswered": sum(1 for a in attempts if a.status is None),
         "retried": sum(1 for a in attempts if a.tries > 1),
+        "failed_tries": sum(len(a.errors) for a in attempts),
         "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1) if latencies else None,
         "p95_ms": round(latencies[int(len(latencies) * 0.95)] * 1000, 1) if latencies else None,
     }

@@ -170,7 +170,7 @@ def test_redis_sentinel_failover_during_a_burst_delivers_every_confirmation_once
 
 
 def _failover_under_load(full, mode: str, days_ahead: int) -> dict:
-    from ops.loadcheck import BookingLoad, check_no_loss, summary
+    from ops.loadcheck import BookingLoad, check_no_loss, recovery_seconds, summary
 
     load = BookingLoad(full.url, clients=4, retry_for=40, days_ahead=days_ahead).start()
     time.sleep(4)
@@ -178,9 +178,8 @@ def _failover_under_load(full, mode: str, days_ahead: int) -> dict:
     full.failover(mode)
     time.sleep(8)
     attempts = load.stop()
-    after = sorted(a.answered_at for a in attempts if a.status == 201 and a.answered_at > began)
     report = check_no_loss(full.pg_primary.url, attempts)
-    report["first_booking_after_s"] = round(after[0] - began, 2) if after else None
+    report["first_booking_after_s"] = recovery_seconds(attempts, began)
     print(mode, summary(attempts), report)
     return report
 
@@ -209,15 +208,17 @@ def test_primary_stopped_immediately_then_promoted_loses_no_acknowledged_booking
 def test_web_node_killed_under_load_is_routed_around(full):
     from ops.loadcheck import BookingLoad, check_no_loss, summary
 
-    load = BookingLoad(full.url, clients=4, retry_for=0.1, days_ahead=45).start()
+    load = BookingLoad(full.url, clients=4, retry_for=10, days_ahead=45).start()
     time.sleep(3)
     full.kill_web(1)
     time.sleep(6)
     attempts = load.stop()
-    failed = [a for a in attempts if a.status is None]
-    print(summary(attempts), [a.errors for a in failed])
-    # Only requests in flight on the killed node fail (at most one per client); the rest go to web-0.
-    assert len(failed) <= load.clients
+    failed_tries = [e for a in attempts for e in a.errors]
+    print(summary(attempts), failed_tries)
+    # Only requests in flight on the killed node fail (at most one per client); the rest go to web-0,
+    # and the clients' retries (same Idempotency-Key) are answered.
+    assert len(failed_tries) <= load.clients
+    assert all(a.status == 201 for a in attempts)
     assert sum(1 for a in attempts if a.status == 201) > 20
     report = check_no_loss(full.pg_primary.url, attempts)
     assert report["lost"] == [] and report["duplicated"] == 0
