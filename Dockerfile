@@ -16,9 +16,9 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
-# Compiled message catalogues (FAB's; the app's own texts are Python dicts today), and
-# bytecode built at build time so a read-only root file system works.
-RUN pybabel compile -f -d /usr/local/lib/python3.11/site-packages/flask_appbuilder/translations >/dev/null 2>&1 || true \
+# Compiled message catalogues (translations/*.po -> .mo; the app would compile them at start-up,
+# which a read-only file system refuses) and bytecode, both at build time.
+RUN python -m app.i18n compile --force \
  && python -m compileall -q app config.py tenants \
  && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin upzento \
  && mkdir -p /app/instance /tmp/metrics && chown -R upzento /app/instance /tmp/metrics
