@@ -77,7 +77,7 @@ def one_revision_back(engine) -> str:
     from tenants.migrate import head_revision
 
     head = head_revision("tenant")
-    assert head == "t0011fr", f"this step knows how to undo t0011fr only, the head is {head}"
+    assert "t0011fr" in head.split("+"), f"this step knows how to undo t0011fr only, the heads are {head}"
     with engine.begin() as conn:
         schemas = conn.execute(text("SELECT schema_name FROM public.tenant")).scalars().all()
         for schema in schemas:
@@ -88,7 +88,7 @@ def one_revision_back(engine) -> str:
             conn.exec_driver_sql("DROP FUNCTION IF EXISTS bump_fresh_version()")
             conn.exec_driver_sql("DROP FUNCTION IF EXISTS bump_all_fresh_versions()")
             conn.exec_driver_sql("DROP TABLE IF EXISTS fresh_version")
-            conn.exec_driver_sql("UPDATE alembic_version SET version_num = 't0011out'")
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = 't0011out' WHERE version_num = 't0011fr'")
     return head
 
 
@@ -133,14 +133,17 @@ def main() -> int:
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--provision-jobs", type=int, default=4)
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--database-url", help="migrate and measure an existing database (its businesses t0000...) instead of a scratch one")
     args = parser.parse_args()
     from devserver.embedded import scratch_environment
 
+    if args.database_url:
+        return run(args, args.database_url, os.environ["REDIS_URL"], provisioned=True)
     with scratch_environment("upzento_tenants") as (db_url, redis_url):
         return run(args, db_url, redis_url)
 
 
-def run(args, db_url: str, redis_url: str) -> int:
+def run(args, db_url: str, redis_url: str, provisioned: bool = False) -> int:
     os.environ.update(DATABASE_URL=db_url, REDIS_URL=redis_url)
     from tenants.provisioning import create_agency, migrate_all  # noqa: F401
     from tenants.migrate import migrate_public
@@ -149,12 +152,15 @@ def run(args, db_url: str, redis_url: str) -> int:
     migrate_public(engine)
     from sqlalchemy.orm import Session
 
-    with Session(engine) as session:
-        create_agency(session, "bench", "Bench")
-        session.commit()
     slugs = [f"t{i:04d}" for i in range(args.tenants)]
-    engine.dispose()
-    wall, each = provision(db_url, slugs, args.provision_jobs)
+    if provisioned:
+        wall, each = 0.0, [0.0]
+    else:
+        with Session(engine) as session:
+            create_agency(session, "bench", "Bench")
+            session.commit()
+        engine.dispose()
+        wall, each = provision(db_url, slugs, args.provision_jobs)
     each.sort()
     print(f"provisioned {len(slugs)} businesses in {wall:.0f} s ({args.provision_jobs} processes); "
           f"per business p50 {each[len(each) // 2]:.2f} s, p95 {each[int(len(each) * .95)]:.2f} s", flush=True)
