@@ -18,7 +18,7 @@ def _rows(app, slug, sql):
 
 def _login(client, user):
     assert client.post("/login/", data={"username": user, "password": "password-1"}).status_code == 302
-    client.get(f"/switch/{user.split('_', 1)[1]}")
+    client.post(f"/switch/{user.split('_', 1)[1]}")
 
 
 NO_DATABASE_TEXT = ("psycopg", "INSERT INTO", "UPDATE ", "CheckViolation", "IntegrityError", "[SQL:", "parameters")

@@ -4,7 +4,7 @@ staff with a Monday-Friday week in one save, a day off; the widget then offers e
 from __future__ import annotations
 
 import pytest
-from admin_browser_support import sign_in
+from admin_browser_support import sign_in, switch_business
 from axe_support import assert_accessible
 from support import unique_slug
 
@@ -37,7 +37,7 @@ def test_new_business_set_up_in_the_admin_offers_exactly_its_week(app, client, l
     page.fill("#timezone", "Europe/Vienna")
     _save(page)
     assert "/tenantview/provisioning/" in page.url
-    page.goto(f"{live_server}/switch/{slug}")
+    switch_business(page, live_server, slug)
     page.goto(f"{live_server}/")
     assert page.locator(".getting-started li").count() == 5
     assert_accessible(page, "home of an empty business")

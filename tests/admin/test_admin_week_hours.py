@@ -14,7 +14,7 @@ def _rows(app, slug, sql):
 
 def _login(client, slug):
     assert client.post("/login/", data={"username": f"ca_{slug}", "password": "password-1"}).status_code == 302
-    client.get(f"/switch/{slug}")
+    client.post(f"/switch/{slug}")
 
 
 def _week(**days):

@@ -33,7 +33,7 @@ def test_staff_feed_from_my_calendar_and_customer_feed_lists_only_theirs(app, cl
 
     user = make_user("Staff", tenant=slug, staff_id=staff_id(app, slug))
     client.post("/login/", data={"username": user, "password": "password-1"})
-    client.get(f"/switch/{slug}")
+    client.post(f"/switch/{slug}")
     r = client.post("/my-calendar/feed", data={"action": "create"})
     assert r.status_code == 302
     page = client.get("/my-calendar/").get_data(as_text=True)

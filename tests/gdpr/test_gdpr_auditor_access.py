@@ -71,7 +71,7 @@ def test_auditor_sees_only_assigned_tenant_and_cannot_write(app, client, auditor
     sql(slug, "INSERT INTO audit_log (actor_kind, entity, action) VALUES ('system', 'own_marker', 'probe')")
     _login(client, username)
     # Asking to switch into the other business of the agency is refused: still the own one.
-    client.get(f"/switch/{other}")
+    client.post(f"/switch/{other}")
     body = client.get("/audit/log/").get_data(as_text=True)
     assert "own_marker" in body and "other_marker" not in body
     csv_body = client.get("/audit/log/export.csv").get_data(as_text=True)

@@ -160,6 +160,9 @@ def test_seed_flow_builder_snippet_to_booking_seen_by_staff(app, live_server, ho
     assert ("appointment.booked", "widget") in [tuple(r) for r in booked]
     _confirmation_mail_is_sent(app, slug, appt_id, "carla@example.com")
 
+    # "My day" shows one local day (today unless ?day=): the day the customer booked.
+    day = tenant_rows(app, slug, "SELECT (a.start_at AT TIME ZONE l.timezone)::date FROM appointment a "
+                                 "JOIN location l ON l.id = a.location_id WHERE a.id = :i", i=appt_id)[0][0]
     _login(page, live_server, staff_name)
-    page.goto(f"{live_server}/myday/list/")
+    page.goto(f"{live_server}/myday/list/?day={day.isoformat()}")
     assert "Carla Customer" in page.content()
