@@ -78,10 +78,10 @@ def tenant_migrate(slug, all_, jobs):
 
 def _migrate_all(engine, jobs: int) -> list:
     """migrate_all with a progress bar on a terminal (one line per tenant otherwise); the failures."""
+    prov.migrate_public(engine)  # first: on a fresh database the tenant table is made here
     behind = len(prov.tenants_behind(engine))
     if behind == 0:
-        prov.migrate_public(engine)
-        click.echo("public schema and every tenant schema already at the newest revision")
+        click.echo("public schema at the newest revision; 0 tenant schema(s) to migrate")
         return []
     if sys.stderr.isatty():
         with click.progressbar(length=behind, label=f"migrating {behind} tenant schema(s)", file=sys.stderr) as bar:
