@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select, text
 from support import unique_slug
 
@@ -29,7 +31,9 @@ def test_create_shows_progress_page(app, client, make_user, login):
     assert "/tenantview/provisioning/" in created.headers["Location"]
     page = client.get(created.headers["Location"])
     body = page.get_data(as_text=True)
-    assert page.status_code == 200 and "active" in body and "hourglass" not in body
+    steps = re.findall(r'<li class="list-group-item">(.*?)</li>', body, re.S)
+    assert page.status_code == 200 and "active" in body and len(steps) == 4
+    assert all("fa-check" in step and "hourglass" not in step for step in steps), steps
     status = client.get(created.headers["Location"] + "?format=json").get_json()
     assert status["status"] == "active" and all(step["done"] for step in status["steps"])
     # Filtered by slug: the list pages, and earlier tests may have made many businesses.
