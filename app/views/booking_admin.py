@@ -99,8 +99,15 @@ def shown_day() -> dt.date:
         return dt.datetime.now(ZoneInfo(tenant_zone())).date()
 
 
-def _day_range() -> tuple[dt.datetime, dt.datetime]:
+def _day_range() -> tuple[dt.datetime, dt.datetime] | None:
+    """The UTC range of the day the list shows; None on the other pages (an own appointment of
+    another day opens from a link, and its show page is not limited to today)."""
+    from flask import request
+
     from app.views.base import tenant_zone
+
+    if not (request.endpoint or "").endswith(".list"):
+        return None
 
     zone = ZoneInfo(tenant_zone())
     day = shown_day()
@@ -115,7 +122,10 @@ class FilterLocalDay(BaseFilter):
     arg_name = "lday"
 
     def apply(self, query, func):
-        start, end = func()
+        shown = func()
+        if shown is None:
+            return query
+        start, end = shown
         column = getattr(self.model, self.column_name)
         return query.filter(column >= start, column < end)
 

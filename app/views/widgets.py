@@ -9,7 +9,7 @@ from app.views.base import ModelView
 from flask_appbuilder.actions import action
 from app.views.base import FormModelView, Interface
 from flask_appbuilder.security.decorators import permission_name
-from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from flask_wtf.csrf import CSRFError, validate_csrf
 from markupsafe import escape
 from sqlalchemy import select
 from wtforms import SelectField, TextAreaField
@@ -85,7 +85,7 @@ class WidgetBuilderView(BaseView):
         return self.render_template(
             "widget/admin_edit.html", widget=widget, services=services, locations=locations, fields=fields, errors=errors,
             snippets=snippets(g.tenant.slug, widget) if widget.id else None, preview=preview,
-            csrf_token=generate_csrf(), modes=w.WIDGET_MODES, languages=w.WIDGET_LANGUAGES,
+            modes=w.WIDGET_MODES, languages=w.WIDGET_LANGUAGES,
             origins_text="\n".join(widget.allowed_origins or []),
         ), status
 
