@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from flask import flash, g, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.security.decorators import permission_name
 from flask_appbuilder.views import IndexView
@@ -121,8 +121,7 @@ class DashboardView(BaseView):
     def attended(self, appointment_id):
         """Mark one of today's appointments completed (staff: their own only; auditors cannot)."""
         if g.get("tenant") is None or not self.appbuilder.sm.has_access("can_act", "Calendar"):
-            flash("You may not change appointments.", "danger")
-            return redirect(url_for("DashboardView.home"))
+            abort(403)  # auditors read only (the page shows them no button)
         only = (security.current_staff_id() or -1) if security.is_staff_only() else None
         actor = f"{'staff' if only is not None else 'admin'}:{g.user.username}"
 

@@ -156,11 +156,13 @@ class SubjectRequestsView(BaseView):
         from app.gdpr import subjects
         from app.models import tenant as m
 
+        if kind not in ("customer", "staff"):
+            abort(404)
+        if db.session.get(m.Customer if kind == "customer" else m.Staff, subject_id) is None:
+            abort(404)  # not a person of this business: nothing to confirm
         if request.form.get("confirm") != "erase":
             flash("Type 'erase' to confirm: erasure cannot be undone.", "warning")
             return redirect(url_for("SubjectRequestsView.list"))
-        if kind not in ("customer", "staff"):
-            abort(404)
         try:
             if kind == "customer":
                 run_unit(lambda: subjects.erase_customer(db.session, g.tenant, db.session.get(m.Customer, subject_id), _who()))

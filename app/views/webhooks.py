@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import flash, g, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.security.decorators import permission_name
 from redis.exceptions import RedisError
@@ -109,6 +109,8 @@ class WebhooksView(BaseView):
         try:
             result = run_unit(work, db.session)
         except ApiError as exc:
+            if exc.status == 404:
+                abort(404)  # another business's row is not found here, and nothing changed
             flash(exc.message, "danger")
             return None
         try:
@@ -270,8 +272,7 @@ class MeetingsView(BaseView):
         except ValueError:
             key = None
         if key is None or db.session.get(m.Appointment, key) is None:
-            flash("No such appointment.", "warning")
-            return redirect(url_for("MeetingsView.index"))
+            abort(404)
         try:
             retry_now(g.tenant.slug, str(key))
             flash("Trying again now.", "success")
