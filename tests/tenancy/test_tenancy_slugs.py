@@ -72,47 +72,50 @@ def _book(client, slug, day):
 
 
 def test_hyphen_slug_imports_by_cli_and_books_through_the_public_api(app, client, tmp_path):
+    # A name of its own: the demo seed (another test) may already hold tenant_bella_salon.
+    tag = uuid.uuid4().hex[:8]
+    hyphen, underscore, schema = f"bella-{tag}", f"bella_{tag}", f"tenant_bella_{tag}"
     doc = minimal_setup()
-    doc["tenant"]["slug"] = "bella-salon"
+    doc["tenant"]["slug"] = hyphen
     jsonschema.validate(doc, json.loads(SETUP_SCHEMA.read_text()))  # a valid setup file
     path = tmp_path / "bella.json"
     path.write_text(json.dumps(doc))
     imported = _run(app, "tenants", "import", str(path), "--agency", "test-agency")
     assert imported.exit_code == 0, imported.output
-    assert "created tenant bella-salon" in imported.output
-    assert _stored_schema(app, "bella-salon") == "tenant_bella_salon"
-    assert "bella-salon\ttest-agency\tactive" in _run(app, "tenants", "list").output
+    assert f"created tenant {hyphen}" in imported.output
+    assert _stored_schema(app, hyphen) == schema
+    assert f"{hyphen}\ttest-agency\tactive" in _run(app, "tenants", "list").output
 
     day = next_weekday(0, weeks_ahead=2)
-    body = _book(client, "bella-salon", day)
-    assert client.get(f"/api/v1/public/bella-salon/bookings/{body['manage_token']}").status_code == 200
-    assert _appointments(app, "tenant_bella_salon") == 1
+    body = _book(client, hyphen, day)
+    assert client.get(f"/api/v1/public/{hyphen}/bookings/{body['manage_token']}").status_code == 200
+    assert _appointments(app, schema) == 1
 
     # The same derived name for another slug: its own, disambiguated schema; no rows shared.
     twin = minimal_setup()
-    twin["tenant"]["slug"] = "bella_salon"
+    twin["tenant"]["slug"] = underscore
     path.write_text(json.dumps(twin))
     assert _run(app, "tenants", "import", str(path), "--agency", "test-agency").exit_code == 0
-    twin_schema = _stored_schema(app, "bella_salon")
-    assert twin_schema != "tenant_bella_salon" and SCHEMA_NAME.match(twin_schema)
-    _book(client, "bella_salon", day)
-    _book(client, "bella_salon", day)
-    assert _appointments(app, twin_schema) == 2 and _appointments(app, "tenant_bella_salon") == 1
-    assert len(client.get(f"/api/v1/public/bella-salon/availability", query_string={
+    twin_schema = _stored_schema(app, underscore)
+    assert twin_schema != schema and SCHEMA_NAME.match(twin_schema)
+    _book(client, underscore, day)
+    _book(client, underscore, day)
+    assert _appointments(app, twin_schema) == 2 and _appointments(app, schema) == 1
+    assert len(client.get(f"/api/v1/public/{hyphen}/availability", query_string={
         "service": "visit", "from": day.isoformat(), "to": day.isoformat(), "timezone": "Europe/Berlin"}).get_json()["slots"]) == 15
 
-    exported = _run(app, "tenants", "export", "bella-salon")
-    assert exported.exit_code == 0 and json.loads(exported.output)["tenant"]["slug"] == "bella-salon"
-    assert _run(app, "tenants", "migrate", "bella-salon").exit_code == 0
+    exported = _run(app, "tenants", "export", hyphen)
+    assert exported.exit_code == 0 and json.loads(exported.output)["tenant"]["slug"] == hyphen
+    assert _run(app, "tenants", "migrate", hyphen).exit_code == 0
 
     # Deleting the twin drops its schema only.
-    assert _run(app, "tenants", "delete", "bella_salon", "--confirm").exit_code == 0
+    assert _run(app, "tenants", "delete", underscore, "--confirm").exit_code == 0
     from app.extensions import db
 
     with app.app_context(), db.engine.connect() as conn:
         schemas = set(conn.execute(text("SELECT schema_name FROM information_schema.schemata")).scalars())
-    assert twin_schema not in schemas and "tenant_bella_salon" in schemas
-    assert _appointments(app, "tenant_bella_salon") == 1
+    assert twin_schema not in schemas and schema in schemas
+    assert _appointments(app, schema) == 1
 
 
 def test_bad_slugs_are_refused_with_the_rule(app):
