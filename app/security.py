@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from flask import abort, current_app, g, has_request_context, request, session as web_session
+from flask_appbuilder.security.api import SecurityApi
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from sqlalchemy import select
 
@@ -130,7 +131,17 @@ def api_key_user_name(tenant_slug: str) -> str:
     return f"apikey@{tenant_slug}"
 
 
+class _NoTokenLogin(SecurityApi):
+    """FAB's REST log-in (`/api/v1/security/login`, `/refresh`) is not offered: it issues JWTs, a
+    second kind of session that logout, reset and role removal would not end. The REST API takes
+    API keys; the admin's own pages use the browser session."""
+
+    include_route_methods: set[str] = set()
+
+
 class UpzentoSecurityManager(SecurityManager):
+    security_api = _NoTokenLogin
+
     """FAB's manager plus per-tenant API keys and a tenant scope per request."""
 
     def get_user_roles(self, user):
@@ -171,10 +182,10 @@ class UpzentoSecurityManager(SecurityManager):
         return user
 
     def load_user_jwt(self, _jwt_header, jwt_data):
-        user = super().load_user(jwt_data["sub"])
-        if user and user.is_active:
-            g.user = user
-            return user
+        """No JWT is a credential here: the REST API takes API keys (scoped to one business) or the
+        admin's browser session, both of which end with logout, reset or revocation. FAB's JWT login
+        API is not registered, and a token signed some other way is refused (401), not trusted
+        without a business, a scope or a session generation."""
         return None
 
     def validate_api_key(self, api_key_string: str):

@@ -6,8 +6,7 @@ free within the window; each further failure locks that key for a doubling time
 (`THROTTLE_BASE_SECONDS` × 2^n, at most `THROTTLE_MAX_SECONDS`). A locked request is
 answered 429 with `Retry-After` and says why, before the password is even checked.
 
-Covered: `POST /login/`, `POST /api/v1/security/login` (failures count; a success
-clears the account's counter) and `POST /account/forgot` (every request counts).
+Covered: `POST /login/` (failures count; a success clears the account's counter) and `POST /account/forgot` (every request counts).
 If Redis is unreachable the check lets the request through (logged): an outage of the
 counters must not lock every user out.
 """
@@ -25,7 +24,6 @@ log = logging.getLogger(__name__)
 # path -> (kind, where the account is in the request, counts successes too)
 GUARDED = {
     "/login/": ("login", "username", False),
-    "/api/v1/security/login": ("login", "username", False),
     "/account/forgot": ("forgot", "email", True),
 }
 
