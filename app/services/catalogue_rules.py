@@ -72,6 +72,28 @@ def check_key(value, field: str = "key") -> str:
     return value
 
 
+KEY_HELP = ("Used in links, the widget's embed code and setup files: lower-case letters, digits, - and _. "
+            "Leave empty to derive it from the name.")
+
+
+def key_from_name(name: str, fallback: str = "item") -> str:
+    """'Haircut & Blow-dry (Long)' -> 'haircut-blow-dry-long': the key rule applied to a name."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "-", plain).strip("-")[:56].strip("-") or fallback
+
+
+def free_key(name: str, taken, fallback: str = "item") -> str:
+    """The key derived from `name`, with -2, -3 ... appended while `taken(key)` says it is used."""
+    base = key_from_name(name, fallback)
+    key, n = base, 1
+    while taken(key):
+        n += 1
+        key = f"{base}-{n}"
+    return key
+
+
 def check_name(value, field: str = "name") -> str:
     if not isinstance(value, str) or not value.strip() or len(value.strip()) > NAME_MAX:
         raise RuleError(field, NAME_MESSAGE)
@@ -129,7 +151,27 @@ def _zones() -> frozenset[str]:
 
 
 def zone_message(name) -> str:
-    return f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)"
+    near = [z for z in sorted(_zones()) if isinstance(name, str) and name.strip()
+            and z.lower().rsplit("/", 1)[-1] == name.strip().lower().replace(" ", "_")]
+    hint = f"did you mean {near[0]}?" if near else "use an IANA name such as Europe/Berlin"
+    return f"unknown time zone {name!r} ({hint})"
+
+
+# Offered first in time-zone selects (after the business's own zone): the zones most businesses pick.
+COMMON_ZONES = (
+    "Europe/Berlin", "Europe/Vienna", "Europe/Zurich", "Europe/London", "Europe/Paris", "Europe/Madrid",
+    "Europe/Rome", "Europe/Amsterdam", "Europe/Brussels", "Europe/Warsaw", "Europe/Stockholm", "Europe/Lisbon",
+    "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Toronto",
+    "Asia/Dubai", "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney", "UTC",
+)
+
+
+def zone_choices(first: str | None = None) -> dict[str, list[tuple[str, str]]]:
+    """Choices of a time-zone select as option groups: `first` (the business's zone) and the common
+    zones, then every other IANA name in alphabetical order (each name once)."""
+    common = [z for z in dict.fromkeys(((first,) if first else ()) + COMMON_ZONES) if z in _zones()]
+    rest = sorted(_zones() - set(common))
+    return {"Common": [(z, z.replace("_", " ")) for z in common], "All time zones": [(z, z.replace("_", " ")) for z in rest]}
 
 
 def check_timezone(name, field: str = "timezone") -> str:

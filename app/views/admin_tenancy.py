@@ -11,7 +11,7 @@ from app.views.base import ModelView
 from flask_appbuilder.security.decorators import permission_name
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction, FilterInFunction
-from app.views.base import FieldRefused, FormModelView, Interface, titles
+from app.views.base import FieldRefused, FormModelView, Interface, time_zone_field, titles
 from sqlalchemy import select
 from wtforms import DateField, SelectField, StringField
 from wtforms.validators import DataRequired, Optional, Regexp
@@ -30,17 +30,6 @@ def slug_from_name(name: str) -> str:
     plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
     slug = re.sub(r"[^a-z0-9]+", "_", plain).strip("_")[:40] or "business"
     return slug if slug[0].isalpha() else f"b{slug}"[:40]
-
-
-def _check_zone(form, field):
-    from wtforms import ValidationError
-
-    from tenants.provisioning import ProvisioningError, check_timezone
-
-    try:
-        check_timezone(field.data or "")
-    except ProvisioningError as exc:
-        raise ValidationError(str(exc))
 
 
 def _visible_tenant_ids() -> list[int]:
@@ -85,7 +74,6 @@ class TenantView(FormModelView):
     description_columns = {
         "slug": "Used in links and the widget: lower-case letters, digits and _, starting with a letter. "
                 "Leave empty to derive it from the name.",
-        "timezone": "An IANA time zone such as Europe/Berlin or Europe/Vienna.",
         "currency": "Three letters, e.g. EUR.",
     }
 
@@ -102,12 +90,13 @@ class TenantView(FormModelView):
         "sender_name", "reply_to", "contact_email", "contact_phone",
     ]
     search_columns = ["name", "slug", "status", "agency"]
+    add_form_extra_fields = edit_form_extra_fields = {
+        "timezone": time_zone_field(description="Where the business is: type to search, e.g. Vienna. Locations start with it.")}
     base_filters = [["id", FilterInFunction, _visible_tenant_ids]]
     # The agency choices (form and search) list only agencies the user may create businesses in.
     add_form_query_rel_fields = search_form_query_rel_fields = {"agency": [["id", FilterInFunction, _own_agency_ids]]}
     validators_columns = {
         "slug": [Optional(), Regexp(SLUG_PATTERN, message="lower-case letters, digits, - and _ (max 63)")],
-        "timezone": [DataRequired(), _check_zone],
         "name": [no_line_breaks], "sender_name": [no_line_breaks],
         "reply_to": [single_address], "contact_email": [single_address],
     }

@@ -12,7 +12,7 @@ import datetime as dt
 from flask import g
 from app.views.base import ModelView
 from flask_appbuilder.models.sqla.filters import FilterEqualFunction
-from app.views.base import FormModelView, Interface, local_formatter, tenant_zone, titles
+from app.views.base import FormModelView, Interface, local_formatter, tenant_zone, time_zone_field, titles
 from wtforms import SelectField, StringField, ValidationError
 from wtforms.fields import DateField, TimeField
 from wtforms.validators import DataRequired, Optional
@@ -69,8 +69,35 @@ def unique_key(model, column: str = "key"):
 
 
 KEY_VALIDATOR = rule(rules.check_key, required=True)
+
+
+class DerivedKeyMixin:
+    """A catalogue row's key may be left empty: it is derived from the name (made unique in the
+    business with -2, -3 ...), like a business's short name. The rule is shown under the field."""
+
+    description_columns = {"key": rules.KEY_HELP}
+
+    def _derive_key(self, item) -> None:
+        if item.key:
+            return
+        from sqlalchemy import select
+
+        model = type(item)
+        taken = lambda key: db.session.scalar(select(model.id).where(model.key == key, model.id != (item.id or -1))) is not None
+        item.key = rules.free_key(item.name or "", taken, fallback=model.__tablename__)
+
+    def pre_add(self, item):
+        self._derive_key(item)
+        super().pre_add(item)
+
+    def pre_update(self, item):
+        self._derive_key(item)
+        super().pre_update(item)
+
+
+def key_validators(model) -> list:
+    return [Optional(), rule(rules.check_key), unique_key(model)]
 NAME_VALIDATOR = rule(rules.check_name, required=True)
-_check_zone = rule(rules.check_timezone, required=True)
 
 
 class HHMMField(StringField):
@@ -170,16 +197,16 @@ class LocationHoursView(TenantModelView):
     add_form_extra_fields = edit_form_extra_fields = weekly_span_form("Opens", "Closes")
 
 
-class LocationView(TenantModelView):
+class LocationView(DerivedKeyMixin, TenantModelView):
     locals().update(titles("location", "Locations"))
-    datamodel = RuleInterface(m.Location)
+    datamodel = RuleInterface(m.Location, optional=("key",))
     class_permission_name = "Locations"
     list_columns = ["name", "key", "timezone", "address", "virtual", "active"]
     show_columns = ["name", "key", "timezone", "address", "phone", "latitude", "longitude", "virtual", "active", "hours", "closures"]
     add_columns = edit_columns = ["name", "key", "timezone", "address", "phone", "latitude", "longitude", "virtual", "active"]
     search_columns = ["name", "key", "address", "timezone", "active"]
-    validators_columns = {"key": [DataRequired(), KEY_VALIDATOR, unique_key(m.Location)], "name": [NAME_VALIDATOR],
-                          "timezone": [DataRequired(), _check_zone]}
+    validators_columns = {"key": key_validators(m.Location), "name": [NAME_VALIDATOR]}
+    add_form_extra_fields = edit_form_extra_fields = {"timezone": time_zone_field()}
     related_views = [LocationHoursView]
 
 
@@ -192,19 +219,19 @@ class LocationClosureView(TenantModelView):
     search_columns = ["location", "date"]
 
 
-class CategoryView(TenantModelView):
+class CategoryView(DerivedKeyMixin, TenantModelView):
     locals().update(titles("category", "Categories"))
-    datamodel = RuleInterface(m.Category)
+    datamodel = RuleInterface(m.Category, optional=("key",))
     class_permission_name = "Categories"
     list_columns = ["name", "key", "position"]
     add_columns = edit_columns = ["name", "key", "position"]
     search_columns = ["name", "key"]
-    validators_columns = {"key": [DataRequired(), KEY_VALIDATOR, unique_key(m.Category)], "name": [NAME_VALIDATOR]}
+    validators_columns = {"key": key_validators(m.Category), "name": [NAME_VALIDATOR]}
 
 
-class ServiceView(TenantModelView):
+class ServiceView(DerivedKeyMixin, TenantModelView):
     locals().update(titles("service", "Services"))
-    datamodel = RuleInterface(m.Service)
+    datamodel = RuleInterface(m.Service, optional=("key",))
     class_permission_name = "Services"
     list_columns = ["name", "key", "category", "duration_min", "price", "capacity", "meeting", "active"]
     show_columns = [
@@ -221,7 +248,7 @@ class ServiceView(TenantModelView):
         "reschedule_window_min": "No online reschedule later than (min before)", "all_locations": "Offered at every location",
     }
     validators_columns = {
-        "key": [DataRequired(), KEY_VALIDATOR, unique_key(m.Service)], "name": [NAME_VALIDATOR],
+        "key": key_validators(m.Service), "name": [NAME_VALIDATOR],
         # The meeting is a choice list (below); every other column runs its rule.
         **{f: [rule(check)] for f, check in rules.SERVICE_FIELDS.items() if f not in ("key", "name", "meeting")},
     }
@@ -303,15 +330,15 @@ class StaffOverrideView(TenantModelView):
     search_columns = ["staff", "location", "date"]
 
 
-class StaffView(TenantModelView):
+class StaffView(DerivedKeyMixin, TenantModelView):
     locals().update(titles("staff member", "Staff"))
-    datamodel = RuleInterface(m.Staff)
+    datamodel = RuleInterface(m.Staff, optional=("key",))
     class_permission_name = "Staff"
     list_columns = ["name", "key", "email", "phone", "active"]
     show_columns = ["name", "key", "email", "phone", "bio", "photo_url", "active", "services", "locations"]
     add_columns = edit_columns = show_columns
     search_columns = ["name", "key", "email", "active", "services", "locations"]
-    validators_columns = {"key": [DataRequired(), KEY_VALIDATOR, unique_key(m.Staff)], "name": [NAME_VALIDATOR]}
+    validators_columns = {"key": key_validators(m.Staff), "name": [NAME_VALIDATOR]}
     related_views = [StaffHoursView, StaffBreakView, StaffOverrideView, TimeOffView]
 
 
@@ -325,7 +352,8 @@ class CustomerView(TenantModelView):
     label_columns = {"created_at": "Created", "sms_opt_out": "No text messages", "locale": "Language"}
     add_columns = edit_columns = ["name", "email", "phone", "locale", "timezone", "sms_opt_out", "marketing_opt_in"]
     search_columns = ["name", "email", "phone"]
-    validators_columns = {"timezone": [rule(rules.check_timezone)]}
+    add_form_extra_fields = edit_form_extra_fields = {
+        "timezone": time_zone_field(required=False, description="Empty: times are shown in the location's zone.")}
 
 
 # ---------------------------------------------------------------- staff's own data
