@@ -1,5 +1,7 @@
-"""A staff member's whole week in one save: working intervals per day (at a location) and breaks,
-and days off. Rules here; the admin's week editor only parses the form and renders."""
+"""A whole week in one save, for a staff member (working intervals per day at a location, breaks,
+days off) or a location (opening intervals per day, closed days). Rules here; the admin's week
+editors only parse the form and render. Both owners share the reading, copying, checking and
+replacing of weekly rows (`_read_rows`, `_replace_rows`); only what a day may hold differs."""
 
 from __future__ import annotations
 
@@ -58,18 +60,38 @@ def parse_intervals(text: str, field_name: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _read_rows(session: Session, plans: list[DayPlan], model, owner_column, owner_id: int, attr: str) -> None:
+    """Append the owner's weekly rows of `model` to the plans' `attr` list (hours or breaks), in order."""
+    for row in session.scalars(select(model).where(owner_column == owner_id).order_by(model.weekday, model.start_min)):
+        plan = plans[row.weekday]
+        if attr == "hours":
+            plan.location_id = plan.location_id or getattr(row, "location_id", None)
+        getattr(plan, attr).append((row.start_min, row.end_min))
+
+
 def read_week(session: Session, staff: m.Staff) -> list[DayPlan]:
     """The stored week, one plan per weekday (the day's location: that of its first interval)."""
     plans = [DayPlan(d) for d in range(7)]
-    for row in session.scalars(select(m.StaffHours).where(m.StaffHours.staff_id == staff.id)
-                               .order_by(m.StaffHours.weekday, m.StaffHours.start_min)):
-        plan = plans[row.weekday]
-        plan.location_id = plan.location_id or row.location_id
-        plan.hours.append((row.start_min, row.end_min))
-    for row in session.scalars(select(m.StaffBreak).where(m.StaffBreak.staff_id == staff.id)
-                               .order_by(m.StaffBreak.weekday, m.StaffBreak.start_min)):
-        plans[row.weekday].breaks.append((row.start_min, row.end_min))
+    _read_rows(session, plans, m.StaffHours, m.StaffHours.staff_id, staff.id, "hours")
+    _read_rows(session, plans, m.StaffBreak, m.StaffBreak.staff_id, staff.id, "breaks")
     return plans
+
+
+def read_location_week(session: Session, location: m.Location) -> list[DayPlan]:
+    """A location's opening hours, one plan per weekday (no breaks: a pause splits the day's intervals)."""
+    plans = [DayPlan(d, location.id) for d in range(7)]
+    _read_rows(session, plans, m.LocationHours, m.LocationHours.location_id, location.id, "hours")
+    return plans
+
+
+def _replace_rows(session: Session, model, owner_column, owner: dict, plans: list[DayPlan], attr: str,
+                  with_location: bool) -> None:
+    """Delete the owner's weekly rows of `model` and write the plans' `attr` spans instead."""
+    session.execute(delete(model).where(owner_column == next(iter(owner.values()))))
+    for plan in plans:
+        for start, end in getattr(plan, attr):
+            extra = {"location_id": plan.location_id} if with_location else {}
+            session.add(model(**owner, **extra, weekday=plan.weekday, start_min=start, end_min=end))
 
 
 def copy_day(plans: list[DayPlan], source: int, targets=range(1, 5)) -> list[DayPlan]:
@@ -95,17 +117,40 @@ def replace_week(session: Session, staff: m.Staff, plans: list[DayPlan], default
             raise SpanError(f"location-{plan.weekday}", f"{plan.name}: {staff.name} does not work at that location")
         if plan.breaks and not plan.hours:
             raise SpanError(f"breaks-{plan.weekday}", f"{plan.name}: a break needs working hours that day")
-    session.execute(delete(m.StaffHours).where(m.StaffHours.staff_id == staff.id))
-    session.execute(delete(m.StaffBreak).where(m.StaffBreak.staff_id == staff.id))
-    for plan in plans:
-        for start, end in plan.hours:
-            session.add(m.StaffHours(staff_id=staff.id, location_id=plan.location_id, weekday=plan.weekday,
-                                     start_min=start, end_min=end))
-        for start, end in plan.breaks:
-            session.add(m.StaffBreak(staff_id=staff.id, location_id=plan.location_id, weekday=plan.weekday,
-                                     start_min=start, end_min=end))
+    owner = {"staff_id": staff.id}
+    _replace_rows(session, m.StaffHours, m.StaffHours.staff_id, owner, plans, "hours", with_location=True)
+    _replace_rows(session, m.StaffBreak, m.StaffBreak.staff_id, owner, plans, "breaks", with_location=True)
     session.flush()
     session.expire(staff, ["hours", "breaks"])
+
+
+def replace_location_week(session: Session, location: m.Location, plans: list[DayPlan]) -> None:
+    """Store a location's opening hours for the whole week at once (every weekly row replaced). Flushes only."""
+    for plan in plans:
+        if plan.breaks:
+            raise SpanError(f"hours-{plan.weekday}", f"{plan.name}: write a pause as two intervals, e.g. 09:00-12:00, 13:00-18:00")
+    _replace_rows(session, m.LocationHours, m.LocationHours.location_id, {"location_id": location.id}, plans, "hours",
+                  with_location=False)
+    session.flush()
+    session.expire(location, ["hours"])
+
+
+def add_closed_day(session: Session, location: m.Location, day: dt.date, reason: str | None = None) -> None:
+    """A closure of the location on `day` (an existing one that day keeps its row, with the new reason if given)."""
+    row = session.scalar(select(m.LocationClosure).where(m.LocationClosure.location_id == location.id,
+                                                         m.LocationClosure.date == day))
+    if row is None:
+        session.add(m.LocationClosure(location_id=location.id, date=day, reason=(reason or None)))
+    elif reason:
+        row.reason = reason
+    session.flush()
+
+
+def closure_marks(session: Session, location: m.Location, first: dt.date, days: int) -> dict[dt.date, str]:
+    """date -> "off" for the location's closed days in [first, first + days), for the calendar."""
+    last = first + dt.timedelta(days=days)
+    return {row.date: "off" for row in session.scalars(select(m.LocationClosure).where(
+        m.LocationClosure.location_id == location.id, m.LocationClosure.date >= first, m.LocationClosure.date < last))}
 
 
 def working_spans(plan: DayPlan) -> list[tuple[int, int]]:
