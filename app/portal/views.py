@@ -222,6 +222,10 @@ def cancel(appointment_id: str):
     customer = _customer()
     appt = portal.own_appointment(db.session, customer.id, appointment_id)
     reason = (request.form.get("reason") or "").strip() or None
+    # Cancelling asks once more (a server-side step, works without script); a cancel the policy
+    # window refuses is not asked about, the refusal comes at once.
+    if request.form.get("confirm") != "yes" and utcnow() <= _deadlines(appt)["cancel"] and appt.status != "cancelled":
+        return _appointment_page(appt, confirm_cancel=True, reason=reason or "")
     try:
         booking.with_deadlock_retry(
             lambda: booking.cancel(db.session, g.tenant, f"customer:{customer.id}", appt, utcnow(), reason=reason), db.session

@@ -30,6 +30,8 @@ STRINGS: dict[str, str] = {
     "taken": N_("This time was just taken. Please choose another."),
     "error": N_("Something went wrong. Please try again."), "all": N_("Other"), "when": N_("When"),
     "with": N_("With"), "recurring_note": N_("{n} appointments booked"),
+    # The page shown instead of the frame on a website the business did not allow.
+    "elsewhere": N_("Online booking opens on our booking page."), "open_booking": N_("Open the booking page"),
 }
 
 

@@ -212,12 +212,49 @@ def frame_data(tenant: Tenant, widget, args, lang: str, look: dict) -> dict:
     return data
 
 
+def embedding_origin(args) -> str | None:
+    """The origin of the page framing this request: the loader's `origin` parameter, else (a plain
+    iframe) the Referer's origin when the browser says the request is for a frame; None when unknown."""
+    from urllib.parse import urlsplit
+
+    claimed = (args.get("origin") or "").rstrip("/")
+    if claimed:
+        return claimed
+    if request.headers.get("Sec-Fetch-Dest") == "iframe" and request.referrer:
+        parts = urlsplit(request.referrer)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            return f"{parts.scheme}://{parts.netloc}"
+    return None
+
+
+def _not_allowed_here(tenant: Tenant, widget, lang: str, origin: str) -> Response:
+    """A page embedding the widget from an origin the business did not allow gets a small page with a
+    link to the booking page (frameable anywhere: it holds no booking form and no data), not the
+    browser's broken-frame icon. The booking frame itself stays limited by frame-ancestors."""
+    from app.links import public_base
+
+    booking_url = f"{public_base()}/widget/v1/{tenant.slug}/{widget.public_id}/frame?lang={lang}"
+    html = render_template("widget/not_allowed.html", lang=lang, business=tenant.name, url=booking_url,
+                           t=i18n.strings(lang), origin=origin)
+    discard()
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = ("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+                                                   "form-action 'none'; frame-ancestors *")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+    return response
+
+
 @bp.get("/<tenant_slug>/<public_id>/frame")
 def frame(tenant_slug: str, public_id: str):
     tenant, widget = _widget_or_404(tenant_slug, public_id)
     args = request.args
     lang = i18n.pick(args.get("lang") or (widget.language if widget.language != "auto" else None),
                      request.accept_languages, tenant.locale)
+    embedder = embedding_origin(args)
+    if embedder and embedder != request.host_url.rstrip("/") and embedder not in widget.allowed_origins:
+        return _not_allowed_here(tenant, widget, lang, embedder)
     look = _look(widget, args)
     data = frame_data(tenant, widget, args, lang, look)
     nonce = secrets.token_urlsafe(12)

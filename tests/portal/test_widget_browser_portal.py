@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from axe_support import assert_accessible
 from playwright.sync_api import expect
 from sqlalchemy import text
 from support import unique_slug
@@ -64,6 +65,9 @@ def test_portal_magic_link_reschedule_and_cancel(app, client, live_server, widge
     page.goto(f"{live_server}/portal/{slug}/appointments/{later}")
     page.get_by_label("Reason (optional)").fill("moving away")
     page.get_by_role("button", name="Cancel this appointment").click()
+    assert page.get_by_role("heading", name="Cancel this appointment?").is_visible()  # asked once more
+    assert_accessible(page, "portal cancel confirmation")
+    page.get_by_role("button", name="Yes, cancel it").click()
     assert page.locator("#upz-status").inner_text() == "Cancelled"
     assert tuple(tenant_rows(app, slug, "SELECT status, cancel_reason FROM appointment WHERE id = :i", i=later)[0]) == ("cancelled", "moving away")
 

@@ -102,7 +102,11 @@ def test_cancel_respects_the_policy_window_and_keeps_the_reason(app, client, sho
     r = client.post(f"/portal/{shop}/appointments/{late_id}/cancel", data={"reason": "ill"})
     assert r.status_code == 409 and b"can no longer be cancelled" in r.data
     assert tenant_rows(app, shop, "SELECT status FROM appointment WHERE id = :id", id=late_id)[0][0] == "confirmed"
-    r = client.post(f"/portal/{shop}/appointments/{early_id}/cancel", data={"reason": "moving away"})
+    # The first post only asks: nothing is cancelled until the customer confirms (the reason is carried).
+    ask = client.post(f"/portal/{shop}/appointments/{early_id}/cancel", data={"reason": "moving away"})
+    assert ask.status_code == 200 and b"Cancel this appointment?" in ask.data and b'value="moving away"' in ask.data
+    assert tenant_rows(app, shop, "SELECT status FROM appointment WHERE id = :id", id=early_id)[0][0] != "cancelled"
+    r = client.post(f"/portal/{shop}/appointments/{early_id}/cancel", data={"reason": "moving away", "confirm": "yes"})
     assert r.status_code == 303
     row = tenant_rows(app, shop, "SELECT status, cancel_reason FROM appointment WHERE id = :id", id=early_id)[0]
     assert tuple(row) == ("cancelled", "moving away")

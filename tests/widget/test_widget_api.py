@@ -155,8 +155,15 @@ def test_frame_headers_csp_and_origin(client, tenant):
     csp = r.headers["Content-Security-Policy"]
     assert "frame-ancestors 'self' https://shop.example" in csp
     assert '"parent_origin":"https://shop.example"' in r.get_data(as_text=True)
+    # Another website gets a page with a link to the booking page: no booking data, nothing posted to it.
     r = client.get(f"/widget/v1/{slug}/{widget}/frame?origin=https://evil.example")
-    assert '"parent_origin":null' in r.get_data(as_text=True)
+    body = r.get_data(as_text=True)
+    assert "Open the booking page" in body and "upz-data" not in body and "evil.example" not in body
+    assert "frame-ancestors *" in r.headers["Content-Security-Policy"] and "script-src" not in r.headers["Content-Security-Policy"]
+    plain = client.get(f"/widget/v1/{slug}/{widget}/frame", headers={"Sec-Fetch-Dest": "iframe", "Referer": "https://evil.example/page"})
+    assert "Open the booking page" in plain.get_data(as_text=True)
+    top = client.get(f"/widget/v1/{slug}/{widget}/frame", headers={"Sec-Fetch-Dest": "document", "Referer": "https://evil.example/"})
+    assert '"parent_origin":null' in top.get_data(as_text=True)  # opened as a page of its own: the booking page
     assert client.get(f"/widget/v1/{slug}/wnope/frame").status_code == 404
     assert client.get(f"/widget/v1/nobody_here/{widget}/frame").status_code == 404
 

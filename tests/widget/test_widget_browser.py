@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from axe_support import assert_accessible
 import requests
 from widget_support import ARTIFACTS, NOW, tenant_rows
 
@@ -199,22 +200,69 @@ def test_keyboard_only_reaches_the_slots(live_server, host_pages, widget_tenant,
     assert frame.locator('label[for="upz-name"]').count() == 1
 
 
-def test_a_foreign_origin_cannot_frame_the_widget(live_server, host_pages, widget_tenant, pinned_now, page):
+def test_a_foreign_origin_gets_a_link_to_the_booking_page_and_never_the_booking_frame(live_server, host_pages, widget_tenant, pinned_now, page):
     pinned_now(NOW)
     allowed, foreign = host_pages
     slug, widget = widget_tenant(origins=[allowed.origin])
+    frame_url = f"{live_server}/widget/v1/{slug}/{widget}/frame"
     foreign.pages["/steal.html"] = host_html(live_server, f'<div data-upzento-tenant="{slug}" data-upzento-widget="{widget}"></div>')
+    # A plain iframe (no loader, no origin parameter): the browser's Referer names the page.
+    foreign.pages["/plain.html"] = f'<!doctype html><html><body><iframe src="{frame_url}" title="Booking"></iframe></body></html>'
+    # A page that claims to be the allowed site gets the real frame, which the browser then refuses.
+    foreign.pages["/liar.html"] = (f'<!doctype html><html><body><iframe src="{frame_url}?origin={allowed.origin}" '
+                                   'title="Booking"></iframe></body></html>')
+    for path in ("/steal.html", "/plain.html"):
+        page.goto(f"{foreign.origin}{path}")
+        inner = page.frame_locator("iframe")
+        link = inner.get_by_role("link", name="Open the booking page")
+        link.wait_for()
+        assert link.get_attribute("href").startswith(frame_url) and link.get_attribute("target") == "_blank"
+        assert inner.locator("#upz-app").count() == 0
+        assert_accessible(page.frames[1], "not-allowed fallback")
+    page.goto(f"{foreign.origin}/steal.html")
+    page.frame_locator("iframe").locator("#upz-elsewhere").wait_for()
+    assert page.evaluate("window.events.length") == 0  # the fallback posts nothing to a foreign page
     blocked = []
     page.on("console", lambda msg: blocked.append(msg.text) if "frame-ancestors" in msg.text else None)
-    page.goto(f"{foreign.origin}/steal.html")
-    page.wait_for_selector("iframe.upzw-frame")
+    page.goto(f"{foreign.origin}/liar.html")
     deadline = time.monotonic() + 5
     while not blocked and time.monotonic() < deadline:
         page.wait_for_timeout(100)
     assert blocked, "Chromium did not report the frame-ancestors refusal"
     child = [f for f in page.frames if f != page.main_frame]
     assert child and all(f.url.startswith("chrome-error:") or not f.query_selector("#upz-app") for f in child)
-    assert page.evaluate("window.events.length") == 0
+
+
+def test_the_inline_frame_shrinks_back_to_its_content(live_server, host_pages, widget_tenant, pinned_now, page):
+    pinned_now(NOW)
+    allowed, _ = host_pages
+    slug, widget = widget_tenant(origins=[allowed.origin])
+    allowed.pages["/book.html"] = host_html(live_server, f'<div id="w" data-upzento-tenant="{slug}" data-upzento-widget="{widget}"></div>')
+    page.set_viewport_size({"width": 375, "height": 700})
+    page.goto(f"{allowed.origin}/book.html")
+    frame = page.frame_locator("iframe.upzw-frame")
+    iframe = page.locator("iframe.upzw-frame")
+
+    def settled_height():
+        last, same = -1, 0
+        for _ in range(40):
+            h = iframe.evaluate("el => el.getBoundingClientRect().height")
+            same = same + 1 if h == last else 0
+            if same >= 3:
+                return h
+            last = h
+            page.wait_for_timeout(50)
+        return last
+
+    frame.locator('button.upz-card[data-key="visit"]').click()
+    frame.locator("button.upz-slot").first.wait_for()
+    tall = settled_height()
+    frame.get_by_role("button", name="← Back").click()
+    frame.locator('button.upz-card[data-key="visit"]').wait_for()
+    short = settled_height()
+    content = page.frames[1].evaluate("Math.ceil(document.body.getBoundingClientRect().height)")
+    assert short < tall - 100, (tall, short)
+    assert abs(short - content) <= 2, (short, content)  # no white space below the content
 
 
 def test_group_class_shows_seats_left_and_books_a_weekly_series(app, live_server, host_pages, widget_tenant, pinned_now, page):

@@ -57,7 +57,11 @@
   }
   var lastH = 0;
   function reportHeight() {
-    var hgt = Math.ceil(document.documentElement.scrollHeight);
+    // The content's own height: the document's scrollHeight never drops below the frame's current
+    // height, so the frame could grow but never shrink back after a long step.
+    var b = document.body, last = b.lastElementChild;
+    var below = last ? parseFloat(getComputedStyle(last).marginBottom) || 0 : 0;
+    var hgt = Math.ceil(b.getBoundingClientRect().bottom + window.scrollY + below);
     if (hgt !== lastH) { lastH = hgt; post("resize", { height: hgt }); }
   }
 

@@ -117,7 +117,7 @@
       var inst = insts[i];
       if (!inst.frame || e.source !== inst.frame.contentWindow) continue;
       var m = e.data;
-      if (m.type === "resize" && inst.o.mode === "inline" && m.height > 0) inst.frame.style.height = Math.min(m.height, 5000) + "px";
+      if (m.type === "resize" && inst.o.mode === "inline" && m.height > 0) { inst.frame.style.minHeight = "0"; inst.frame.style.height = Math.min(m.height, 5000) + "px"; }
       else if (m.type === "closed") close(inst);
       else if (m.type === "booking_completed") emit(inst, "booking_completed", { appointmentId: m.appointment_id, start: m.start, service: m.service });
       if (m.type === "resize") emit(inst, "resize", { height: m.height });
