@@ -16,7 +16,9 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -230,6 +232,7 @@ class PlatformMail(PublicModel):
     """
 
     __tablename__ = "platform_mail"
+    __table_args__ = (Index("ix_platform_mail_tenant_id", "tenant_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     to_email: Mapped[str] = mapped_column(String(254))
@@ -240,3 +243,19 @@ class PlatformMail(PublicModel):
     relayed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The business the mail is about (portal sign-in links, invitations into it): its admins see it in
+    # the development outbox. None for mail about no business (an agency invitation, a password reset).
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+
+
+class TenantLogo(PublicModel):
+    """A business's uploaded logo, served by the app at /widget/v1/<slug>/logo/<digest>.<ext>
+    (the widget frame and the portal show it; no other site has to stay reachable)."""
+
+    __tablename__ = "tenant_logo"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(40))
+    digest: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -175,6 +175,7 @@ def invite(session: Session, scope: Scope, inviter_id: int | None, email: str, t
         f"Hello,\n\nyou have been invited as {target.role} for {where}.\n"
         f"Accept and choose your password here (valid {INVITE_HOURS} hours, once):\n\n"
         f"{base_url()}/account/accept/{secret}\n\nIf you did not expect this, ignore this mail.\n",
+        tenant_id=target.tenant_id,
     )
     return row
 

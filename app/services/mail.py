@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 from app.models.public import PlatformMail
 
 
-def queue_mail(session: Session, to: str, subject: str, body: str) -> PlatformMail:
-    """Store a plain-text mail; the relay has it sent once the transaction commits (if SMTP is configured)."""
+def queue_mail(session: Session, to: str, subject: str, body: str, tenant_id: int | None = None) -> PlatformMail:
+    """Store a plain-text mail; the relay has it sent once the transaction commits (if SMTP is configured).
+    `tenant_id`: the business the mail is about (its admins see it in the development outbox)."""
     to_send = has_app_context() and bool(current_app.config.get("SMTP_HOST"))
-    mail = PlatformMail(to_email=to, subject=subject, body=body,
+    mail = PlatformMail(to_email=to, subject=subject, body=body, tenant_id=tenant_id,
                         relayed_at=None if to_send else dt.datetime.now(dt.timezone.utc))
     session.add(mail)
     session.flush()

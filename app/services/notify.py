@@ -441,6 +441,17 @@ def compose(session: Session, tenant: TenantRef, delivery: NotificationDelivery,
     return Composed(out.subject, out.text, out.html, data, method)
 
 
+def attachment(session: Session, tenant: TenantRef, delivery: NotificationDelivery, settings: Settings,
+               organizer_email: str, now: dt.datetime) -> tuple[bytes, str] | None:
+    """The .ics a delivery carries (built as the mail builds it) and its METHOD; None when it carries none."""
+    method = ICS_KINDS.get(delivery.kind) if delivery.channel == "email" else None
+    appt = load_appointment(session, delivery.appointment_id) if method else None
+    if appt is None:
+        return None
+    business = _kept(session, Tenant, tenant.id)
+    return invite(appt, tenant, business, organizer_email, method, settings, now), method
+
+
 def sender(session: Session, tenant: TenantRef) -> tuple[str, str | None]:
     """(display name, reply-to) of a tenant's mail: its own, else its agency's, else its name."""
     business = _kept(session, Tenant, tenant.id)

@@ -74,6 +74,7 @@ def request_magic_link(session: Session, tenant: TenantRef, email: str, ip: str 
         session, customer.email, f"Your sign-in link for {business_name}",
         f"Hello {customer.name},\n\nsign in to manage your appointments with {business_name}:\n{link}\n\n"
         "The link works once and expires in 15 minutes. If you did not ask for it, ignore this mail.\n",
+        tenant_id=tenant.id,
     )
     return True
 

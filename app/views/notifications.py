@@ -387,11 +387,39 @@ class MailOutboxView(BaseView):
             mails = db.session.scalars(select(NotificationDelivery).where(
                 NotificationDelivery.provider_id == "dev-outbox").order_by(NotificationDelivery.id.desc())
                 .limit(200)).all()
-        platform = []
-        if ROLE_PLATFORM_ADMIN in (g.get("effective_roles") or set()):
-            platform = db.session.scalars(select(PlatformMail).order_by(PlatformMail.id.desc()).limit(200)).all()
-        return self.render_template("notif_outbox.html", mails=mails, platform=platform,
+        # Account mail: a platform admin sees all of it; a business's admins and agency owner see the
+        # mail about their business (portal sign-in links, invitations into it).
+        platform_query = select(PlatformMail).order_by(PlatformMail.id.desc()).limit(200)
+        if ROLE_PLATFORM_ADMIN not in (g.get("effective_roles") or set()):
+            platform_query = platform_query.where(PlatformMail.tenant_id == (tenant.id if tenant is not None else -1))
+        platform = db.session.scalars(platform_query).all()
+        return self.render_template("notif_outbox.html", mails=mails, platform=platform, ics_kinds=notify.ICS_KINDS,
                                     smtp=current_app.config.get("SMTP_HOST"))
+
+
+    @expose("/<int:delivery_id>/invite.ics")
+    @has_access
+    @permission_name("list")
+    def invite(self, delivery_id: int):
+        """The calendar invitation (.ics) a kept booking mail carries, to download and open."""
+        from flask import Response, abort, current_app
+
+        from app.tenancy import TenantRef
+
+        tenant = g.get("tenant")
+        delivery = db.session.get(NotificationDelivery, delivery_id) if tenant is not None else None
+        if delivery is None:
+            abort(404)
+        found = notify.attachment(db.session, tenant if isinstance(tenant, TenantRef) else TenantRef.of(tenant), delivery,
+                                  notify.Settings.from_config(current_app.config), current_app.config["MAIL_FROM"],
+                                  dt.datetime.now(dt.timezone.utc))
+        if found is None:
+            abort(404)
+        data, method = found
+        response = Response(data, mimetype="text/calendar")
+        response.headers["Content-Type"] = f"text/calendar; charset=utf-8; method={method}"
+        response.headers["Content-Disposition"] = f'attachment; filename="invite-{delivery.id}.ics"'
+        return response
 
 
 VIEWS = [

@@ -50,6 +50,9 @@ def snippets(tenant_slug: str, widget: w.Widget) -> dict[str, str]:
     return {"js": js, "iframe": iframe}
 
 
+LOGO_MAX_READ = 2 * 1024 * 1024  # read a little past the limit, so the refusal can say how large the file was
+
+
 class WidgetBuilderView(BaseView):
     """Several widgets per business; each edited beside a live preview of the real iframe."""
 
@@ -71,7 +74,7 @@ class WidgetBuilderView(BaseView):
             abort(404)
         return widget
 
-    def _render(self, widget: w.Widget, problems=(), status: int = 200):
+    def _render(self, widget: w.Widget, problems=(), status: int = 200, logo_error: str | None = None):
         services = list(db.session.scalars(select(m.Service).order_by(m.Service.name)))
         locations = list(db.session.scalars(select(m.Location).order_by(m.Location.name)))
         fields = list(db.session.scalars(select(w.FormField).where(w.FormField.active.is_(True)).order_by(w.FormField.position)))
@@ -82,8 +85,14 @@ class WidgetBuilderView(BaseView):
         preview = None
         if widget.id:
             preview = f"{base}/widget/v1/{g.tenant.slug}/{widget.public_id}/frame?closable=0&origin={base}"
+        from app.models.public import Tenant, TenantLogo
+        from app.services.branding import LOGO_MAX_BYTES, logo_warnings
+
+        uploaded = db.session.get(TenantLogo, g.tenant.id) is not None
+        business_logo = db.session.get(Tenant, g.tenant.id).logo_url
         return self.render_template(
-            "widget/admin_edit.html", widget=widget, services=services, locations=locations, fields=fields, errors=errors,
+            "widget/admin_edit.html", widget=widget, logo_max_kb=LOGO_MAX_BYTES // 1024,
+            logo_warnings=logo_warnings(widget.logo_url or business_logo, uploaded), logo_error=logo_error, services=services, locations=locations, fields=fields, errors=errors,
             snippets=snippets(g.tenant.slug, widget) if widget.id else None, preview=preview,
             modes=w.WIDGET_MODES, languages=w.WIDGET_LANGUAGES,
             origins_text="\n".join(widget.allowed_origins or []),
@@ -126,6 +135,30 @@ class WidgetBuilderView(BaseView):
         if problems:
             return self._render(self._get(pk), problems, 422)
         flash("Widget saved.", "success")
+        return redirect(url_for("WidgetBuilderView.show", pk=pk))
+
+    @expose("/<int:pk>/logo", methods=["POST"])
+    @has_access
+    @permission_name("edit")
+    def upload_logo(self, pk: int):
+        """The business's logo, uploaded: stored and served by the app, used by this widget and the portal."""
+        from app.models.public import Tenant
+        from app.services.branding import LogoRefused, store_logo
+
+        self._check_csrf()
+        widget = self._get(pk)
+        upload = request.files.get("logo_file")
+        data = upload.read(LOGO_MAX_READ) if upload else b""
+
+        def work():
+            tenant = db.session.get(Tenant, g.tenant.id)
+            widget.logo_url = store_logo(db.session, tenant, data)
+
+        try:
+            run_unit(work)
+        except LogoRefused as exc:
+            return self._render(self._get(pk), status=422, logo_error=exc.message)
+        flash("Logo uploaded: the widget and the portal show it.", "success")
         return redirect(url_for("WidgetBuilderView.show", pk=pk))
 
     @expose("/<int:pk>/delete", methods=["POST"])

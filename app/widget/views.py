@@ -83,6 +83,26 @@ def static_file(name: str):
     return _static_response(name, 3600)
 
 
+@bp.get("/<tenant_slug>/logo/<name>")
+def logo(tenant_slug: str, name: str):
+    """A business's uploaded logo; its name carries the content's digest, so it is cached for good."""
+    from app.services.branding import served_logo
+
+    tenant = public_tenant(db.session, tenant_slug)
+    row = served_logo(db.session, tenant.id, name)
+    if row is None:
+        discard()
+        abort(404)
+    data, ctype = row.data, row.content_type
+    discard()
+    response = Response(data, mimetype=ctype)
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return response
+
+
 @bp.errorhandler(ApiError)
 def _closed(exc: ApiError):
     """An unknown (404) or suspended (403) business, as a page: the frame shows it inside the iframe."""

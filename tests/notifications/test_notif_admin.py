@@ -102,6 +102,39 @@ def test_dev_outbox_lists_mail_kept_without_smtp(app, client, notif_tenant, noti
     assert "eve@example.com" in page and "Booking confirmed" in page
 
 
+def test_dev_outbox_shows_the_business_its_own_account_mail_and_the_invitation_ics(app, client, notif_tenant, make_tenant,
+                                                                                 notif, monkeypatch):
+    import re
+
+    from app.extensions import db
+    from app.jobs.notify import handle_event
+    from app.models.public import Tenant
+    from app.services.mail import queue_mail
+
+    monkeypatch.setitem(app.config, "SMTP_HOST", None)
+    _book(client, notif_tenant)
+    with app.app_context():
+        handle_event(notif_tenant, 1)
+    # A portal sign-in link of this business, and one of another business.
+    assert client.post(f"/portal/{notif_tenant}/login", data={"email": "eve@example.com"}).status_code in (200, 302, 303)
+    other = make_tenant()
+    with app.app_context():
+        other_id = db.session.query(Tenant).filter_by(slug=other).one().id
+        queue_mail(db.session, "someone@else.example", "Your sign-in link for Elsewhere", "link", tenant_id=other_id)
+        db.session.commit()
+    _login(app, client, notif_tenant)  # a client admin, not a platform admin
+    page = client.get("/notifications/outbox/").get_data(as_text=True)
+    account = page.split("Account mail")[1]
+    assert "Your sign-in link for" in account and "eve@example.com" in account and "/portal/" in account
+    assert "Elsewhere" not in account
+    link = re.search(r'href="(/notifications/outbox/(\d+)/invite\.ics)"', page)
+    assert link, "no .ics attachment link"
+    ics = client.get(link.group(1))
+    assert ics.status_code == 200 and ics.mimetype == "text/calendar" and "method=REQUEST" in ics.headers["Content-Type"]
+    assert b"BEGIN:VCALENDAR" in ics.data and b"METHOD:REQUEST" in ics.data and "attachment" in ics.headers["Content-Disposition"]
+    assert client.get("/notifications/outbox/999999/invite.ics").status_code == 404
+
+
 def test_reminder_settings_per_service_are_validated_and_used(app, client, notif_tenant, smtp, notif):
     import datetime as dt
 
