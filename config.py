@@ -119,6 +119,12 @@ class Config:
     # from it only, never from the request's Host header. Required outside development
     # (there it defaults to http://HOST:PORT).
     PUBLIC_URL = _env("PUBLIC_URL")
+    # Custom domains of businesses (app.services.custom_domains): the verification fetch's
+    # scheme (http only for tests), its timeout, and a test-only map of domains to loopback
+    # addresses, {"book.salon.test": "127.0.0.1:8081"} as JSON (curl --resolve style).
+    CUSTOM_DOMAIN_VERIFY_SCHEME = _env("CUSTOM_DOMAIN_VERIFY_SCHEME", "https")
+    CUSTOM_DOMAIN_VERIFY_TIMEOUT = float(_env("CUSTOM_DOMAIN_VERIFY_TIMEOUT", "5"))
+    CUSTOM_DOMAIN_RESOLVE = _env("CUSTOM_DOMAIN_RESOLVE")
     WEB_WORKERS = _int("WEB_WORKERS", 2)
     WEB_THREADS = _int("WEB_THREADS", 4)
 

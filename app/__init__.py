@@ -59,6 +59,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.session_generation import install as install_session_generation
 
     app.before_request(reject_misplaced_api_key)
+    from app.links import platform_base
+    from app.tenancy import resolve_custom_host
+    from urllib.parse import urlsplit
+
+    # A business's verified custom domain serves its widget, portal and public API (app.tenancy).
+    app.config["_PLATFORM_HOST"] = (urlsplit(platform_base(app.config)).hostname or "").lower()
+    app.url_value_preprocessor(resolve_custom_host)
     install_web_security(app)
     install_session_generation(app)
     from app.throttle import install as install_throttle

@@ -39,6 +39,14 @@ def check_settings(config) -> None:
     if not public_url or not str(public_url).startswith(("http://", "https://")):
         problems.append("PUBLIC_URL is missing: set it to the site's base URL (e.g. https://book.example.com); "
                         "links in mails are built from it, never from the request")
+    from app.services.custom_domains import parse_resolve
+
+    try:
+        parse_resolve(config.get("CUSTOM_DOMAIN_RESOLVE"))
+    except (ValueError, TypeError) as exc:
+        problems.append(f"CUSTOM_DOMAIN_RESOLVE: {exc}")
+    if str(config.get("CUSTOM_DOMAIN_VERIFY_SCHEME") or "https").lower() != "https":
+        problems.append("CUSTOM_DOMAIN_VERIFY_SCHEME=http is for tests: custom domains are verified over https")
     if problems:
         raise UnsafeSettings(
             "refusing to start outside development (UPZENTO_ENV=%s):\n  - %s"

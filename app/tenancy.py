@@ -42,6 +42,7 @@ class TenantRef:
     agency_id: int
     status: str
     schema_name: str
+    verified_domain: str | None = None  # the business's own host name, once verified (links use it)
 
     @property
     def schema(self) -> str:
@@ -60,6 +61,7 @@ class TenantRef:
             agency_id=tenant.agency_id,
             status=tenant.status,
             schema_name=tenant.schema_name,
+            verified_domain=tenant.verified_domain,
         )
 
 
@@ -151,6 +153,62 @@ def _forget_recent_tenants_on_commit(session: Session) -> None:
 
 def _forget_recent() -> None:
     _recent.clear()
+    _domains.clear()
+
+
+# Verified custom domains (host name -> slug) of every business, per database, re-read at
+# most every RECENT_TENANT_SECONDS (and at once after a tenant write in this process): a
+# request on any host but the platform's costs a dict lookup, not a query.
+_domains: dict[str, tuple[float, dict[str, str]]] = {}
+
+
+def slug_for_domain(session: Session, host: str) -> str | None:
+    """The slug of the business whose *verified* custom domain `host` is, else None."""
+    import time
+
+    engine = session.get_bind()
+    key = str(engine.url)
+    now = time.monotonic()
+    hit = _domains.get(key)
+    if hit is None or now - hit[0] > RECENT_TENANT_SECONDS:
+        with Session(engine) as lookup:
+            rows = lookup.execute(select(Tenant.custom_domain, Tenant.slug).where(
+                Tenant.custom_domain.is_not(None), Tenant.custom_domain_verified_at.is_not(None))).all()
+        hit = (now, {domain: slug for domain, slug in rows})
+        _domains[key] = hit
+    return hit[1].get(host)
+
+
+# Only these blueprints answer on a business's custom domain; the admin, the REST API
+# and everything else stay on the platform's own host.
+CUSTOM_HOST_BLUEPRINTS = frozenset({"portal", "public_api", "widget"})
+
+
+def resolve_custom_host(endpoint: str | None, values: dict | None) -> None:
+    """Before every request (an app-wide url_value_preprocessor, so before the blueprints'):
+    a request whose Host is a verified custom domain serves that business's widget,
+    portal and public API only.
+
+    The host is the request's own Host header (ProxyFix never trusts X-Forwarded-Host
+    here); it only selects which business answers, never what links say. An unknown or
+    unverified host gets the platform's usual behaviour.
+    """
+    from flask import current_app, redirect, request, url_for
+
+    host = (request.host or "").rsplit(":", 1)[0].strip().lower().rstrip(".")
+    if not host or host == current_app.config.get("_PLATFORM_HOST") or host.startswith("["):
+        return
+    from app.extensions import db
+
+    slug = slug_for_domain(db.session, host)
+    if slug is None:
+        return
+    g.host_tenant_slug = slug
+    if request.blueprint in CUSTOM_HOST_BLUEPRINTS:
+        return
+    if request.path == "/":
+        abort(redirect(url_for("portal.home", tenant_slug=slug), 302))
+    abort(404)
 
 
 def activate(session: Session, tenant: Tenant | TenantRef) -> TenantRef:
@@ -171,6 +229,10 @@ def public_tenant(session: Session, slug: str) -> Tenant:
     """
     from app.errors import ApiError, NotFound
 
+    host_slug = g.get("host_tenant_slug") if has_request_context() else None
+    if host_slug is not None and slug != host_slug:
+        # A business's own domain serves that business only.
+        raise NotFound(f"unknown business {slug!r}", "tenant")
     tenant = find_recent_tenant(session, slug or "")
     if tenant is None or tenant.status == Tenant.STATUS_PROVISIONING:
         raise NotFound(f"unknown business {slug!r}", "tenant")

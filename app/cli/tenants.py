@@ -201,4 +201,103 @@ def tenant_archive(slug, out_path, drop, confirm):
         click.echo(f"dropped {slug} (schema {manifest['schema']})")
 
 
+# --------------------------------------------------------------------------- custom domains
+
+@tenants_cli.group("domain")
+def domain_cli():
+    """A business's own domain for its links, widget and portal: set, verify, show, remove."""
+
+
+def _domain_tenant(session: Session, slug: str) -> Tenant:
+    tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None:
+        fail(f"unknown tenant {slug!r}")
+    return tenant
+
+
+def _show_domain(tenant: Tenant) -> None:
+    from app.services.custom_domains import status_of
+
+    state = status_of(tenant)
+    if state["status"] == "none":
+        click.echo(f"{tenant.slug}: no custom domain (links use PUBLIC_URL)")
+        return
+    click.echo(f"{tenant.slug}: {state['domain']} ({state['status']}"
+               + (f" since {state['verified_at']:%Y-%m-%d %H:%M} UTC)" if state["verified_at"] else ")"))
+    if state["status"] == "pending":
+        click.echo(f"publish this token as the whole content of {state['publish_at']}:")
+        click.echo(state["token"])
+        click.echo(f"then run: flask tenants domain verify {tenant.slug}")
+
+
+@domain_cli.command("show")
+@click.argument("slug")
+def domain_show(slug):
+    """Show the domain, its status and the token to publish."""
+    with Session(_engine()) as session:
+        _show_domain(_domain_tenant(session, slug))
+
+
+@domain_cli.command("set")
+@click.argument("slug")
+@click.argument("domain")
+def domain_set(slug, domain):
+    """Claim DOMAIN for the business (a new token; not used for links until verified)."""
+    from app.errors import ApiError
+    from app.services import custom_domains
+    from app.uow import unit_of_work
+
+    settings = custom_domains.CheckSettings.from_config(current_app.config)
+    with Session(_engine(), expire_on_commit=False) as session:
+        tenant = _domain_tenant(session, slug)
+        try:
+            with unit_of_work(session):
+                custom_domains.set_domain(session, tenant, domain, settings)
+        except ApiError as exc:
+            fail(exc.message)
+        _show_domain(tenant)
+
+
+@domain_cli.command("verify")
+@click.argument("slug")
+def domain_verify(slug):
+    """Fetch https://DOMAIN/.well-known/upzento-domain.txt and, if it holds the token, mark the domain verified."""
+    import datetime as dt
+
+    from app.errors import ApiError
+    from app.services import custom_domains
+    from app.uow import discard, unit_of_work
+
+    settings = custom_domains.CheckSettings.from_config(current_app.config)
+    with Session(_engine(), expire_on_commit=False) as session:
+        tenant = _domain_tenant(session, slug)
+        domain, token = tenant.custom_domain, tenant.custom_domain_token
+        discard(session)  # nothing held open while the domain answers
+        if not domain or not token:
+            fail(f"{slug} has no custom domain; run: flask tenants domain set {slug} DOMAIN")
+        try:
+            custom_domains.check_published(domain, token, settings)
+            with unit_of_work(session):
+                custom_domains.mark_verified(session, tenant, domain, token, dt.datetime.now(dt.timezone.utc))
+        except ApiError as exc:
+            fail(exc.message)
+        _show_domain(tenant)
+
+
+@domain_cli.command("remove")
+@click.argument("slug")
+def domain_remove(slug):
+    """Forget the business's domain: links use PUBLIC_URL again."""
+    from app.services import custom_domains
+    from app.uow import unit_of_work
+
+    with Session(_engine(), expire_on_commit=False) as session:
+        tenant = _domain_tenant(session, slug)
+        if not tenant.custom_domain:
+            fail(f"{slug} has no custom domain")
+        with unit_of_work(session):
+            custom_domains.remove_domain(session, tenant)
+        click.echo(f"{slug}: custom domain removed (links use PUBLIC_URL)")
+
+
 commands = [tenants_cli]

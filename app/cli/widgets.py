@@ -17,10 +17,10 @@ class _Refused(Exception):
     """A widget setting was refused; nothing is written."""
 
 
-def _base() -> str:
+def _base(ref=None) -> str:
     from app.links import public_base
 
-    return public_base()
+    return public_base(ref)
 
 
 def _session(slug: str):
@@ -49,7 +49,7 @@ def create_widget(tenant, name, mode, origins, primary, accent, language):
                       "language": language, "radius_px": "8", "allowed_origins": "\n".join(origins),
                       "show_location_step": "1", "show_staff_step": "1", "show_phone": "1", "active": "1"})
     try:
-        with _session(tenant) as (session, _):
+        with _session(tenant) as (session, ref):
             widget = w.Widget(hidden_fields=[], allowed_origins=[])
             problems = forms.apply_widget_settings(session, widget, form)
             if problems:
@@ -57,7 +57,7 @@ def create_widget(tenant, name, mode, origins, primary, accent, language):
             public_id = widget.public_id
     except (NoTenant, _Refused) as exc:
         fail(str(exc))
-    base = _base()
+    base = _base(ref)  # the business's verified custom domain, else PUBLIC_URL
     click.echo(f"widget {public_id}")
     click.echo(f"demo page: {base}/widget/v1/{tenant}/{public_id}/demo")
     click.echo(f'embed: <div data-upzento-tenant="{tenant}" data-upzento-widget="{public_id}" data-mode="{mode}"></div>'

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -34,6 +35,9 @@ SLUG_RE = re.compile(SLUG_PATTERN)
 # PostgreSQL identifiers are at most 63 bytes; schema names are ASCII here.
 SCHEMA_NAME_MAX = 63
 SCHEMA_PREFIX = "tenant_"
+
+# A lower-case DNS host name of two or more labels (the database's own check; app.services.custom_domains validates fully).
+CUSTOM_DOMAIN_SQL_CHECK = r"custom_domain ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$'"
 
 ROLE_PLATFORM_ADMIN = "Platform Admin"
 ROLE_AGENCY_OWNER = "Agency Owner"
@@ -77,6 +81,11 @@ class Tenant(PublicModel):
     __table_args__ = (
         CheckConstraint(r"slug ~ '^[a-z0-9][a-z0-9_-]{0,62}$'", name="slug_format"),
         CheckConstraint(r"schema_name ~ '^tenant_[a-z0-9_]{1,56}$'", name="schema_name_format"),
+        CheckConstraint(CUSTOM_DOMAIN_SQL_CHECK, name="custom_domain_format"),
+        # Several businesses may claim a host name while verifying; one holds it verified.
+        Index("uq_tenant_custom_domain_verified", "custom_domain", unique=True,
+              postgresql_where=text("custom_domain_verified_at IS NOT NULL")),
+        Index("ix_tenant_custom_domain", "custom_domain"),
     )
 
     STATUS_PROVISIONING = "provisioning"
@@ -103,8 +112,17 @@ class Tenant(PublicModel):
     contact_email: Mapped[str | None] = mapped_column(String(254))
     contact_phone: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    # The business's own host name (app.services.custom_domains): links use it once verified.
+    custom_domain: Mapped[str | None] = mapped_column(String(253))
+    custom_domain_token: Mapped[str | None] = mapped_column(String(64))
+    custom_domain_verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     agency: Mapped[Agency] = relationship(back_populates="tenants")
+
+    @property
+    def verified_domain(self) -> str | None:
+        """The custom domain when its control was proven, else None (links then use PUBLIC_URL)."""
+        return self.custom_domain if self.custom_domain and self.custom_domain_verified_at else None
 
     @property
     def schema(self) -> str:

@@ -152,7 +152,7 @@ def login():
     # PUBLIC_URL, not the request's Host header: a forged Host must not put a foreign link into the mail.
     from app.links import public_base
 
-    base = public_base()
+    base = public_base(g.tenant)  # the business's verified custom domain, else PUBLIC_URL
     link_base = base + url_for("portal.auth", token="")
     try:
         run_unit(lambda: portal.request_magic_link(db.session, g.tenant, email, request.remote_addr, utcnow(), link_base,
@@ -280,7 +280,7 @@ def appointment_ics(appointment_id: str):
     organizer = g.tenant_row.contact_email or current_app.config["MAIL_FROM"]
     from app.links import public_base
 
-    url = public_base() + url_for("portal.appointment", appointment_id=appt.id)
+    url = public_base(g.tenant) + url_for("portal.appointment", appointment_id=appt.id)
     body = portal.appointment_ics(g.tenant, organizer, appt, url)
     return Response(body, mimetype="text/calendar", headers={"Content-Disposition": 'attachment; filename="appointment.ics"'})
 

@@ -71,9 +71,14 @@ class Composed:
 
 # ------------------------------------------------------------------ manage links
 
-def manage_url(settings: Settings, tenant_slug: str, appointment_id) -> str:
-    """The appointment's page in the customer portal (a visitor not signed in gets a sign-in link mailed)."""
-    return f"{settings.public_url}/portal/{tenant_slug}/appointments/{appointment_id}"
+def manage_url(settings: Settings, tenant_slug: str, appointment_id, business: Tenant | None = None) -> str:
+    """The appointment's page in the customer portal (a visitor not signed in gets a sign-in link mailed).
+
+    On the business's verified custom domain when it has one, else on PUBLIC_URL.
+    """
+    domain = business.verified_domain if business is not None else None
+    base = f"https://{domain}" if domain else settings.public_url
+    return f"{base}/portal/{tenant_slug}/appointments/{appointment_id}"
 
 
 # ---------------------------------------------------------------------- planning
@@ -347,7 +352,7 @@ def build_context(appt: m.Appointment, tenant: TenantRef, business: Tenant, role
     zone = customer_zone(appt, tenant) if role == "customer" else _staff_zone(appt, tenant)
     customer = appt.customer
     location = appt.location if appt.location and not appt.location.virtual else None
-    link = manage_url(settings, tenant.slug, appt.id)
+    link = manage_url(settings, tenant.slug, appt.id, business)
     ctx: dict[str, Any] = {
         "customer": {"name": customer.name if customer else None, "email": customer.email if customer else None,
                      "phone": customer.phone if customer else None},
@@ -406,7 +411,7 @@ def invite(appt: m.Appointment, tenant: TenantRef, business: Tenant, organizer_e
         uid=ics.appointment_uid(appt.id, tenant.slug), sequence=appt.sequence, start=appt.start_at,
         end=appt.end_at, summary=f"{appt.service.name} – {business.sender_name or business.name}",
         organizer_name=business.sender_name or business.name, organizer_email=organizer_email,
-        dtstamp=now, attendees=attendees, location=where, url=manage_url(settings, tenant.slug, appt.id),
+        dtstamp=now, attendees=attendees, location=where, url=manage_url(settings, tenant.slug, appt.id, business),
         description=f"Join: {meeting_url(appt)}" if meeting_url(appt) else "",
         status="CANCELLED" if method == "CANCEL" else "CONFIRMED",
     )

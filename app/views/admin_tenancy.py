@@ -101,6 +101,16 @@ class TenantView(FormModelView):
         "reply_to": [single_address], "contact_email": [single_address],
     }
 
+    edit_template = "tenant_edit.html"
+
+    def prefill_form(self, form, pk):
+        # The edit page's "Custom domain" section (managed on CustomDomainView).
+        from app.services.custom_domains import status_of
+
+        item = self.datamodel.get(pk, self._base_filters)
+        if item is not None:
+            g.custom_domain_state, g.custom_domain_pk = status_of(item), item.id
+
     def pre_delete(self, item):
         """Only the owning agency (or a platform admin) deletes a business; its schema goes with it."""
         from app.models.public import ROLE_AGENCY_OWNER

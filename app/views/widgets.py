@@ -28,15 +28,15 @@ def _actor() -> str:
     return f"admin:{user.username}" if user is not None and getattr(user, "username", None) else "admin"
 
 
-def _public_base() -> str:
+def _public_base(tenant=None) -> str:
     from app.links import public_base
 
-    return public_base()
+    return public_base(tenant)
 
 
-def snippets(tenant_slug: str, widget: w.Widget) -> dict[str, str]:
-    """The two ways to embed a widget: the loader script and a plain iframe."""
-    base = _public_base()
+def snippets(tenant_slug: str, widget: w.Widget, tenant=None) -> dict[str, str]:
+    """The two ways to embed a widget: the loader script and a plain iframe (on the business's verified domain, if any)."""
+    base = _public_base(tenant)
     # The snippet is pasted into the business's own pages: attribute values must stay attribute values.
     label = f' data-label="{escape(widget.button_label)}"' if widget.button_label else ""
     js = (
@@ -81,6 +81,7 @@ class WidgetBuilderView(BaseView):
         errors = {}
         for problem in problems:
             errors.setdefault(problem.field, []).append(problem.message)
+        # The preview sits inside this admin page: the platform's own origin, whatever the business's domain.
         base = _public_base()
         preview = None
         if widget.id:
@@ -93,7 +94,7 @@ class WidgetBuilderView(BaseView):
         return self.render_template(
             "widget/admin_edit.html", widget=widget, logo_max_kb=LOGO_MAX_BYTES // 1024,
             logo_warnings=logo_warnings(widget.logo_url or business_logo, uploaded), logo_error=logo_error, services=services, locations=locations, fields=fields, errors=errors,
-            snippets=snippets(g.tenant.slug, widget) if widget.id else None, preview=preview,
+            snippets=snippets(g.tenant.slug, widget, g.tenant) if widget.id else None, preview=preview,
             modes=w.WIDGET_MODES, languages=w.WIDGET_LANGUAGES,
             origins_text="\n".join(widget.allowed_origins or []),
         ), status

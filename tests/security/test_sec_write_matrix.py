@@ -319,7 +319,7 @@ def _arg_models():
         "staff_id": tm.Staff, "appointment_id": tm.Appointment, "user_id": User, "tenant_id": Tenant,
         "location_id": tm.Location, "customer_id": tm.Customer, "widget_id": wm.Widget,
         # Custom views' <pk> routes (the view has no datamodel)
-        "WidgetBuilderView.pk": wm.Widget, "TenantView.pk": Tenant,
+        "WidgetBuilderView.pk": wm.Widget, "TenantView.pk": Tenant, "CustomDomainView.pk": Tenant,
     }
 
 
