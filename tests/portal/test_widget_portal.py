@@ -172,11 +172,12 @@ def test_portal_forms_need_the_csrf_token_when_enabled(app, client, shop):
 def test_magic_link_uses_public_url_not_the_host_header(app, client, shop):
     email = f"host_{shop}@example.com"
     _book(client, shop, MONDAY_11, email)
+    previous = app.config.get("PUBLIC_URL")
     app.config["PUBLIC_URL"] = "https://book.example.com"
     try:
         client.post(f"/portal/{shop}/login", data={"email": email}, headers={"Host": "evil.example"})
     finally:
-        app.config["PUBLIC_URL"] = None
+        app.config["PUBLIC_URL"] = previous
     from app.extensions import db
 
     with app.app_context(), db.engine.connect() as conn:
