@@ -253,7 +253,7 @@ def _not_allowed_here(tenant: Tenant, widget, lang: str, origin: str) -> Respons
     browser's broken-frame icon. The booking frame itself stays limited by frame-ancestors."""
     from app.links import public_base
 
-    booking_url = f"{public_base()}/widget/v1/{tenant.slug}/{widget.public_id}/frame?lang={lang}"
+    booking_url = f"{public_base(tenant)}/widget/v1/{tenant.slug}/{widget.public_id}/frame?lang={lang}"
     html = render_template("widget/not_allowed.html", lang=lang, business=tenant.name, url=booking_url,
                            t=i18n.strings(lang), origin=origin)
     discard()
