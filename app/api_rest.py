@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from app.api_common import check_if_match, etag_of
 from app.models import tenant as m
 from app.services import catalogue_rules as rules
+from app.services import events
 from app.uow import discard
 
 KEY_PATTERN = rules.KEY_PATTERN
@@ -333,6 +334,16 @@ class CustomerApi(TenantRestApi):
     search_columns = ["name", "email", "phone"]
 
     rule_fields = ("timezone",)
+
+    # FAB commits inside datamodel.add/edit, right after these hooks: the outbox row written
+    # here (flushed with the customer, for its id) commits with it or not at all.
+    def pre_add(self, item):
+        super().pre_add(item)
+        events.record_customer_changes(self.datamodel.session, g.tenant.slug, item)
+
+    def pre_update(self, item):
+        super().pre_update(item)
+        events.record_customer_changes(self.datamodel.session, g.tenant.slug, item)
 
 
 API_CLASSES = [

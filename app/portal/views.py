@@ -298,10 +298,10 @@ def profile():
         def save():
             if form.get("section") == "prefs":
                 portal.set_preferences(db.session, customer, bool(form.get("email_reminders")), bool(form.get("sms")),
-                                       bool(form.get("marketing")))
+                                       bool(form.get("marketing")), g.tenant.slug)
             else:
                 portal.update_contact(db.session, customer, form.get("name", ""), form.get("phone"), form.get("locale"),
-                                      booking.zone_country(g.tenant.timezone))
+                                      booking.zone_country(g.tenant.timezone), g.tenant.slug)
 
         try:
             run_unit(save)

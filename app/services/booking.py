@@ -149,41 +149,57 @@ def validate_customer(customer: CustomerInput | None, region: str | None) -> Cus
     return CustomerInput(name=name, email=email, phone=phone, locale=customer.locale, timezone=customer.timezone)
 
 
-def upsert_customer(session: Session, data: CustomerInput) -> m.Customer:
+def upsert_customer(session: Session, data: CustomerInput, tenant_slug: str | None = None) -> m.Customer:
     """Customers are one per email address (case-insensitive) within a tenant.
 
     One statement: concurrent first bookings with the same address meet in the
     unique index instead of racing between a select and an insert. A known
     customer gets the new name; phone, language and zone only when given.
+    With `tenant_slug`, a new customer is a `customer.created` event and a changed
+    one a `customer.updated` (a returning customer with the same details: none).
     """
     values = {"name": data.name, "email": data.email, "phone": data.phone, "locale": data.locale, "timezone": data.timezone}
-    customer = session.scalars(
+    customer, inserted, changed = session.execute(
         _upsert_customer_statement(), values, execution_options={"populate_existing": True, RULES_UNTOUCHED: True}
     ).one()
     # Plain SQL, unseen by the ORM's audit hook: note it (values are personal, so only which fields).
     audit.note(session, "customer", "upsert", customer.id, _UPSERT_CHANGES, customer_id=customer.id)
+    if tenant_slug is not None:
+        if inserted:
+            events.emit_customer(session, events.CUSTOMER_CREATED, tenant_slug, customer.id)
+        elif changed:
+            events.emit_customer(session, events.CUSTOMER_UPDATED, tenant_slug, customer.id, changed)
     return customer
 
 
 _UPSERT_CHANGES = {name: [None, audit.PERSONAL_MARK] for name in ("name", "email", "phone", "locale", "timezone")}
+_UPSERTED = ("name", "phone", "locale", "timezone")
 
 
 @lru_cache(maxsize=1)
 def _upsert_customer_statement():
     # Plain SQL: SQLAlchemy cannot cache the compiled form of its PostgreSQL
     # INSERT .. ON CONFLICT construct (2.0), and this runs on every booking.
+    # `old` is the row as the statement found it (a CTE sees the snapshot before the
+    # insert), so the answer says whether the row is new and which fields changed.
+    from sqlalchemy import ARRAY, Boolean, String, column
+
     table = m.Customer.__table__
-    names = ", ".join(c.name for c in table.columns)
+    names = ", ".join(f"customer.{c.name}" for c in table.columns)
+    changed = " || ".join(
+        f"CASE WHEN old.{n} IS DISTINCT FROM customer.{n} THEN ARRAY['{n}'] ELSE ARRAY[]::text[] END" for n in _UPSERTED)
     upsert = text(
-        "INSERT INTO customer (name, email, phone, locale, timezone, sms_opt_out, marketing_opt_in, created_at)"
+        "WITH old AS (SELECT id, name, phone, locale, timezone FROM customer WHERE lower(email) = lower(:email))"
+        " INSERT INTO customer (name, email, phone, locale, timezone, sms_opt_out, marketing_opt_in, created_at)"
         " VALUES (:name, :email, :phone, :locale, :timezone, false, false, now())"
         " ON CONFLICT (lower(email)) DO UPDATE SET name = EXCLUDED.name,"
         " phone = COALESCE(EXCLUDED.phone, customer.phone),"
         " locale = COALESCE(EXCLUDED.locale, customer.locale),"
         " timezone = COALESCE(EXCLUDED.timezone, customer.timezone)"
-        f" RETURNING {names}"
-    ).columns(*table.columns)
-    return select(m.Customer).from_statement(upsert)
+        f" RETURNING {names}, (customer.xmax = 0) AS upz_inserted,"
+        f" (SELECT {changed} FROM old WHERE old.id = customer.id) AS upz_changed"
+    ).columns(*table.columns, column("upz_inserted", Boolean), column("upz_changed", ARRAY(String)))
+    return select(m.Customer, column("upz_inserted", Boolean), column("upz_changed", ARRAY(String))).from_statement(upsert)
 
 
 # A select(), not text(): it writes nothing, so the rules version read earlier stays valid.
@@ -563,7 +579,7 @@ def book(session: Session, tenant: TenantRef, actor: str, req: BookingRequest, n
     customer = None
     if req.customer is not None or req.source != "import":
         data = validate_customer(req.customer, _region(tenant))
-        customer = upsert_customer(session, data)
+        customer = upsert_customer(session, data, tenant.slug)
     token = secrets.token_urlsafe(24)
     token_hash = hash_secret(token)
 

@@ -10,6 +10,11 @@ Events (payload always carries `appointment_id`, `tenant`, and the fields listed
 - appointment.cancelled       reason, by (actor), start
 - appointment.status_changed  from_status, to_status
 - appointment.no_show         start (also emitted as status_changed)
+
+Customer events (aggregate_id is the customer id; payload carries ids and field names, never values):
+- customer.created            customer_id, fields
+- customer.updated            customer_id, fields (the names of the fields that changed)
+- customer.erased             customer_id, appointment_ids, meetings
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ ALL = (BOOKED, RESCHEDULED, CANCELLED, STATUS_CHANGED, NO_SHOW)
 # Not about one appointment (aggregate_id is the customer id); consumers that sync
 # calendars, meeting links or webhooks remove what they hold about the person.
 CUSTOMER_ERASED = "customer.erased"   # customer_id, appointment_ids, meetings [{appointment_id, provider, meeting_id}]
+CUSTOMER_CREATED = "customer.created"
+CUSTOMER_UPDATED = "customer.updated"
+CUSTOMER_EVENTS = (CUSTOMER_CREATED, CUSTOMER_UPDATED, CUSTOMER_ERASED)
+# Columns of `customer` whose change is a customer.updated (created_at and ids never change).
+CUSTOMER_FIELDS = ("name", "email", "phone", "locale", "timezone", "sms_opt_out", "marketing_opt_in")
 
 
 def payload_of(event_type: str, aggregate_id: str, tenant_slug: str, **payload) -> dict:
@@ -68,3 +78,57 @@ def emit_customer_erased(session: Session, tenant_slug: str, customer_id: int, a
     event = OutboxEvent(event_type=CUSTOMER_ERASED, aggregate_id=str(customer_id), payload=body)
     session.add(event)
     return event
+
+
+def emit_customer(session: Session, event_type: str, tenant_slug: str, customer_id: int,
+                  fields=CUSTOMER_FIELDS) -> OutboxEvent | None:
+    """`customer.created` / `customer.updated` for one customer (nothing when `fields` is empty).
+
+    Only the names of the changed fields go to the outbox: the values stay in the customer
+    row, which erasure anonymises, so an outbox row never keeps a person's data.
+    """
+    if event_type not in (CUSTOMER_CREATED, CUSTOMER_UPDATED):
+        raise ValueError(f"unknown customer event {event_type!r}")
+    fields = sorted(set(fields))
+    if not fields:
+        return None
+    body = {"tenant": tenant_slug, "customer_id": customer_id, "fields": fields}
+    request_id = current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
+    event = OutboxEvent(event_type=event_type, aggregate_id=str(customer_id), payload=body)
+    session.add(event)
+    return event
+
+
+def changed_customer_fields(customer) -> list[str]:
+    """Names of the customer's columns changed in this session and not yet flushed."""
+    from sqlalchemy import inspect
+
+    state = inspect(customer)
+    changed = []
+    for name in CUSTOMER_FIELDS:
+        history = state.attrs[name].history
+        if not history.has_changes():
+            continue
+        before = history.deleted[0] if history.deleted else None
+        after = history.added[0] if history.added else None
+        if before == "":
+            before = None  # an empty form field over a missing value is no change
+        if after == "":
+            after = None
+        if before != after or not history.deleted:
+            changed.append(name)
+    return changed
+
+
+def record_customer_changes(session: Session, tenant_slug: str, customer) -> OutboxEvent | None:
+    """Emit `customer.created` (a new row: flushed here for its id) or `customer.updated` (the changed fields)."""
+    from sqlalchemy import inspect
+
+    state = inspect(customer)
+    if state.transient or state.pending:
+        session.add(customer)
+        session.flush()
+        return emit_customer(session, CUSTOMER_CREATED, tenant_slug, customer.id)
+    return emit_customer(session, CUSTOMER_UPDATED, tenant_slug, customer.id, changed_customer_fields(customer))

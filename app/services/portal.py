@@ -18,7 +18,7 @@ from app.models import tenant as m
 from app.models import widgets as w
 from app.notifications import ics
 from app.security import hash_secret
-from app.services import booking
+from app.services import booking, events
 from app.services import catalogue_rules as rules
 from app.services.availability import AvailabilityQuery, query_slots
 from app.services.mail import queue_mail
@@ -132,8 +132,8 @@ def free_slots(session: Session, appt: m.Appointment, day: dt.date, days: int, t
 
 
 def update_contact(session: Session, customer: m.Customer, name: str, phone: str | None, locale: str | None,
-                   region: str | None) -> None:
-    """Change name, phone and language; email stays (it identifies the customer)."""
+                   region: str | None, tenant_slug: str) -> None:
+    """Change name, phone and language; email stays (it identifies the customer). A change is a customer.updated."""
     try:
         name = rules.check_name(name)
     except rules.RuleError as exc:
@@ -143,6 +143,7 @@ def update_contact(session: Session, customer: m.Customer, name: str, phone: str
     customer.name = name
     customer.phone = booking.normalize_phone(phone, region, "phone")
     customer.locale = locale or None
+    events.record_customer_changes(session, tenant_slug, customer)
     session.flush()
 
 
@@ -155,12 +156,17 @@ def preferences(session: Session, customer: m.Customer) -> w.NotificationPrefere
     return pref
 
 
-def set_preferences(session: Session, customer: m.Customer, email_reminders: bool, sms: bool, marketing: bool) -> None:
+def set_preferences(session: Session, customer: m.Customer, email_reminders: bool, sms: bool, marketing: bool,
+                    tenant_slug: str) -> None:
+    """Reminder, SMS and marketing choices; a change of the last two (customer fields) is a customer.updated."""
     from app.gdpr import consents
 
     preferences(session, customer).email_reminders = email_reminders
+    was = (customer.sms_opt_out, customer.marketing_opt_in)
     customer.sms_opt_out = not sms
     consents.set_marketing(session, customer, marketing, "portal")
+    changed = [name for name, before in zip(("sms_opt_out", "marketing_opt_in"), was) if getattr(customer, name) != before]
+    events.emit_customer(session, events.CUSTOMER_UPDATED, tenant_slug, customer.id, changed)
     session.flush()
 
 

@@ -37,8 +37,8 @@ from app.webhooks import sender, signing
 UTC = dt.timezone.utc
 PAYLOAD_VERSION = 1
 TEST_EVENT = "webhook.test"
-# Events an endpoint may subscribe to. Customer events are delivered when something emits them.
-EVENT_TYPES = (*events.ALL, "customer.created", "customer.updated", "customer.erased")
+# Events an endpoint may subscribe to.
+EVENT_TYPES = (*events.ALL, *events.CUSTOMER_EVENTS)
 ROTATION_OVERLAP = dt.timedelta(hours=24)
 RESPONSE_LOG_BYTES = 2048
 Endpoint = WebhookEndpoint | AgencyWebhookEndpoint
@@ -199,8 +199,15 @@ CHANGE_FIELDS = {
 }
 
 
+def customer_data(customer: m.Customer) -> dict:
+    """The `customer` object of customer.created / .updated: contact details and language only
+    (no consents, preferences, notes or appointments)."""
+    return {"id": customer.id, "name": customer.name, "email": customer.email, "phone": customer.phone,
+            "locale": customer.locale, "timezone": customer.timezone, "created_at": iso(customer.created_at)}
+
+
 def event_data(session: Session, event: m.OutboxEvent, appointments: dict) -> dict | None:
-    """`data` of one outbox event, None when its appointment is gone."""
+    """`data` of one outbox event, None when its appointment (or customer) is gone."""
     payload = dict(event.payload or {})
     payload.pop("request_id", None)
     if event.event_type.startswith("appointment."):
@@ -209,6 +216,15 @@ def event_data(session: Session, event: m.OutboxEvent, appointments: dict) -> di
             return None
         change = {k: payload.get(k) for k in CHANGE_FIELDS.get(event.event_type, ()) if k in payload}
         return {"appointment": appointment_data(appt), "change": change}
+    if event.event_type in (events.CUSTOMER_CREATED, events.CUSTOMER_UPDATED):
+        customer = session.get(m.Customer, int(event.aggregate_id))
+        if customer is None:
+            return None
+        return {"customer": customer_data(customer), "change": {"fields": list(payload.get("fields") or [])}}
+    if event.event_type == events.CUSTOMER_ERASED:
+        # Ids only: the person is gone; receivers delete what they keep under these ids.
+        return {"customer": {"id": payload.get("customer_id")},
+                "appointment_ids": list(payload.get("appointment_ids") or [])}
     payload.pop("tenant", None)
     return payload
 

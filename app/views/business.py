@@ -21,7 +21,7 @@ from app import security
 from app.extensions import db
 from app.models import tenant as m
 from app.services import catalogue_rules as rules
-from app.services import local_time
+from app.services import events, local_time
 from app.services.setup_io import hhmm_to_min, min_to_hhmm
 
 MEETING_CHOICES = [("none", "None (in person)"), ("zoom", "Zoom"), ("teams", "Microsoft Teams"), ("google_meet", "Google Meet")]
@@ -342,9 +342,23 @@ class StaffView(DerivedKeyMixin, TenantModelView):
     related_views = [StaffHoursView, StaffBreakView, StaffOverrideView, TimeOffView]
 
 
+class CustomerInterface(RuleInterface):
+    """Customer rows: each add or edit also writes customer.created / .updated to the outbox, in its transaction."""
+
+    def add(self, item, commit: bool = True) -> None:
+        self._write(lambda: events.record_customer_changes(self.session, g.tenant.slug, item))
+
+    def edit(self, item, commit: bool = True) -> None:
+        def work():
+            events.record_customer_changes(self.session, g.tenant.slug, item)
+            self.session.merge(item)
+
+        self._write(work)
+
+
 class CustomerView(TenantModelView):
     locals().update(titles("customer", "Customers"))
-    datamodel = RuleInterface(m.Customer)
+    datamodel = CustomerInterface(m.Customer)
     class_permission_name = "Customers"
     list_columns = ["name", "email", "phone", "locale", "sms_opt_out", "created_at"]
     show_columns = ["name", "email", "phone", "locale", "timezone", "sms_opt_out", "marketing_opt_in", "created_at"]

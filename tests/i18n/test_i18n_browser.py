@@ -28,7 +28,7 @@ def test_german_widget_booking_and_german_confirmation(app, notif, smtp, workers
     assert "Wann: Freitag, 1. Januar 2027" in page.locator("#upz-done").inner_text()
     assert tenant_rows(app, slug, "SELECT locale FROM customer")[0][0] == "de"
 
-    assert relay(app, slug) == 1
+    assert relay(app, slug) == 2  # the booking and its new customer (customer.created)
     workers.start(1)
     [mail] = smtp.wait_until(lambda r: list(r.rcpt_tos) == ["lena@example.com"], 1, timeout=20)
     assert str(mail.message["Subject"]).startswith("Buchung bestätigt: Visit am Freitag, 1. Januar 2027")

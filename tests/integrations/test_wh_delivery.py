@@ -26,7 +26,7 @@ def test_booking_is_delivered_signed_and_retried_with_the_same_id(app, client, m
         receiver.secret = secret
         receiver.fail_next(500, "down for a moment", times=1)
         booked = book(client, slug)
-        assert relay(app, slug) == 1
+        assert relay(app, slug) == 2  # the booking and its new customer (customer.created)
         integ_workers.start(1)
         [got] = wait_until(lambda: receiver.received, timeout=60)
         attempts = [r for r in receiver.requests if r.method == "POST"]
@@ -82,7 +82,7 @@ def test_events_arrive_in_order_and_rotation_signs_with_both_secrets(app, client
     pinned_now("2027-01-01T00:00:00Z")
     slug = make_tenant()
     with WebhookReceiver() as new_side, WebhookReceiver() as old_side:
-        endpoint, secret = _add(app, slug, new_side.url)
+        endpoint, secret = _add(app, slug, new_side.url, "--events", "appointment.booked")
         starts = ["2027-01-11T08:00:00Z", "2027-01-11T09:00:00Z", "2027-01-11T10:00:00Z", "2027-01-11T11:00:00Z"]
         ids = [book(client, slug, start=s, email=f"c{i}@example.com")["appointment"]["id"] for i, s in enumerate(starts)]
         relay(app, slug)
@@ -115,7 +115,7 @@ def test_exhausted_retries_fail_then_replay_all_failed_delivers(app, client, mak
     pinned_now("2027-01-01T00:00:00Z")
     slug = make_tenant()
     with WebhookReceiver() as receiver:
-        _endpoint, secret = _add(app, slug, receiver.url)
+        _endpoint, secret = _add(app, slug, receiver.url, "--events", "appointment.booked")
         receiver.secret = secret
         receiver.fail_next(503, "busy", times=4)  # the test schedule allows 4 attempts
         book(client, slug)

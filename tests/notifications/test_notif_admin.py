@@ -31,7 +31,7 @@ def test_log_filters_searches_and_resends_a_failed_message(app, client, notif_te
     smtp.refuse_next(1, 550)  # the customer's confirmation fails for good
     _book(client, notif_tenant)
     with app.app_context():
-        handle_event(notif_tenant, 1)
+        handle_event(notif_tenant, _booked_event_id(app, notif_tenant))
     rows = {r["recipient"]: r for r in deliveries(app, notif_tenant)}
     assert rows["eve@example.com"]["status"] == "failed" and rows["ann@salon.test"]["status"] == "sent"
 
@@ -95,7 +95,7 @@ def test_dev_outbox_lists_mail_kept_without_smtp(app, client, notif_tenant, noti
     monkeypatch.setitem(app.config, "SMTP_HOST", None)
     _book(client, notif_tenant)
     with app.app_context():
-        handle_event(notif_tenant, 1)
+        handle_event(notif_tenant, _booked_event_id(app, notif_tenant))
     _login(app, client, notif_tenant)
     page = client.get("/notifications/outbox/").get_data(as_text=True)
     assert "SMTP_HOST is not set" in page
@@ -162,3 +162,14 @@ def test_reminder_settings_per_service_are_validated_and_used(app, client, notif
         assert scan_tenant_reminders(notif_tenant, start - dt.timedelta(hours=2)) == []  # no 2 h reminder any more
         assert len(scan_tenant_reminders(notif_tenant, start - dt.timedelta(minutes=59))) == 1
     assert [(r["kind"], r["offset_min"]) for r in deliveries(app, notif_tenant, "kind = 'reminder'")] == [("reminder", 60)]
+
+
+def _booked_event_id(app, slug):
+    """The outbox id of the booking's event (a new customer's customer.created comes before it)."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    with app.app_context(), db.engine.connect() as conn:
+        return conn.execute(text(f'SELECT min(id) FROM "tenant_{slug}".outbox_event'
+                                 " WHERE event_type = 'appointment.booked'")).scalar()

@@ -24,7 +24,7 @@ def test_booking_sends_one_confirmation_to_customer_and_staff_with_invite(app, c
         "name": "Eve Example", "email": "eve@example.com"}))
     assert response.status_code == 201, response.get_json()
     appointment_id = response.get_json()["appointment"]["id"]
-    assert relay(app, notif_tenant) == 1
+    assert relay(app, notif_tenant) == 2  # the booking and its new customer (customer.created)
     assert relay(app, notif_tenant) == 0  # relayed rows are not taken again
     workers.start(1)
     received = smtp.wait_for(2, timeout=20)

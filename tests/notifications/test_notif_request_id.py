@@ -19,7 +19,7 @@ def test_request_id_rides_from_booking_to_the_job_log(app, client, notif_tenant,
                            headers={"X-Request-ID": rid})
     assert response.status_code == 201
     assert response.headers["X-Request-ID"] == rid
-    assert relay(app, notif_tenant) == 1
+    assert relay(app, notif_tenant) == 2  # the booking and its new customer (customer.created)
 
     with app.app_context():
         jobs = Queue("notifications", connection=redis_connection()).get_jobs()

@@ -82,7 +82,8 @@ def test_inbound_stop_opts_the_customer_out(app, client, notif_tenant, twilio, s
 
     with app.app_context():
         with db.engine.connect() as conn:
-            event_id = conn.execute(text(f'SELECT id FROM "tenant_{notif_tenant}".outbox_event')).scalar()
+            event_id = conn.execute(text(f'SELECT id FROM "tenant_{notif_tenant}".outbox_event'
+                                             " WHERE event_type = 'appointment.booked'")).scalar()
             opted = conn.execute(text(f'SELECT sms_opt_out FROM "tenant_{notif_tenant}".customer')).scalar()
         assert opted is True
         assert handle_event(notif_tenant, event_id) == 2

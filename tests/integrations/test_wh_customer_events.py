@@ -1,0 +1,106 @@
+"""customer.created / .updated / .erased: written to the outbox by the services that change customers
+(booking, admin form, REST API, portal, erasure), in their transaction, and delivered signed."""
+
+from __future__ import annotations
+
+from fakes.webhook_receiver import WebhookReceiver
+from integ_helpers import MONDAY_0900, book, cli, relay, rows, wait_until
+
+CUSTOMER_EVENTS = "customer.created,customer.updated,customer.erased"
+
+
+def _outbox(app, slug):
+    return [(r["event_type"], r["aggregate_id"], r["payload"])
+            for r in rows(app, slug, "outbox_event", "event_type LIKE 'customer.%'")]
+
+
+def test_customer_events_from_every_writer_are_delivered_signed_without_extra_personal_data(
+        app, client, make_tenant, make_api_key, make_user, login, pinned_now, integ, integ_workers):
+    pinned_now("2027-01-01T00:00:00Z")
+    slug = make_tenant()
+    with WebhookReceiver() as receiver:
+        add = cli(app, "webhooks", "add", slug, receiver.url, "--events", CUSTOMER_EVENTS)
+        assert add.exit_code == 0, add.output
+        receiver.secret = dict(line.split(" ", 1) for line in add.output.strip().splitlines())["secret"]
+
+        # Booking: a new address is created; the same person again with the same details is no event;
+        # a new name is an update naming the field (not its value).
+        book(client, slug)
+        book(client, slug, start="2027-01-11T09:00:00Z")
+        response = client.post(f"/api/v1/public/{slug}/bookings", json={
+            "service": "visit", "start": "2027-01-11T10:00:00Z", "timezone": "Europe/Berlin",
+            "customer": {"name": "Eve Renamed", "email": "EVE@example.com", "phone": "+49 30 1234567"}})
+        assert response.status_code == 201, response.get_json()
+        outbox = _outbox(app, slug)
+        assert [(t, p.get("fields")) for t, _a, p in outbox] == [
+            ("customer.created", ["email", "locale", "marketing_opt_in", "name", "phone", "sms_opt_out", "timezone"]),
+            ("customer.updated", ["name", "phone"])]
+        eve = int(outbox[0][1])
+        assert all("Eve" not in str(p) and "example.com" not in str(p) for _t, _a, p in outbox)
+
+        # REST API: create and update.
+        key = {"Authorization": f"Bearer {make_api_key(slug)}"}
+        created = client.post("/api/v1/customers/", headers=key, json={"name": "Rita Rest", "email": "rita@example.com"})
+        assert created.status_code == 201, created.get_data(as_text=True)
+        rita = created.get_json()["id"]
+        put = client.put(f"/api/v1/customers/{rita}", headers=key, json={"phone": "+4930999888"})
+        assert put.status_code == 200, put.get_data(as_text=True)
+        # A refused write (duplicate address) leaves no event behind.
+        dup = client.post("/api/v1/customers/", headers=key, json={"name": "Dup", "email": "RITA@example.com"})
+        assert dup.status_code == 422
+
+        # Admin form: add and edit.
+        admin = make_user("Client Admin", tenant=slug)
+        with app.test_client() as browser:
+            login(browser, admin)
+            added = browser.post("/customerview/add", data={"name": "Ada Admin", "email": "ada@example.com"})
+            assert added.status_code == 302, added.get_data(as_text=True)[:500]
+            [ada] = [r["id"] for r in rows(app, slug, "customer", "email = 'ada@example.com'")]
+            edited = browser.post(f"/customerview/edit/{ada}", data={"name": "Ada Admin", "email": "ada@example.com",
+                                                                     "locale": "de"})
+            assert edited.status_code == 302, edited.get_data(as_text=True)[:500]
+
+        # Erasure.
+        with app.app_context():
+            from app.extensions import db
+            from app.gdpr import subjects
+            from app.models import tenant as m
+            from app.tenancy import tenant_session
+
+            with tenant_session(db.engine, slug) as (session, ref):
+                subjects.erase_customer(session, ref, session.get(m.Customer, eve), "test")
+
+        kinds = [(t, int(a), p.get("fields")) for t, a, p in _outbox(app, slug)]
+        assert kinds[2:] == [("customer.created", rita, kinds[0][2]), ("customer.updated", rita, ["phone"]),
+                             ("customer.created", ada, kinds[0][2]), ("customer.updated", ada, ["locale"]),
+                             ("customer.erased", eve, None)]
+
+        relay(app, slug)
+        integ_workers.start(1)
+        got = wait_until(lambda: len(receiver.received) >= 7 and receiver.payloads(), timeout=60)
+        assert receiver.rejected == [] and len(got) == 7
+        by_type = [(p["type"], p["data"]["customer"]["id"]) for p in got]
+        assert by_type == [("customer.created", eve), ("customer.updated", eve), ("customer.created", rita),
+                           ("customer.updated", rita), ("customer.created", ada), ("customer.updated", ada),
+                           ("customer.erased", eve)]
+        rita_created = got[2]["data"]
+        assert rita_created["customer"]["email"] == "rita@example.com" and rita_created["customer"]["phone"] == "+4930999888"
+        assert set(rita_created["customer"]) == {"id", "name", "email", "phone", "locale", "timezone", "created_at"}
+        assert got[3]["data"]["change"] == {"fields": ["phone"]}
+        erased = got[6]["data"]
+        assert erased == {"customer": {"id": eve}, "appointment_ids": erased["appointment_ids"]}
+        assert len(erased["appointment_ids"]) == 3
+        # Eve's earlier deliveries were planned after the erasure: they carry the anonymised row, never her data.
+        assert "Eve" not in str(got[0]) and "eve@example.com" not in str(got).lower()
+
+
+def test_a_refused_booking_writes_no_customer_event(app, client, make_tenant, pinned_now):
+    pinned_now("2027-01-01T00:00:00Z")
+    slug = make_tenant()
+    book(client, slug, start=MONDAY_0900, email="first@example.com")
+    taken = client.post(f"/api/v1/public/{slug}/bookings", json={
+        "service": "visit", "start": MONDAY_0900, "timezone": "Europe/Berlin",
+        "customer": {"name": "Late Comer", "email": "late@example.com"}})
+    assert taken.status_code == 409
+    assert [t for t, _a, _p in _outbox(app, slug)] == ["customer.created"]
+    assert rows(app, slug, "customer", "email = 'late@example.com'") == []
