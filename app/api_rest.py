@@ -14,7 +14,9 @@ import uuid
 
 from flask import g, jsonify, make_response, request
 from flask_appbuilder.api import ModelRestApi
+from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 
 from app.api_common import check_if_match, etag_of
@@ -210,6 +212,49 @@ class TenantRestApi(ModelRestApi):
         return super()._handle_page_args(rison_args)
 
 
+class KeyLocationScope(BaseFilter):
+    """Base filter: under an API key restricted to a location, only the rows of that location.
+
+    The filter's value builds the SQL condition from the location key; without a
+    restriction (another key, an admin session) the query is left as it is.
+    """
+
+    name = "API key location"
+    arg_name = None  # never a filter clients can pick in `q`
+
+    def apply(self, query, condition):
+        key = g.get("api_key_location")
+        return query if key is None else query.filter(condition(key))
+
+
+def _at(key: str):
+    return m.Location.key == key
+
+
+class LocationScoped:
+    """Catalogue resources tied to places. A key restricted to a location lists and shows that
+    location's rows only (others are 404) and writes none of them: its scope is booking at one
+    location, not running the business's catalogue."""
+
+    location_condition = None  # key -> SQL condition, set per resource
+
+    def __init__(self, *args, **kwargs):
+        condition = type(self).location_condition
+        self.base_filters = [*(self.base_filters or ()), ["id", KeyLocationScope, lambda key: condition(key)]]
+        super().__init__(*args, **kwargs)
+
+    def create_blueprint(self, appbuilder, *args, **kwargs):
+        blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
+        blueprint.before_request(_refuse_restricted_writes)
+        return blueprint
+
+
+def _refuse_restricted_writes():
+    if g.get("api_key_location") is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
+        return _error(403, "not_allowed", "this API key is restricted to one location and cannot change the catalogue")
+    return None
+
+
 class SpanCheck:
     """Weekly wall-clock rows: a weekday, minutes inside the day, end after start."""
 
@@ -224,7 +269,8 @@ class SpanCheck:
                 raise PayloadInvalid(exc.field, exc.message)
 
 
-class LocationApi(TenantRestApi):
+class LocationApi(LocationScoped, TenantRestApi):
+    location_condition = staticmethod(_at)
     datamodel = SQLAInterface(m.Location)
     resource_name = "locations"
     class_permission_name = "LocationsApi"
@@ -246,7 +292,8 @@ class CategoryApi(TenantRestApi):
     rule_fields = ("key", "name")
 
 
-class ServiceApi(TenantRestApi):
+class ServiceApi(LocationScoped, TenantRestApi):
+    location_condition = staticmethod(lambda key: or_(m.Service.all_locations.is_(True), m.Service.locations.any(_at(key))))
     datamodel = SQLAInterface(m.Service)
     resource_name = "services"
     class_permission_name = "ServicesApi"
@@ -265,7 +312,8 @@ class ServiceApi(TenantRestApi):
     rule_fields = tuple(rules.SERVICE_FIELDS)
 
 
-class StaffApi(TenantRestApi):
+class StaffApi(LocationScoped, TenantRestApi):
+    location_condition = staticmethod(lambda key: m.Staff.locations.any(_at(key)))
     datamodel = SQLAInterface(m.Staff)
     resource_name = "staff"
     class_permission_name = "StaffApi"
@@ -276,7 +324,8 @@ class StaffApi(TenantRestApi):
     rule_fields = ("key", "name")
 
 
-class StaffHoursApi(SpanCheck, TenantRestApi):
+class StaffHoursApi(LocationScoped, SpanCheck, TenantRestApi):
+    location_condition = staticmethod(lambda key: m.StaffHours.location.has(_at(key)))
     datamodel = SQLAInterface(m.StaffHours)
     resource_name = "staff_hours"
     class_permission_name = "StaffHoursApi"
@@ -286,7 +335,8 @@ class StaffHoursApi(SpanCheck, TenantRestApi):
     search_columns = ["staff", "location", "weekday"]
 
 
-class LocationHoursApi(SpanCheck, TenantRestApi):
+class LocationHoursApi(LocationScoped, SpanCheck, TenantRestApi):
+    location_condition = staticmethod(lambda key: m.LocationHours.location.has(_at(key)))
     datamodel = SQLAInterface(m.LocationHours)
     resource_name = "location_hours"
     class_permission_name = "LocationHoursApi"
@@ -296,7 +346,9 @@ class LocationHoursApi(SpanCheck, TenantRestApi):
     search_columns = ["location", "weekday"]
 
 
-class StaffBreakApi(SpanCheck, TenantRestApi):
+class StaffBreakApi(LocationScoped, SpanCheck, TenantRestApi):
+    location_condition = staticmethod(lambda key: m.StaffBreak.staff.has(m.Staff.locations.any(_at(key))) & or_(
+        m.StaffBreak.location_id.is_(None), m.StaffBreak.location.has(_at(key))))
     datamodel = SQLAInterface(m.StaffBreak)
     resource_name = "staff_breaks"
     class_permission_name = "StaffBreaksApi"
@@ -306,7 +358,8 @@ class StaffBreakApi(SpanCheck, TenantRestApi):
     search_columns = ["staff", "location", "weekday"]
 
 
-class TimeOffApi(TenantRestApi):
+class TimeOffApi(LocationScoped, TenantRestApi):
+    location_condition = staticmethod(lambda key: m.TimeOff.staff.has(m.Staff.locations.any(_at(key))))
     datamodel = SQLAInterface(m.TimeOff)
     resource_name = "time_off"
     class_permission_name = "TimeOffApi"
