@@ -2,7 +2,8 @@
 
 Built from the code, so it cannot drift from the routes: the catalogue resources from their
 FAB ModelRestApi classes (columns, types, lengths and nullability read from the SQLAlchemy
-models), the booking, availability and webhook endpoints from the descriptions below.
+models), the booking, availability, webhook and analytics endpoints and the public booking
+API (`/api/v1/public/{tenant}/...`, no key) from the descriptions below.
 `tests/api/test_api_contract.py` runs schemathesis against the served document: no answer
 may be a 5xx or differ from its documented schema. The page uses the Swagger UI files that
 Flask-AppBuilder ships (no CDN). FAB's own 3.0 document stays at `/api/v1/_openapi`.
@@ -435,10 +436,167 @@ def _webhook_paths() -> dict:
     }
 
 
+def _loose_errors(*statuses: int) -> dict:
+    """Error answers of the public API and analytics: the same shape, codes of their own (README "Public API")."""
+    return {str(s): {"$ref": f"#/components/responses/P{s}"} for s in statuses}
+
+
+ANALYTICS_FIGURES = ["bookings", "cancellations", "no_shows", "revenue", "utilisation", "lead_time", "sources", "popular"]
+
+
+def _analytics_paths() -> dict:
+    tag = ["Analytics"]
+    date = {"type": "string", "format": "date"}
+    q = lambda name, schema, description: {"name": name, "in": "query", "required": False,  # noqa: E731
+                                           "schema": schema, "description": description}
+    span = [q("from", date, "first local date (default: 29 days before `to`)"),
+            q("to", date, "last local date, included (default: today); at most 366 days in all")]
+    figure = {"type": "object", "description": "the figure; README \"Analytics\" defines each (money per currency, "
+                                               "never summed across currencies)"}
+    return {
+        "/api/v1/analytics/{metric}": {
+            "parameters": [{"name": "metric", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": ANALYTICS_FIGURES}}],
+            "get": {
+                "tags": tag, "operationId": "analytics_figure",
+                "summary": "One figure of the business (a Staff log-in: their own figures only)",
+                "parameters": [*span,
+                               q("interval", {"type": "string", "enum": ["day", "week", "month"]}, "bucket size"),
+                               q("location", KEY, "location key"), q("staff", KEY, "staff key"),
+                               q("service", KEY, "service key"),
+                               q("format", {"type": "string", "enum": ["json", "csv"]}, "csv: the same rows as a file")],
+                "responses": {"200": {"description": "The figure (JSON, or CSV with format=csv)", "content": {
+                    "application/json": {"schema": figure}, "text/csv": {"schema": {"type": "string"}}}},
+                    **_loose_errors(400, 401, 403, 404, 422, 429)},
+            },
+        },
+        "/api/v1/analytics/agency": {
+            "get": {
+                "tags": tag, "operationId": "analytics_agency",
+                "summary": "Agency rollup: every business of the agency, totals per currency (an agency owner's or "
+                           "auditor's session; API keys belong to one business and get 403)",
+                "parameters": span,
+                "responses": {"200": _json("tenants, per_currency, bookings", {"type": "object"}),
+                              **_loose_errors(400, 401, 403, 404, 422, 429)},
+            },
+        },
+    }
+
+
+PUBLIC_APPOINTMENT = {
+    "type": "object", "required": ["id", "service", "staff", "start", "end", "status"],
+    "properties": {
+        "id": {"type": "string", "format": "uuid"}, "service": {"type": "string"}, "service_name": {"type": "string"},
+        "staff": {"type": "string"}, "staff_name": {"type": "string"}, "location": NULL_STR, "location_name": NULL_STR,
+        "start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"},
+        "timezone": NULL_STR, "status": {"type": "string"}, "seats": {"type": "integer"},
+        "price": NULL_STR, "currency": NULL_STR, "series_id": NULL_STR,
+        "customer": {"type": ["object", "null"]}, "meeting": {"type": ["object", "null"]},
+    },
+}
+PUBLIC_BOOKING = {
+    "type": "object", "required": ["service", "start", "customer"],
+    "properties": {
+        "service": KEY, "start": {"type": "string", "format": "date-time"}, "timezone": {"type": "string"},
+        "location": KEY, "staff": KEY, "seats": {"type": "integer", "minimum": 1},
+        "customer": {"type": "object", "required": ["name", "email"], "properties": {
+            "name": {"type": "string", "maxLength": 200}, "email": {"type": "string", "format": "email"},
+            "phone": {"type": "string", "maxLength": 40}, "locale": {"type": "string"}}},
+        "answers": {"type": "object", "description": "booking-form answers by field key"},
+        "consents": {"type": "object", "description": "{kind: accepted version} for every current consent text"},
+        "notes": {"type": "string", "maxLength": 2000}, "widget": {"type": "string"},
+        "recurrence": {"type": "object", "required": ["rrule"], "properties": {
+            "rrule": {"type": "string"}, "mode": {"type": "string"}}},
+    },
+}
+
+
+def _public_paths() -> dict:
+    """The public booking API (widget, a business's own site): no key, limited per client address."""
+    tag = ["Public booking API"]
+    tenant = {"name": "tenant", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 63},
+              "description": "the business's slug"}
+    token = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
+             "description": "the manage token answered by POST /bookings"}
+    base = "/api/v1/public/{tenant}"
+    errors = (400, 403, 404, 422, 429)
+    q = lambda name, schema, required=False: {"name": name, "in": "query", "required": required,  # noqa: E731
+                                              "schema": schema}
+    listing = lambda key: _json(f"Active {key}", {"type": "object", "required": [key],  # noqa: E731
+                                                  "properties": {key: {"type": "array", "items": {"type": "object"}}}})
+    appt = {"$ref": "#/components/schemas/PublicAppointment"}
+    one = {"type": "object", "required": ["appointment"], "properties": {
+        "appointment": appt, "appointments": {"type": "array", "items": appt}}}
+
+    def op(op_id: str, summary: str, responses: dict, **extra) -> dict:
+        return {"tags": tag, "operationId": op_id, "summary": summary, "security": [], **extra,
+                "responses": {**responses, **_loose_errors(*errors)}}
+
+    return {
+        f"{base}/services": {"parameters": [tenant], "get": op("public_services", "Active services",
+                                                                {"200": listing("services")})},
+        f"{base}/locations": {"parameters": [tenant], "get": op(
+            "public_locations", "Active locations (with map and directions links)", {"200": listing("locations")})},
+        f"{base}/staff": {"parameters": [tenant], "get": op("public_staff", "Active staff", {"200": listing("staff")})},
+        f"{base}/availability": {"parameters": [tenant], "get": op(
+            "public_availability", "Bookable starts (at most 62 days)",
+            {"200": _json("Slots", {"type": "object", "required": ["slots"], "properties": {
+                "slots": {"type": "array", "items": {"type": "object", "required": ["start", "end"]}}}})},
+            parameters=[q("service", KEY, True), q("from", {"type": "string", "format": "date"}, True),
+                        q("to", {"type": "string", "format": "date"}, True), q("location", KEY), q("staff", KEY),
+                        q("timezone", {"type": "string"})])},
+        f"{base}/bookings": {"parameters": [tenant], "post": op(
+            "public_book", "Book (Idempotency-Key replays the first answer)",
+            {"201": _json("Booked; keep manage_token to change or cancel", {
+                "type": "object", "required": ["appointment", "manage_token"], "properties": {
+                    "appointment": appt, "manage_token": {"type": "string"},
+                    "appointments": {"type": "array", "items": appt}, "conflicts": {"type": "array"}}}),
+             **_loose_errors(409, 413)},
+            parameters=[{"$ref": "#/components/parameters/IdempotencyKey"}],
+            requestBody={"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/PublicBooking"}}}})},
+        f"{base}/bookings/{{token}}": {"parameters": [tenant, token], "get": op(
+            "public_show_booking", "The booking (and its series)", {"200": _json("The booking", one)})},
+        f"{base}/bookings/{{token}}/reschedule": {"parameters": [tenant, token], "post": op(
+            "public_reschedule", "Move to another start (policy window checked)",
+            {"200": _json("Moved", one), **_loose_errors(409, 413)},
+            requestBody={"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["start"], "properties": {
+                    "start": {"type": "string", "format": "date-time"}, "series": {"type": "boolean"}}}}}})},
+        f"{base}/bookings/{{token}}/cancel": {"parameters": [tenant, token], "post": op(
+            "public_cancel", "Cancel (policy window checked)",
+            {"200": _json("Cancelled", {"type": "object", "required": ["appointment"], "properties": {
+                "appointment": appt, "cancelled": {"type": "array", "items": {"type": "string"}}}}),
+             **_loose_errors(409, 413)},
+            requestBody={"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"reason": {"type": "string", "maxLength": 2000},
+                                                 "series": {"type": "boolean"}}}}}})},
+        f"{base}/bookings/{{token}}/ics": {"parameters": [tenant, token], "get": op(
+            "public_booking_ics", "The booking as an iCalendar file",
+            {"200": {"description": "text/calendar", "content": {"text/calendar": {"schema": {"type": "string"}}}}})},
+        f"{base}/form": {"parameters": [tenant], "get": op(
+            "public_form", "Booking-form fields and current consent texts",
+            {"200": _json("Fields and consents", {"type": "object", "required": ["fields", "consents"], "properties": {
+                "fields": {"type": "array", "items": {"type": "object"}},
+                "consents": {"type": "array", "items": {"type": "object"}}}})},
+            parameters=[q("service", KEY)])},
+        f"{base}/widgets/{{public_id}}": {"parameters": [tenant, {"name": "public_id", "in": "path", "required": True,
+                                                                  "schema": {"type": "string"}}],
+                                          "get": op("public_widget", "A widget's public settings",
+                                                    {"200": _json("The widget", {"type": "object", "required": ["widget"]})})},
+    }
+
+
 def _components(schemas: dict) -> dict:
     error = {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["code", "message", "field"],
         "properties": {"code": {"type": "string", "enum": sorted(ERROR_CODES)}, "message": {"type": "string"},
+                       "field": {"type": ["string", "null"]}}}}}
+    # The public API and analytics answer in the same shape with codes of their own
+    # (`policy_window`, `invalid_answers`, `consent_required`, ...), listed in the README.
+    any_error = {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"},
                        "field": {"type": ["string", "null"]}}}}}
     titles = {400: "Unreadable request", 401: "Not authenticated", 403: "Not allowed", 404: "Not found",
               405: "Not a method of this path (a non-numeric id)", 409: "Conflict", 412: "Precondition failed", 422: "Invalid", 429: "Too many requests"}
@@ -448,6 +606,11 @@ def _components(schemas: dict) -> dict:
         if status == 429:
             answer["headers"] = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
         responses[f"E{status}"] = answer
+    for status, title in {**titles, 409: "Conflict (slot taken, policy window)", 413: "Body too large"}.items():
+        answer = _json(title, {"$ref": "#/components/schemas/AnyError"})
+        if status == 429:
+            answer["headers"] = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
+        responses[f"P{status}"] = answer
     return {
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "description": "an API key: upz_..."},
@@ -464,7 +627,9 @@ def _components(schemas: dict) -> dict:
         },
         "headers": {"ETag": {"description": "version of the resource, for If-Match", "schema": {"type": "string"}}},
         "responses": responses,
-        "schemas": {"Error": error, "Appointment": APPOINTMENT, "AppointmentCreate": APPOINTMENT_CREATE,
+        "schemas": {"Error": error, "AnyError": any_error, "Appointment": APPOINTMENT,
+                    "AppointmentCreate": APPOINTMENT_CREATE, "PublicAppointment": PUBLIC_APPOINTMENT,
+                    "PublicBooking": PUBLIC_BOOKING,
                     "WebhookEndpoint": ENDPOINT, "WebhookDelivery": DELIVERY, **schemas},
     }
 
@@ -480,6 +645,8 @@ def _spec_cached(version: str) -> dict:
         schemas.update(s)
     paths.update(_booking_paths())
     paths.update(_webhook_paths())
+    paths.update(_analytics_paths())
+    paths.update(_public_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "Upzento Appointments REST API", "version": version, "description": DESCRIPTION},

@@ -18,13 +18,15 @@ def test_document_is_valid_openapi_31_and_covers_every_rest_route(app, client):
     assert spec["openapi"] == "3.1.0"
     validate(spec)
     documented = {path.replace("{pk}", "<pk>").replace("{id}", "<pk>").replace("{uid}", "<uid>")
-                  .replace("{delivery_id}", "<delivery_id>"): {m.upper() for m in item if m != "parameters"}
+                  .replace("{delivery_id}", "<delivery_id>").replace("{tenant}", "<tenant_slug>")
+                  .replace("{token}", "<token>").replace("{public_id}", "<public_id>").replace("{metric}", "<metric>"):
+                  {m.upper() for m in item if m != "parameters"}
                   for path, item in spec["paths"].items()}
     missing = []
     for rule in app.url_map.iter_rules():
         path = rule.rule.replace("<int:pk>", "<pk>")
-        if not path.startswith("/api/v1/") or path.startswith(("/api/v1/public/", "/api/v1/security/",
-                                                              "/api/v1/analytics/", "/api/v1/_openapi",
+        # The public booking API and analytics are documented too (only FAB's own login API is not).
+        if not path.startswith("/api/v1/") or path.startswith(("/api/v1/security/", "/api/v1/_openapi",
                                                               "/api/v1/openapi", "/api/v1/docs", "/api/v1/menu/")):
             continue
         if path == "/api/v1/" or "/_info" in path or "/related/" in path or "/distinct/" in path:
@@ -35,6 +37,9 @@ def test_document_is_valid_openapi_31_and_covers_every_rest_route(app, client):
     assert not missing, missing
     codes = spec["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
     assert {"rate_limited", "precondition_failed", "idempotency_mismatch", "slot_unavailable"} <= set(codes)
+    public = spec["paths"]["/api/v1/public/{tenant}/bookings"]["post"]
+    assert public["security"] == [] and "201" in public["responses"]
+    assert "csv" in str(spec["paths"]["/api/v1/analytics/{metric}"]["get"]["responses"]["200"]["content"])
 
 
 def test_docs_page_is_served_locally_and_linked_from_the_admin(client, make_tenant, make_user, login):
