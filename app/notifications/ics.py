@@ -19,6 +19,7 @@ PRODID = "-//Upzento//Appointments//EN"
 METHODS = ("REQUEST", "CANCEL")
 STATUSES = ("CONFIRMED", "CANCELLED")
 GOOGLE_CALENDAR_TEMPLATE_URL = "https://calendar.google.com/calendar/render"
+OUTLOOK_COMPOSE_URL = "https://outlook.live.com/calendar/0/deeplink/compose"
 
 
 @dataclass(frozen=True)
@@ -148,3 +149,18 @@ def google_calendar_link(event: IcsEvent, base_url: str = GOOGLE_CALENDAR_TEMPLA
     if event.location:
         params["location"] = event.location
     return f"{base_url}?{urlencode(params, safe='/')}"
+
+
+def outlook_calendar_link(event: IcsEvent, base_url: str = OUTLOOK_COMPOSE_URL) -> str:
+    """An "add to Outlook" URL for ``event`` (Outlook.com's compose deep link; built here, never fetched)."""
+    details = event.description
+    if event.url and event.url not in details:
+        details = f"{details}\n\n{event.url}" if details else event.url
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    params = {"path": "/calendar/action/compose", "rru": "addevent", "subject": event.summary,
+              "startdt": _utc(event.start, "start").strftime(fmt), "enddt": _utc(event.end, "end").strftime(fmt)}
+    if details:
+        params["body"] = details
+    if event.location:
+        params["location"] = event.location
+    return f"{base_url}?{urlencode(params, safe='/:')}"

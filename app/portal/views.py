@@ -205,9 +205,14 @@ def _deadlines(appt: m.Appointment) -> dict:
 
 
 def _appointment_page(appt: m.Appointment, status: int = 200, **extra):
+    from app.links import public_base
+
     now = utcnow()
+    organizer = g.tenant_row.contact_email or current_app.config["MAIL_FROM"]
+    url = public_base() + url_for("portal.appointment", appointment_id=appt.id)
+    links = portal.calendar_links(g.tenant, organizer, appt, url) if appt.status != m.STATUS_CANCELLED else None
     return page("portal/appointment.html", status, appt=appt, now=now, deadlines=_deadlines(appt),
-                answers=forms.answer_rows(db.session, appt), tz=_tz(appt), **extra)
+                answers=forms.answer_rows(db.session, appt), tz=_tz(appt), calendar_links=links, **extra)
 
 
 @bp.get("/appointments/<appointment_id>")
@@ -309,9 +314,31 @@ def profile():
             g.lang = i18n.pick(request.args.get("lang") or customer.locale, request.accept_languages, g.tenant.locale)
         except ApiError as exc:
             error, status = exc.message, exc.status
+    return _profile_page(customer, status, error=error, saved=saved)
+
+
+def _profile_page(customer: m.Customer, status: int = 200, **extra):
     # Creates the customer's preference row on first sight.
     prefs = run_unit(lambda: portal.preferences(db.session, customer))
-    return page("portal/profile.html", status, prefs=prefs, error=error, saved=saved)
+    extra.setdefault("error", None)
+    extra.setdefault("saved", False)
+    return page("portal/profile.html", status, prefs=prefs, feed_active=portal.feed_active(db.session, customer),
+                **extra)
+
+
+@bp.post("/calendar-feed")
+def calendar_feed():
+    """Subscribe to my bookings: a new private iCalendar URL, shown once (the old one stops working); or revoke it."""
+    from app.links import public_base
+
+    customer = _customer()
+    if request.form.get("action") == "revoke":
+        run_unit(lambda: portal.revoke_feed(db.session, customer))
+        return _profile_page(customer, feed_revoked=True)
+    token = run_unit(lambda: portal.subscribe_feed(db.session, customer))
+    url = public_base() + url_for("calendar_hooks.feed", slug=g.tenant.slug, token=token)
+    webcal = "webcal://" + url.split("://", 1)[1]
+    return _profile_page(customer, feed_url=url, feed_webcal=webcal)
 
 
 @bp.get("/export.json")
@@ -325,6 +352,5 @@ def export():
 @bp.post("/erase")
 def erase():
     customer = _customer()
-    prefs = run_unit(lambda: (portal.request_erasure(db.session, customer, request.remote_addr),
-                              portal.preferences(db.session, customer))[1])
-    return page("portal/profile.html", prefs=prefs, erased=True, error=None, saved=False)
+    run_unit(lambda: portal.request_erasure(db.session, customer, request.remote_addr))
+    return _profile_page(customer, erased=True)

@@ -219,3 +219,30 @@ def appointment_ics(tenant: TenantRef, organizer_email: str, appt: m.Appointment
     """A single-event calendar file for the customer (a cancelled one as METHOD:CANCEL)."""
     event = appointment_event(tenant, organizer_email, appt, url)
     return ics.build_ics(event, "CANCEL" if event.status == "CANCELLED" else "REQUEST")
+
+
+def calendar_links(tenant: TenantRef, organizer_email: str, appt: m.Appointment, url: str | None) -> dict[str, str]:
+    """"Add to Google Calendar / Outlook" links of one appointment, built from it (no request is made)."""
+    event = appointment_event(tenant, organizer_email, appt, url)
+    return {"google": ics.google_calendar_link(event), "outlook": ics.outlook_calendar_link(event)}
+
+
+def feed_active(session: Session, customer: m.Customer) -> bool:
+    """Whether the customer has a live subscription feed (its address was shown once, when made)."""
+    from app.models.calendar_sync import CalendarFeed
+
+    return session.scalar(select(CalendarFeed.id).where(CalendarFeed.customer_id == customer.id,
+                                                        CalendarFeed.revoked_at.is_(None)).limit(1)) is not None
+
+
+def subscribe_feed(session: Session, customer: m.Customer) -> str:
+    """A new private feed of the customer's bookings; returns its token (any earlier feed stops working)."""
+    from app.services import calendar_sync
+
+    return calendar_sync.create_feed(session, customer_id=customer.id)
+
+
+def revoke_feed(session: Session, customer: m.Customer) -> int:
+    from app.services import calendar_sync
+
+    return calendar_sync.revoke_feeds(session, customer_id=customer.id)

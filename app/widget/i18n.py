@@ -26,7 +26,7 @@ STRINGS: dict[str, str] = {
     # Consent kinds (T[consent.kind]).
     "terms": N_("terms and conditions"), "privacy": N_("privacy notice"), "marketing": N_("News and offers"),
     "confirm": N_("Book now"), "ics": N_("Add to calendar (.ics)"), "google": N_("Add to Google Calendar"),
-    "manage": N_("Manage your booking"), "close": N_("Close"), "map": N_("Map"), "directions": N_("Directions"),
+    "outlook": N_("Add to Outlook"), "manage": N_("Manage your booking"), "close": N_("Close"), "map": N_("Map"), "directions": N_("Directions"),
     "taken": N_("This time was just taken. Please choose another."),
     "error": N_("Something went wrong. Please try again."), "all": N_("Other"), "when": N_("When"),
     "with": N_("With"), "recurring_note": N_("{n} appointments booked"),

@@ -89,6 +89,11 @@ def test_customer_books_through_the_embedded_widget(app, live_server, host_pages
     assert tenant_rows(app, slug, "SELECT count(*) FROM consent_record WHERE appointment_id = :id", id=appt_id)[0][0] == 2
     manage = frame.locator("#upz-manage").get_attribute("href")
     assert manage.startswith(f"/portal/{slug}/manage/")
+    # "Add to Outlook" is built from the booking (Outlook.com's compose link; nothing is fetched).
+    outlook = frame.locator("#upz-outlook").get_attribute("href")
+    assert outlook.startswith("https://outlook.live.com/calendar/0/deeplink/compose?")
+    assert "startdt=2027-01-01T08%3A00%3A00Z" in outlook and "enddt=2027-01-01T08%3A30%3A00Z" in outlook
+    assert "eve%40example.com" not in outlook
     page.screenshot(path=str(ARTIFACTS / "widget-done-1280.png"), full_page=True)
 
     page.set_viewport_size({"width": 375, "height": 800})

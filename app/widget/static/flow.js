@@ -509,6 +509,12 @@
     return "https://calendar.google.com/calendar/render?action=TEMPLATE&text=" + encodeURIComponent(a.service_name + " – " + D.business) +
       "&dates=" + f(a.start) + "/" + f(a.end) + (a.location_name ? "&location=" + encodeURIComponent(a.location_name) : "");
   }
+  function outlook(a) {
+    var e = encodeURIComponent;
+    return "https://outlook.live.com/calendar/0/deeplink/compose?path=/calendar/action/compose&rru=addevent&subject=" +
+      e(a.service_name + " – " + D.business) + "&startdt=" + e(a.start) + "&enddt=" + e(a.end) +
+      (a.location_name ? "&location=" + e(a.location_name) : "");
+  }
   function done(body) {
     current = "done";
     var a = body.appointment;
@@ -521,6 +527,7 @@
     kids.push(h("p", { className: "upz-links" }, [
       h("a", { href: D.api + "/bookings/" + body.manage_token + "/ics", download: "appointment.ics", text: T.ics }),
       h("a", { href: gcal(a), target: "_blank", rel: "noopener", text: T.google }),
+      h("a", { href: outlook(a), target: "_blank", rel: "noopener", id: "upz-outlook", text: T.outlook }),
       h("a", { href: D.portal + body.manage_token, target: "_blank", rel: "noopener", id: "upz-manage", text: T.manage })]));
     screen(T.done, kids);
     post("booking_completed", { appointment_id: a.id, start: a.start, service: a.service });
