@@ -26,6 +26,7 @@ def test_client_business_pages_speak_plainly_and_derive_the_short_name(app, clie
         slug = db.session.query(Tenant).filter_by(name=name).one().slug
     assert slug == re.sub(r"[^a-z0-9]+", "_", name.lower())
     client.post(f"/switch/{slug}")
-    home = client.get("/").get_data(as_text=True)
+    # The business speaks German by default; this reader's browser asks for English.
+    home = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert re.search(r'id="current-business">\s*<span class="sr-only">Business: </span>' + re.escape(name), home)
     assert "/switch/" in home and "All businesses" in home  # the switcher beside it

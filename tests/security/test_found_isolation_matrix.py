@@ -296,7 +296,8 @@ def test_api_key_matrix(app, world, key_of):
     for url in api_urls:
         response = client.get(url, headers=headers)
         body = response.get_data(as_text=True)
-        assert response.status_code in (200, 403, 404), (url, response.status_code)
+        # A resource that needs parameters (availability) may refuse the bare URL: what matters is no leak.
+        assert response.status_code in (200, 400, 403, 404, 422), (url, response.status_code)
         assert not [m for m in forbidden if m in body], url
         seen_own += bizs[key_of].row in body
     assert seen_own >= 5
