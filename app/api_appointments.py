@@ -205,13 +205,8 @@ def _booking_request(data: dict) -> booking.BookingRequest:
         seats=seats, timezone=tz, notes=_text(data, "notes", 2000), source="api", status=status)
 
 
-class AppointmentsApi(BaseApi):
-    resource_name = "appointments"
-    class_permission_name = "AppointmentsApi"
-    allow_browser_login = True
-    method_permission_name = {"list_": "get", "get_one": "get", "create": "post", "reschedule": "put",
-                              "cancel": "put", "no_show": "put", "complete": "put"}
-    openapi_spec_tag = "Appointments"
+class _TenantApi(BaseApi):
+    """A REST resource of the current business: refused without one; errors in the standard shape."""
 
     def create_blueprint(self, appbuilder, *args, **kwargs):
         blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
@@ -223,6 +218,16 @@ class AppointmentsApi(BaseApi):
 
     def response_403(self):
         return _error(403, "not_allowed", "this role may not do that here")
+
+
+class AppointmentsApi(_TenantApi):
+    resource_name = "appointments"
+    class_permission_name = "AppointmentsApi"
+    allow_browser_login = True
+    method_permission_name = {"list_": "get", "get_one": "get", "create": "post", "reschedule": "put",
+                              "cancel": "put", "no_show": "put", "complete": "put"}
+    openapi_spec_tag = "Appointments"
+
 
     @staticmethod
     def _answer(fn, status: int = 200, etag: bool = False):
@@ -346,23 +351,12 @@ class AppointmentsApi(BaseApi):
                                                                        m.STATUS_COMPLETED))
 
 
-class AvailabilityApi(BaseApi):
+class AvailabilityApi(_TenantApi):
     resource_name = "availability"
     class_permission_name = "AppointmentsApi"
     allow_browser_login = True
     method_permission_name = {"slots": "get"}
     openapi_spec_tag = "Availability"
-
-    def create_blueprint(self, appbuilder, *args, **kwargs):
-        blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
-        blueprint.before_request(_require_tenant)
-        return blueprint
-
-    def response_401(self):
-        return _error(401, "unauthorized", "sign in or send a valid API key")
-
-    def response_403(self):
-        return _error(403, "not_allowed", "this role may not do that here")
 
     @expose("/", methods=["GET"])
     @protect()
