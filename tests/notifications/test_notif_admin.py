@@ -114,7 +114,12 @@ def test_dev_outbox_shows_the_business_its_own_account_mail_and_the_invitation_i
     monkeypatch.setitem(app.config, "SMTP_HOST", None)
     _book(client, notif_tenant)
     with app.app_context():
-        handle_event(notif_tenant, 1)
+        from app.extensions import db as _db
+        from app.tenancy import tenant_session
+
+        with tenant_session(_db.engine, notif_tenant) as (session, _ref):
+            booked = session.execute(text("SELECT id FROM outbox_event WHERE event_type = 'appointment.booked'")).scalar_one()
+        handle_event(notif_tenant, booked)
     # A portal sign-in link of this business, and one of another business.
     assert client.post(f"/portal/{notif_tenant}/login", data={"email": "eve@example.com"}).status_code in (200, 302, 303)
     other = make_tenant()
