@@ -72,12 +72,7 @@ def emit_customer_erased(session: Session, tenant_slug: str, customer_id: int, a
     events, meetings: `meetings` lists provider and meeting id) must go."""
     body = {"tenant": tenant_slug, "customer_id": customer_id, "appointment_ids": appointment_ids,
             "meetings": list(meetings)}
-    request_id = current_request_id()
-    if request_id is not None:
-        body["request_id"] = request_id
-    event = OutboxEvent(event_type=CUSTOMER_ERASED, aggregate_id=str(customer_id), payload=body)
-    session.add(event)
-    return event
+    return _add_customer_event(session, CUSTOMER_ERASED, customer_id, body)
 
 
 def emit_customer(session: Session, event_type: str, tenant_slug: str, customer_id: int,
@@ -93,6 +88,11 @@ def emit_customer(session: Session, event_type: str, tenant_slug: str, customer_
     if not fields:
         return None
     body = {"tenant": tenant_slug, "customer_id": customer_id, "fields": fields}
+    return _add_customer_event(session, event_type, customer_id, body)
+
+
+def _add_customer_event(session: Session, event_type: str, customer_id: int, body: dict) -> OutboxEvent:
+    """One outbox row about a customer, with the request id when there is one."""
     request_id = current_request_id()
     if request_id is not None:
         body["request_id"] = request_id
