@@ -398,6 +398,10 @@ class CustomerApi(TenantRestApi):
         super().pre_update(item)
         events.record_customer_changes(self.datamodel.session, g.tenant.slug, item)
 
+    def pre_delete(self, item):
+        super().pre_delete(item)
+        events.emit_customer_deleted(self.datamodel.session, g.tenant.slug, item.id)
+
 
 API_CLASSES = [
     LocationApi, LocationHoursApi, CategoryApi, ServiceApi, StaffApi, StaffHoursApi, StaffBreakApi, TimeOffApi, CustomerApi,

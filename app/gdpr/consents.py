@@ -51,20 +51,31 @@ def set_marketing(session: Session, customer: m.Customer, wanted: bool, channel:
     session.flush()
 
 
-def withdraw(session: Session, record_id: int, channel: str, now: dt.datetime | None = None) -> w.ConsentRecord:
-    """Withdraw one consent record (terms/privacy withdrawals are recorded; marketing also clears the flag)."""
-    record = session.get(w.ConsentRecord, record_id)
-    if record is None:
-        from app.errors import NotFound
+def withdraw(session: Session, tenant_slug: str, record_ids: list[int], channel: str,
+             now: dt.datetime | None = None) -> list[w.ConsentRecord]:
+    """Withdraw consent records (terms/privacy withdrawals are recorded; the last active marketing
+    consent of a customer also clears their marketing flag, a `customer.updated`).
 
+    An unknown id is a NotFound and nothing is withdrawn; an already withdrawn record stays as it was.
+    """
+    from app.errors import NotFound
+    from app.services import events
+
+    records = [session.get(w.ConsentRecord, record_id) for record_id in record_ids]
+    if not records or any(record is None for record in records):
         raise NotFound("no such consent record", "consent")
-    if record.withdrawn_at is None:
-        record.withdrawn_at, record.withdrawn_channel = now or _now(), channel
-        if record.text.kind == "marketing" and not active(session, record.customer_id, "marketing"):
-            customer = session.get(m.Customer, record.customer_id)
-            customer.marketing_opt_in = False
+    now = now or _now()
+    for record in records:
+        if record.withdrawn_at is None:
+            record.withdrawn_at, record.withdrawn_channel = now, channel
     session.flush()
-    return record
+    for customer_id in sorted({r.customer_id for r in records if r.text.kind == "marketing"}):
+        customer = session.get(m.Customer, customer_id)
+        if customer.marketing_opt_in and not active(session, customer_id, "marketing"):
+            customer.marketing_opt_in = False
+            events.emit_customer(session, events.CUSTOMER_UPDATED, tenant_slug, customer_id, ["marketing_opt_in"])
+    session.flush()
+    return records
 
 
 def summary(session: Session, since: dt.datetime, until: dt.datetime) -> list[dict]:

@@ -183,7 +183,7 @@ def _send_and_record(tenant: str, items: list[Prepared], now: dt.datetime) -> li
             smtp.close()
     retries = []
     if any(r[0].outcome is None for r in results):
-        with job_session(tenant) as (session, _ref):
+        with job_session(tenant) as (session, ref):
             for p, status, provider_id, error, opted_out in results:
                 if p.outcome is not None:
                     continue
@@ -196,7 +196,7 @@ def _send_and_record(tenant: str, items: list[Prepared], now: dt.datetime) -> li
                 else:
                     _finish(row, status, now, error=str(error)[:2000] if error else None, provider_id=provider_id)
                 if opted_out:
-                    messaging.set_sms_opt_out(session, opted_out)
+                    messaging.set_sms_opt_out(session, ref.slug, opted_out)
     for delivery_id, delay in retries:
         _schedule(tenant, delivery_id, delay)
     return [r[1] for r in results]

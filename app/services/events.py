@@ -15,6 +15,7 @@ Customer events (aggregate_id is the customer id; payload carries ids and field 
 - customer.created            customer_id, fields
 - customer.updated            customer_id, fields (the names of the fields that changed)
 - customer.erased             customer_id, appointment_ids, meetings
+- customer.deleted            customer_id (a customer with no appointments removed by the business)
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ ALL = (BOOKED, RESCHEDULED, CANCELLED, STATUS_CHANGED, NO_SHOW)
 CUSTOMER_ERASED = "customer.erased"   # customer_id, appointment_ids, meetings [{appointment_id, provider, meeting_id}]
 CUSTOMER_CREATED = "customer.created"
 CUSTOMER_UPDATED = "customer.updated"
-CUSTOMER_EVENTS = (CUSTOMER_CREATED, CUSTOMER_UPDATED, CUSTOMER_ERASED)
+CUSTOMER_DELETED = "customer.deleted"  # customer_id; the row is gone (only customers without appointments can be)
+CUSTOMER_EVENTS = (CUSTOMER_CREATED, CUSTOMER_UPDATED, CUSTOMER_ERASED, CUSTOMER_DELETED)
 # Columns of `customer` whose change is a customer.updated (created_at and ids never change).
 CUSTOMER_FIELDS = ("name", "email", "phone", "locale", "timezone", "sms_opt_out", "marketing_opt_in")
 
@@ -73,6 +75,12 @@ def emit_customer_erased(session: Session, tenant_slug: str, customer_id: int, a
     body = {"tenant": tenant_slug, "customer_id": customer_id, "appointment_ids": appointment_ids,
             "meetings": list(meetings)}
     return _add_customer_event(session, CUSTOMER_ERASED, customer_id, body)
+
+
+def emit_customer_deleted(session: Session, tenant_slug: str, customer_id: int) -> OutboxEvent:
+    """`customer.deleted`: the row is being deleted in this transaction (a refused delete rolls it back)."""
+    return _add_customer_event(session, CUSTOMER_DELETED, customer_id,
+                               {"tenant": tenant_slug, "customer_id": customer_id})
 
 
 def emit_customer(session: Session, event_type: str, tenant_slug: str, customer_id: int,

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.models import tenant as m
 from app.models.notifications import AgencyTemplate, NotificationDelivery, ServiceNotificationSettings, TenantTemplate
 from app.notifications import templating
+from app.services import events
 
 FAILED = ("failed", "bounced")
 MAX_OFFSETS = 5
@@ -168,6 +169,17 @@ def save_reminder_settings(session: Session, service_id: int, form: Mapping[str,
 # ------------------------------------------------------------------ SMS opt-out
 
 
-def set_sms_opt_out(session: Session, phone: str, opted_out: bool = True) -> None:
-    """Every customer of this business with this (normalized) number stops, or starts again, getting SMS."""
-    session.execute(update(m.Customer).where(m.Customer.phone == phone).values(sms_opt_out=opted_out))
+def set_sms_opt_out(session: Session, tenant_slug: str, phone: str, opted_out: bool = True) -> list[int]:
+    """Every customer of this business with this (normalized) number stops, or starts again, getting SMS.
+
+    Each customer whose choice actually changed gets a `customer.updated` naming `sms_opt_out`
+    (a repeated STOP is no change and no event). Returns those customers' ids.
+    """
+    changed = list(session.scalars(
+        update(m.Customer)
+        .where(m.Customer.phone == phone, m.Customer.sms_opt_out.is_distinct_from(opted_out))
+        .values(sms_opt_out=opted_out)
+        .returning(m.Customer.id)))
+    for customer_id in sorted(changed):
+        events.emit_customer(session, events.CUSTOMER_UPDATED, tenant_slug, customer_id, ["sms_opt_out"])
+    return changed

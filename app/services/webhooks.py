@@ -221,6 +221,8 @@ def event_data(session: Session, event: m.OutboxEvent, appointments: dict) -> di
         if customer is None:
             return None
         return {"customer": customer_data(customer), "change": {"fields": list(payload.get("fields") or [])}}
+    if event.event_type == events.CUSTOMER_DELETED:
+        return {"customer": {"id": payload.get("customer_id")}}
     if event.event_type == events.CUSTOMER_ERASED:
         # Ids only: the person is gone; receivers delete what they keep under these ids.
         return {"customer": {"id": payload.get("customer_id")},

@@ -343,7 +343,8 @@ class StaffView(DerivedKeyMixin, TenantModelView):
 
 
 class CustomerInterface(RuleInterface):
-    """Customer rows: each add or edit also writes customer.created / .updated to the outbox, in its transaction."""
+    """Customer rows: each add, edit or delete also writes customer.created / .updated / .deleted to the
+    outbox, in its transaction (a delete refused because the customer has appointments writes nothing)."""
 
     def add(self, item, commit: bool = True) -> None:
         self._write(lambda: events.record_customer_changes(self.session, g.tenant.slug, item))
@@ -352,6 +353,17 @@ class CustomerInterface(RuleInterface):
         def work():
             events.record_customer_changes(self.session, g.tenant.slug, item)
             self.session.merge(item)
+
+        self._write(work)
+
+    def delete(self, item, commit: bool = True) -> None:
+        self.delete_all([item])
+
+    def delete_all(self, items) -> None:
+        def work():
+            for item in items:
+                events.emit_customer_deleted(self.session, g.tenant.slug, item.id)
+                self.session.delete(item)
 
         self._write(work)
 

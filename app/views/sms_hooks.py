@@ -65,7 +65,7 @@ def sms_status(slug: str):
         return _error(400, "bad_request", str(exc))
     status = STATUS_MAP.get(update_.status)
     try:
-        with tenant_session(db.engine, slug) as (session, _ref):
+        with tenant_session(db.engine, slug) as (session, ref):
             row = session.query(NotificationDelivery).filter_by(provider_id=update_.sid, channel="sms") \
                 .with_for_update().one_or_none()
             if row is None:
@@ -76,7 +76,7 @@ def sms_status(slug: str):
             if update_.error_code:
                 row.last_error = f"provider error {update_.error_code}"
                 if update_.error_code == ERROR_UNSUBSCRIBED:
-                    messaging.set_sms_opt_out(session, row.recipient)
+                    messaging.set_sms_opt_out(session, ref.slug, row.recipient)
     except NoTenant:
         return _error(404, "not_found", f"unknown tenant {slug!r}")
     return Response(status=204)
@@ -95,8 +95,8 @@ def sms_inbound(slug: str):
         return _error(400, "bad_request", str(exc), "From")
     if body in OPT_OUT_KEYWORDS or body in OPT_IN_KEYWORDS:
         try:
-            with tenant_session(db.engine, slug) as (session, _ref):
-                messaging.set_sms_opt_out(session, phone, body in OPT_OUT_KEYWORDS)
+            with tenant_session(db.engine, slug) as (session, ref):
+                messaging.set_sms_opt_out(session, ref.slug, phone, body in OPT_OUT_KEYWORDS)
         except NoTenant:
             return _error(404, "not_found", f"unknown tenant {slug!r}")
     return Response(EMPTY_TWIML, mimetype="application/xml")

@@ -236,16 +236,29 @@ class ConsentTextView(FormModelView):
 
 
 class ConsentRecordView(ModelView):
-    """Who agreed to which text version, when, from which IP (read-only evidence)."""
+    """Who agreed to which text version, when, from which IP (evidence: never edited; only a withdrawal
+    can be recorded)."""
 
     datamodel = Interface(w.ConsentRecord)
     class_permission_name = "ConsentRecords"
-    base_permissions = ["can_list", "can_show"]
+    base_permissions = ["can_list", "can_show", "can_withdraw"]
     list_columns = ["at", "email", "text", "channel", "ip", "withdrawn_at", "appointment"]
     show_columns = ["at", "email", "customer", "text", "channel", "ip", "withdrawn_at", "withdrawn_channel", "appointment"]
     search_columns = ["email", "at"]
     base_order = ("at", "desc")
     label_columns = {"text": "Text version", "ip": "IP"}
+
+    @action("withdraw", "Withdraw", "Record that the customer withdrew the selected consents?", "fa-undo")
+    def withdraw(self, items):
+        """The business records a withdrawal (by phone, at the desk): the evidence stays, marked
+        withdrawn by "admin"; a customer's last marketing consent also clears their marketing flag."""
+        from app.gdpr import consents
+
+        items = items if isinstance(items, list) else [items]
+        ids = [item.id for item in items]
+        run_unit(lambda: consents.withdraw(db.session, g.tenant.slug, ids, "admin"))
+        flash(f"{len(ids)} consent record(s) marked withdrawn.", "success")
+        return redirect(self.get_redirect())
 
 
 class ErasureRequestView(ModelView):

@@ -89,3 +89,30 @@ def test_inbound_stop_opts_the_customer_out(app, client, notif_tenant, twilio, s
         assert handle_event(notif_tenant, event_id) == 2
     assert sorted(r["channel"] for r in deliveries(app, notif_tenant)) == ["email", "email"]
     assert twilio.requests == []
+
+
+def test_stop_and_start_are_customer_updated_events_once_per_change(app, client, notif_tenant, twilio, smtp, notif):
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    _book(client, notif_tenant)
+    url = f"{app.config['PUBLIC_URL']}/hooks/sms/inbound/{notif_tenant}"
+
+    def reply(body):
+        form = {"From": "+4930901820", "Body": body, "To": "+15005550006"}
+        response = client.post(f"/hooks/sms/inbound/{notif_tenant}", data=form,
+                               headers={"X-Twilio-Signature": sign(twilio.auth_token, url, form)})
+        assert response.status_code == 200
+
+    def updates():
+        with app.app_context(), db.engine.connect() as conn:
+            return [(r.payload["fields"], r.aggregate_id) for r in conn.execute(text(
+                f'SELECT payload, aggregate_id FROM "tenant_{notif_tenant}".outbox_event'
+                " WHERE event_type = 'customer.updated' ORDER BY id"))]
+
+    reply("STOP")
+    reply("stop")     # no change: no second event
+    reply("START")
+    [(customer_id,)] = [(r[1],) for r in updates()[:1]]
+    assert updates() == [(["sms_opt_out"], customer_id), (["sms_opt_out"], customer_id)]
