@@ -170,6 +170,12 @@ def _send_and_record(tenant: str, items: list[Prepared], now: dt.datetime) -> li
             if p.outcome is not None:
                 results.append((p, p.outcome, None, None, None))
                 continue
+            if _lease_lost(p.delivery):
+                # A batch that ran past its lease: the sweep may have handed this row to another
+                # worker already. Sending it here too could deliver it twice; leave it to the sweep.
+                log.warning("delivery %s: lease ran out before its send; left to the sweep", p.delivery.id)
+                results.append((p, LEASE_LOST, None, None, None))
+                continue
             try:
                 status, provider_id = _send(p.delivery, p.out, p.sender_name, p.reply_to, cfg, p.callback, smtp)
                 results.append((p, status, provider_id, None, None))
@@ -185,7 +191,7 @@ def _send_and_record(tenant: str, items: list[Prepared], now: dt.datetime) -> li
     if any(r[0].outcome is None for r in results):
         with job_session(tenant) as (session, ref):
             for p, status, provider_id, error, opted_out in results:
-                if p.outcome is not None:
+                if p.outcome is not None or status == LEASE_LOST:
                     continue
                 row = session.get(NotificationDelivery, p.delivery.id, with_for_update=True)
                 if status == "retry":
@@ -213,6 +219,15 @@ def _finish(d: NotificationDelivery, status: str, now: dt.datetime, *, error: st
         # When it went out: after the send, and never before the row's own (database-clock) creation.
         sent = _now()
         d.sent_at = max(sent, d.created_at) if d.created_at is not None else sent
+
+
+LEASE_LOST = "lease-lost"
+LEASE_MARGIN = dt.timedelta(seconds=0.5)
+
+
+def _lease_lost(d: NotificationDelivery) -> bool:
+    """True when this worker's claim on `d` has run out (or is about to): the sweep re-claims such rows."""
+    return d.lease_until is not None and _now() >= d.lease_until - LEASE_MARGIN
 
 
 def _send(d: NotificationDelivery, out: notify.Composed, sender_name: str, reply_to: str | None, cfg,

@@ -182,12 +182,23 @@ def relay_platform_mail(engine: Engine, limit: int = 200, requeue_after: float |
         return len(rows)
 
 
+def drain_platform_mail(engine: Engine, limit: int = 200, requeue_after: float | None = None) -> int:
+    """`relay_platform_mail` until a batch comes back short: a burst of account mail (an agency
+    inviting its whole team) goes out in one pass, not 200 per sweep."""
+    total = 0
+    while True:
+        n = relay_platform_mail(engine, limit, requeue_after)
+        total += n
+        if n < limit:
+            return total
+
+
 def relay_all(engine: Engine, limit: int = 200, requeue_after: float | None = None) -> int:
     """One pass over every active tenant (each drained while full batches come back), then account mail.
 
     With `requeue_after`, events relayed that long ago and never handled are relayed again too.
     """
-    total = relay_platform_mail(engine, limit)
+    total = drain_platform_mail(engine, limit)
     for slug in active_tenants(engine):
         while True:
             n = relay_tenant(engine, slug, limit)
@@ -264,7 +275,7 @@ def run(engine: Engine, sweep_every: float = 2.0, limit: int = 200, coalesce: fl
                     time.sleep(coalesce)
                     schemas = {n.payload for n in raw.notifies(timeout=0, stop_after=100_000)}
                     if "public" in schemas:
-                        relay_platform_mail(engine, limit)
+                        drain_platform_mail(engine, limit)
                     for schema in schemas - {"public"}:
                         slug = _slug_of(engine, schema)
                         if slug:

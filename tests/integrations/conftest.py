@@ -23,7 +23,7 @@ FAST_ENV = {
     "WEBHOOK_ALLOW_PRIVATE": "1",
     "NOTIFY_RETRY_BASE": "0.3",
     "NOTIFY_RETRY_CAP": "2",
-    "NOTIFY_LEASE_SECONDS": "3",
+    "NOTIFY_LEASE_SECONDS": "20",  # long: a batch whose lease runs out waits for a sweep (none runs in tests)
     "NOTIFY_SWEEP_GRACE_SECONDS": "0",
     "MEETING_RETRY_SCHEDULE": "0.3,0.3,0.3",
 }

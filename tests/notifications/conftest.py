@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FAST_ENV = {
     "NOTIFY_RETRY_BASE": "0.3",
     "NOTIFY_RETRY_CAP": "2",
-    "NOTIFY_LEASE_SECONDS": "3",
+    "NOTIFY_LEASE_SECONDS": "20",  # long: a batch whose lease runs out waits for a sweep (none runs in tests)
     "NOTIFY_SWEEP_GRACE_SECONDS": "0",
 }
 

@@ -142,3 +142,27 @@ def _relay_listening(app) -> bool:
         return bool(conn.execute(text(
             "SELECT 1 FROM pg_stat_activity WHERE query ILIKE 'LISTEN upzento_outbox%' AND datname = current_database()"
         )).scalar())
+
+
+def test_a_burst_of_account_mail_is_relayed_in_one_pass(app, notif):
+    """More mails than one batch: the relay drains them all, not one batch per sweep."""
+    import uuid
+
+    from app.extensions import db
+    from app.jobs.relay import drain_platform_mail
+    from app.models.public import PlatformMail
+    from app.uow import unit_of_work
+
+    tag = uuid.uuid4().hex[:8]
+    emails = [f"burst-{tag}-{i}@example.org" for i in range(7)]
+    with app.app_context():
+        from sqlalchemy.orm import Session
+
+        with Session(db.engine) as session, unit_of_work(session):
+            session.add_all([PlatformMail(to_email=e, subject="Invitation", body="Welcome") for e in emails])
+        assert drain_platform_mail(db.engine, limit=2) >= 7
+    assert all(_rows(app, e)[0].relayed_at is not None for e in emails)
+    with app.app_context(), db.engine.begin() as conn:  # never sent: keep them out of later tests' sweeps
+        from sqlalchemy import text
+
+        conn.execute(text("DELETE FROM public.platform_mail WHERE to_email LIKE :p"), {"p": f"burst-{tag}-%"})
