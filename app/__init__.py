@@ -86,6 +86,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     errors.register(app)
 
+    from app import ratelimit
+
+    ratelimit.configure_storage(app)
     with app.app_context():
         appbuilder.init_app(app, db.session)
         from app.views import register_views
@@ -101,8 +104,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     # After FAB's own before_request (which loads the user): pick the tenant.
     app.before_request(resolve_request_scope)
-    from app import ratelimit
-
     ratelimit.install(app)
     from app import api_common
 

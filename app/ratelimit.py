@@ -131,11 +131,18 @@ def _standard_headers(response):
     return response
 
 
-def install(app: Flask) -> None:
-    """Call after `resolve_request_scope` is registered: the key checks need the authenticated key."""
+def configure_storage(app: Flask) -> None:
+    """The limiters' storage (Redis, shared by every process and node). Call before
+    Flask-AppBuilder's init_app: its own limiter (sign-in pages) reads the same settings
+    and would otherwise count in memory, per process."""
     app.config.setdefault("RATELIMIT_STORAGE_URI", _storage_uri(app.config.get("REDIS_URL"), app.config.get("REDIS_SENTINELS"),
                                                                 app.config.get("REDIS_SENTINEL_MASTER")))
     app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 2, "socket_timeout": 2})
+
+
+def install(app: Flask) -> None:
+    """Call after `resolve_request_scope` is registered: the key checks need the authenticated key."""
+    configure_storage(app)
     # after_request hooks run last-registered first: ours must run after the limiter's.
     app.after_request(_standard_headers)
     limiter = make_limiter()
