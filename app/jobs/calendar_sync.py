@@ -67,6 +67,11 @@ def push(tenant: str, appointment_id: str, connection_id: int | None = None) -> 
         now = _now()
         with _session(tenant) as (session, _ref):
             outcomes = cal.push_appointment(session, tenant, appointment_id, _cfg(), now, only=connection_id)
+        released = [i for o in outcomes for i in o.released]
+        if released:  # committed: the confirmations held for the meeting link go out now
+            from app.jobs.meetings import dispatch_confirmations
+
+            dispatch_confirmations(tenant, released)
         for o in outcomes:
             if o.action == "retry" and o.retry_in is not None:
                 _enqueue_in(o.retry_in, PUSH_JOB, tenant, appointment_id, o.connection_id)

@@ -30,7 +30,6 @@ from sqlalchemy.orm import joinedload
 from app.jobs.runtime import config, job_session
 from app.meetings import MeetingError
 from app.models import tenant as m
-from app.models.notifications import NotificationDelivery
 from app.services import events
 from app.services import meetings as svc
 
@@ -39,7 +38,7 @@ UTC = dt.timezone.utc
 SYNC_JOB = "app.jobs.meetings.sync"
 QUEUE = "integrations"
 SCHEDULE = (30, 120, 600, 1800, 3600, 3600, 3600, 3600)
-HELD_KINDS = ("booking_confirmed", "booking_confirmed_staff")
+HELD_KINDS = svc.HELD_KINDS
 MEETING_EVENTS = (events.BOOKED, events.RESCHEDULED, events.CANCELLED, events.STATUS_CHANGED)
 LOCK_TTL = 60
 
@@ -128,6 +127,26 @@ def _sync_once(tenant: str, appointment_id: str) -> tuple[str, bool]:
         if appt is None:
             return "gone", False
         wanted = svc.wants_meeting(appt)
+        if svc.made_on_calendar(appt) or (wanted and not appt.meeting_id):
+            on_calendar = svc.calendar_connection_for_meeting(session, appt)
+            if on_calendar is not None:
+                # The staff member's own calendar event carries the link (the calendar push makes,
+                # moves and deletes it with the event): nothing for the provider's API.
+                if appt.meeting_status not in ("ready", "pending") or not svc.made_on_calendar(appt):
+                    svc.store_calendar_meeting(session, appt, on_calendar, "", None, {})
+                return "on the staff member's calendar", False
+            if svc.made_on_calendar(appt) and wanted and appt.meeting_join_url \
+                    and svc.calendar_meeting_owner(session, appt) == appt.staff_id:
+                # Their connection needs a reconnect: the event and its link still exist; keep them.
+                return "on the staff member's calendar", False
+            if svc.made_on_calendar(appt):
+                # Cancelled, or the staff member or their connection changed: the push removes the
+                # old event with its link; a still wanted meeting is made afresh below.
+                appt.meeting_id, appt.meeting_join_url, appt.meeting_details = None, None, {}
+                if not wanted:
+                    appt.meeting_status, appt.meeting_error = "deleted", None
+                    return "deleted with the calendar event", False
+                appt.meeting_status = "pending"
         provider = appt.meeting_provider or (appt.service.meeting if wanted else None)
         details = dict(appt.meeting_details or {})
         snapshot = (appt.status, appt.start_at, appt.end_at, appt.sequence)
@@ -179,21 +198,17 @@ def _sync_once(tenant: str, appointment_id: str) -> tuple[str, bool]:
         changed = (appt.status, appt.start_at, appt.end_at, appt.sequence) != snapshot
         released = _release_held(session, key, now) if action != "deleted" else []
     if released:
-        _dispatch(tenant, released)
+        dispatch_confirmations(tenant, released)
     log.info("meeting %s for appointment %s of %s", action, appointment_id, tenant)
     return action, changed
 
 
 def _release_held(session, appointment_id, now: dt.datetime) -> list[int]:
     """Confirmations held for the link go out now."""
-    return list(session.scalars(
-        update(NotificationDelivery)
-        .where(NotificationDelivery.appointment_id == appointment_id, NotificationDelivery.status == "queued",
-               NotificationDelivery.kind.in_(HELD_KINDS), NotificationDelivery.not_before > now)
-        .values(not_before=now, updated_at=now).returning(NotificationDelivery.id)))
+    return svc.release_held_confirmations(session, appointment_id, now)
 
 
-def _dispatch(tenant: str, delivery_ids: list[int]) -> None:
+def dispatch_confirmations(tenant: str, delivery_ids: list[int]) -> None:
     from app.jobs.notify import dispatch
 
     try:
@@ -221,7 +236,7 @@ def _failed(tenant: str, key: uuid.UUID, provider: str, exc: MeetingError) -> st
         if attempts == 1 and staff is not None and staff.email:
             _tell_staff(session, staff.email, appt, ref, exc)
     if released:
-        _dispatch(tenant, released)
+        dispatch_confirmations(tenant, released)
     if not final:
         delay = schedule[attempts - 1]
         if exc.retry_after:

@@ -35,6 +35,7 @@ from app.calendars.base import (
     OurEvent,
     ProviderError,
     PulledEvent,
+    Written,
 )
 from app.errors import SlotUnavailable
 from app.models import tenant as m
@@ -46,6 +47,7 @@ from app.models.calendar_sync import (
     CalendarEventLink,
     CalendarSettings,
 )
+from app.services import meetings
 
 log = logging.getLogger(__name__)
 UTC = dt.timezone.utc
@@ -391,6 +393,7 @@ class PushOutcome:
     action: str  # created / updated / deleted / unchanged / retry / failed / reconnect
     error: str | None = None
     retry_in: float | None = None
+    released: list[int] = field(default_factory=list)  # confirmations held for a link made here: send now
 
 
 def _connections_for(session: Session, appt: m.Appointment) -> list[CalendarConnection]:
@@ -435,6 +438,12 @@ def push_appointment(session: Session, slug: str, appointment_id, cfg: SyncConfi
 
 def _push_one(session, slug, conn, appt, link, want: bool, prefs, cfg, now, clients) -> PushOutcome:
     event = render_event(session, slug, appt, prefs) if want else None
+    makes_meeting = False
+    if event is not None:
+        on_calendar = meetings.calendar_connection_for_meeting(session, appt)
+        makes_meeting = on_calendar is not None and on_calendar.id == conn.id
+        if makes_meeting:
+            event.extra = meetings.calendar_meeting_request(conn.provider, appt)
     digest = content_hash(event) if event else None
     if link is not None and ((want and not link.deleted and link.content_hash == digest) or (not want and link.deleted)):
         if link.push_status != "ok":
@@ -451,7 +460,7 @@ def _push_one(session, slug, conn, appt, link, want: bool, prefs, cfg, now, clie
     client = _client(session, conn, cfg, clients)
     try:
         before = getattr(client, "requests", 0)
-        action = _write(client, conn, link, event, want)
+        action, written = _write(client, conn, link, event, want)
         link.provider_requests += getattr(client, "requests", 0) - before
     except AuthFailed as exc:
         mark_reconnect(session, conn, str(exc), now)
@@ -476,10 +485,17 @@ def _push_one(session, slug, conn, appt, link, want: bool, prefs, cfg, now, clie
     link.push_status, link.push_error, link.push_attempts, link.next_attempt_at = "ok", None, 0, None
     conn.last_push_at = now
     record_success(conn)
-    return PushOutcome(conn.id, action)
+    released = []
+    if makes_meeting and written is not None:
+        url, details = meetings.calendar_meeting_link(conn.provider, written.raw or {})
+        if meetings.store_calendar_meeting(session, appt, conn, written.external_id, url, details):
+            # The provider shows the link on the event itself (Meet / Teams join button); our
+            # template's {meeting_url} and location fill in with the appointment's next change.
+            released = meetings.release_held_confirmations(session, appt.id, now)
+    return PushOutcome(conn.id, action, released=released)
 
 
-def _write(client, conn, link: CalendarEventLink, event: OurEvent | None, want: bool) -> str:
+def _write(client, conn, link: CalendarEventLink, event: OurEvent | None, want: bool) -> tuple[str, Written | None]:
     calendar = link.calendar_id or conn.target_calendar
     if not want:
         if link.external_id:
@@ -487,7 +503,7 @@ def _write(client, conn, link: CalendarEventLink, event: OurEvent | None, want: 
                 client.delete(calendar, link.external_id)
             except NotFound:
                 pass
-        return "deleted"
+        return "deleted", None
     if link.calendar_id and link.calendar_id != conn.target_calendar and link.external_id and not link.deleted:
         # The target calendar changed: move our event over.
         try:
@@ -505,7 +521,7 @@ def _write(client, conn, link: CalendarEventLink, event: OurEvent | None, want: 
         written = client.upsert(conn.target_calendar, event, None, link.generation)
     action = "updated" if existing and not link.deleted else "created"
     link.external_id, link.etag = written.external_id, written.etag
-    return action
+    return action, written
 
 
 def _client(session, conn, cfg, clients):

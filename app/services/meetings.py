@@ -149,3 +149,100 @@ def meeting_json(appt: m.Appointment) -> dict | None:
 
 def wants_meeting(appt: m.Appointment) -> bool:
     return appt.service is not None and appt.service.meeting not in (None, "none") and appt.status != m.STATUS_CANCELLED
+
+
+# ------------------------------------------------------------ links on the staff member's own calendar event
+
+# A Meet or Teams link is made on the staff member's own calendar event when they have a
+# Google or Microsoft calendar connection that receives our events: the calendar push
+# asks for the conference on that event, and the link is the one their calendar shows.
+# Without such a connection the meeting job makes it with the business's credentials.
+CALENDAR_PROVIDER = {"google_meet": "google", "teams": "microsoft"}
+VIA_CALENDAR = "calendar"
+
+
+def made_on_calendar(appt: m.Appointment) -> bool:
+    return (appt.meeting_details or {}).get("via") == VIA_CALENDAR
+
+
+def calendar_connection_for_meeting(session: Session, appt: m.Appointment):
+    """The staff member's calendar connection that makes this appointment's link, or None.
+
+    Only for Meet (Google connection) and Teams (Microsoft connection), only while the
+    appointment is not cancelled, and never once a link was made by the provider's API
+    (an appointment keeps the meeting it has).
+    """
+    from app.models.calendar_sync import STATUS_ACTIVE, CalendarConnection
+
+    if not wants_meeting(appt) or appt.staff_id is None:
+        return None
+    provider = CALENDAR_PROVIDER.get(appt.service.meeting)
+    if provider is None or (appt.meeting_id and not made_on_calendar(appt)):
+        return None
+    return session.scalar(select(CalendarConnection).where(
+        CalendarConnection.owner_kind == "staff", CalendarConnection.staff_id == appt.staff_id,
+        CalendarConnection.provider == provider, CalendarConnection.status == STATUS_ACTIVE,
+        CalendarConnection.target_calendar.is_not(None)).order_by(CalendarConnection.id).limit(1))
+
+
+def calendar_meeting_owner(session: Session, appt: m.Appointment) -> int | None:
+    """The staff id of the connection whose event carries the appointment's link (None: gone)."""
+    from app.models.calendar_sync import CalendarConnection
+
+    conn_id = (appt.meeting_details or {}).get("connection_id")
+    conn = session.get(CalendarConnection, conn_id) if conn_id else None
+    return conn.staff_id if conn is not None else None
+
+
+def calendar_meeting_request(provider: str, appt: m.Appointment) -> dict:
+    """The fields our calendar event carries to get (or keep) its online meeting."""
+    if provider == "google":
+        if appt.meeting_join_url and made_on_calendar(appt):
+            return {}  # made: a PATCH without conferenceData keeps it
+        return {"conferenceData": {"createRequest": {"requestId": appt.id.hex,
+                                                     "conferenceSolutionKey": {"type": "hangoutsMeet"}}}}
+    return {"isOnlineMeeting": True, "onlineMeetingProvider": "teamsForBusiness"}
+
+
+def calendar_meeting_link(provider: str, answer: Mapping[str, Any]) -> tuple[str | None, dict]:
+    """(join URL, details) from the provider's answer to our event write (None while not made yet)."""
+    if provider == "google":
+        conference = answer.get("conferenceData") or {}
+        video = next((p.get("uri") for p in conference.get("entryPoints") or [] if p.get("entryPointType") == "video"), None)
+        phone = [p.get("uri") for p in conference.get("entryPoints") or [] if p.get("entryPointType") == "phone"]
+        details = {"dial_in": phone} if phone else {}
+        return answer.get("hangoutLink") or video, details
+    meeting = answer.get("onlineMeeting") or {}
+    return meeting.get("joinUrl"), {}
+
+
+def store_calendar_meeting(session: Session, appt: m.Appointment, conn, external_id: str, url: str | None,
+                           details: dict) -> bool:
+    """Record the link our calendar event got; True when it is new (held confirmations may go out)."""
+    stored = dict(appt.meeting_details or {})
+    if url is None:
+        if not appt.meeting_join_url:
+            appt.meeting_provider, appt.meeting_status = appt.service.meeting, "pending"
+            appt.meeting_details = {**stored, "via": VIA_CALENDAR, "connection_id": conn.id}
+        return False
+    new = url != appt.meeting_join_url
+    appt.meeting_provider, appt.meeting_id, appt.meeting_join_url = appt.service.meeting, f"calendar:{conn.id}:{external_id}", url
+    appt.meeting_status, appt.meeting_error, appt.meeting_attempts = "ready", None, 0
+    appt.meeting_details = {**details, "via": VIA_CALENDAR, "connection_id": conn.id}
+    return new
+
+
+def release_held_confirmations(session: Session, appointment_id, now) -> list[int]:
+    """Confirmations held for the link (app.services.notify.meeting_hold) go out now; their ids."""
+    from sqlalchemy import update
+
+    from app.models.notifications import NotificationDelivery
+
+    return list(session.scalars(
+        update(NotificationDelivery)
+        .where(NotificationDelivery.appointment_id == appointment_id, NotificationDelivery.status == "queued",
+               NotificationDelivery.kind.in_(HELD_KINDS), NotificationDelivery.not_before > now)
+        .values(not_before=now, updated_at=now).returning(NotificationDelivery.id)))
+
+
+HELD_KINDS = ("booking_confirmed", "booking_confirmed_staff")

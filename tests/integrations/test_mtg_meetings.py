@@ -194,3 +194,102 @@ def test_teams_meeting_made_moved_and_deleted_through_graph(app, client, make_te
     assert client.post(f"/api/v1/public/{slug}/bookings/{token}/cancel", json={}).status_code == 200
     relay(app, slug)
     wait_until(lambda: row["meeting_id"] not in graph.meetings, timeout=60)
+
+
+def test_meet_link_is_made_on_the_staff_members_own_google_event(app, client, make_tenant, pinned_now, integ,
+                                                                 integ_config, integ_smtp, integ_workers):
+    """A staff member with a Google calendar connection: the pushed event itself asks for the Meet
+    conference; its link reaches the appointment and the held confirmations; no second event and no
+    business-level Meet call; a reschedule moves that event and a cancel removes it with its link."""
+    from fakes.google_calendar import GoogleCalendarFake
+
+    from app.extensions import db
+    from app.models import tenant as m
+    from app.services import calendar_sync as cal
+    from app.tenancy import tenant_session
+
+    pinned_now("2027-01-01T00:00:00Z")
+    slug = make_tenant(_setup("google_meet"))
+    with GoogleCalendarFake() as google:
+        integ_config(GOOGLE_API_BASE_URL=google.api_base, GOOGLE_OAUTH_URL=google.base_url,
+                     GOOGLE_AUTH_URL=google.base_url + "/o/oauth2/v2/auth", GOOGLE_CLIENT_ID="gid",
+                     GOOGLE_CLIENT_SECRET="gsecret", MEETING_HOLD_SECONDS=300)
+        with app.app_context(), tenant_session(db.engine, slug) as (session, _ref):
+            ann = session.query(m.Staff).filter_by(key="ann").one()
+            cal.connect_oauth(session, provider="google", owner_kind="staff", staff_id=ann.id, tokens=google.grant(),
+                              account=google.email, cfg=cal.SyncConfig.from_config(app.config))
+
+        booked = book(client, slug)
+        appointment_id, token = booked["appointment"]["id"], booked["manage_token"]
+        relay(app, slug)
+        started = time.monotonic()
+        integ_workers.start(2)
+        mails = integ_smtp.wait_for(2, timeout=120)
+        assert time.monotonic() - started < 120  # released by the push, not by the 300 s hold
+
+        row = _appointment(app, slug, appointment_id)
+        [event] = google.live(google.email)
+        assert event["id"] == appointment_id.replace("-", "")
+        link = event["hangoutLink"]
+        assert link.startswith("https://meet.google.com/")
+        assert (row["meeting_provider"], row["meeting_status"], row["meeting_join_url"]) == ("google_meet", "ready", link)
+        assert row["meeting_details"]["via"] == "calendar"
+        assert event["conferenceData"]["createRequest"]["conferenceSolutionKey"] == {"type": "hangoutsMeet"}
+        inserts = [r for r in google.api_requests("POST") if r.path.endswith("/events")]
+        assert len(inserts) == 1 and inserts[0].query.get("conferenceDataVersion") == ["1"]
+        by_rcpt = {mail.rcpt_tos[0]: mail.message for mail in mails}
+        assert link in by_rcpt["eve@example.com"].get_body(("plain",)).get_content()
+        assert link in by_rcpt["ann@salon.test"].get_body(("plain",)).get_content()
+        shown = client.get(f"/api/v1/public/{slug}/bookings/{token}").get_json()["appointment"]["meeting"]
+        assert shown["provider"] == "google_meet" and shown["join_url"] == link
+
+        moved = client.post(f"/api/v1/public/{slug}/bookings/{token}/reschedule", json={"start": "2027-01-12T09:00:00Z"})
+        assert moved.status_code == 200, moved.get_json()
+        relay(app, slug)
+        wait_until(lambda: google.live(google.email)[0]["start"]["dateTime"] == "2027-01-12T09:00:00Z", timeout=60)
+        assert google.live(google.email)[0]["hangoutLink"] == link  # the same meeting moved with its event
+        assert _appointment(app, slug, appointment_id)["meeting_join_url"] == link
+
+        assert client.post(f"/api/v1/public/{slug}/bookings/{token}/cancel", json={}).status_code == 200
+        relay(app, slug)
+        wait_until(lambda: google.live(google.email) == [], timeout=60)
+        wait_until(lambda: _appointment(app, slug, appointment_id)["meeting_status"] == "deleted", timeout=60)
+        assert len([r for r in google.api_requests("POST") if r.path.endswith("/events")]) == 1
+        assert google.violations == []
+
+
+def test_teams_link_is_made_on_the_staff_members_own_outlook_event(app, client, make_tenant, pinned_now, integ,
+                                                                   integ_config, integ_workers):
+    """Teams with a Microsoft calendar connection: the pushed event carries isOnlineMeeting and its
+    joinUrl becomes the appointment's link; the onlineMeetings API (business credentials) is not used."""
+    from fakes.graph import GraphFake
+
+    from app.extensions import db
+    from app.models import tenant as m
+    from app.services import calendar_sync as cal
+    from app.tenancy import tenant_session
+
+    pinned_now("2027-01-01T00:00:00Z")
+    slug = make_tenant(_setup("teams"))
+    with GraphFake() as graph:
+        integ_config(MS_GRAPH_BASE_URL=graph.graph_base, MS_LOGIN_BASE_URL=graph.base_url, MS_CLIENT_ID="mid",
+                     MS_CLIENT_SECRET="msecret", MEETING_HOLD_SECONDS=300)
+        with app.app_context(), tenant_session(db.engine, slug) as (session, _ref):
+            ann = session.query(m.Staff).filter_by(key="ann").one()
+            cal.connect_oauth(session, provider="microsoft", owner_kind="staff", staff_id=ann.id, tokens=graph.grant(),
+                              account=graph.email, cfg=cal.SyncConfig.from_config(app.config))
+        booked = book(client, slug)
+        appointment_id, token = booked["appointment"]["id"], booked["manage_token"]
+        relay(app, slug)
+        integ_workers.start(1)
+        row = wait_until(lambda: (lambda r: r if r["meeting_status"] == "ready" else None)(
+            _appointment(app, slug, appointment_id)), timeout=60)
+        [event] = graph.live()
+        assert event["isOnlineMeeting"] is True and event["onlineMeetingProvider"] == "teamsForBusiness"
+        assert row["meeting_join_url"] == event["onlineMeeting"]["joinUrl"] and row["meeting_provider"] == "teams"
+        assert not any("/onlineMeetings" in r.path for r in graph.requests)
+        assert client.post(f"/api/v1/public/{slug}/bookings/{token}/cancel", json={}).status_code == 200
+        relay(app, slug)
+        wait_until(lambda: graph.live() == [], timeout=60)
+        wait_until(lambda: _appointment(app, slug, appointment_id)["meeting_status"] == "deleted", timeout=60)
+        assert graph.violations == []
