@@ -184,6 +184,7 @@ def _sync_once(tenant: str, appointment_id: str) -> tuple[str, bool]:
         if appt is None:
             return action, False
         details = dict(appt.meeting_details or {})
+        before_url = appt.meeting_join_url
         if made is not None:
             details = {**made.details, "host": host}
             appt.meeting_provider, appt.meeting_id, appt.meeting_join_url = made.provider, made.id, made.join_url
@@ -196,7 +197,10 @@ def _sync_once(tenant: str, appointment_id: str) -> tuple[str, bool]:
             appt.meeting_status = "ready"
         appt.meeting_details, appt.meeting_error, appt.meeting_attempts = details, None, 0
         changed = (appt.status, appt.start_at, appt.end_at, appt.sequence) != snapshot
-        released = _release_held(session, key, now) if action != "deleted" else []
+        if action != "deleted" and appt.meeting_join_url and appt.meeting_join_url != before_url:
+            released = svc.link_ready(session, ref.slug, appt, now)
+        else:
+            released = _release_held(session, key, now) if action != "deleted" else []
     if released:
         dispatch_confirmations(tenant, released)
     log.info("meeting %s for appointment %s of %s", action, appointment_id, tenant)

@@ -82,6 +82,7 @@ EVENTS = (
     "reminder",
     "follow_up",
     "no_show",
+    "meeting_ready",
 )
 CHANNELS = ("email", "sms")
 FALLBACK_LANGUAGE = "en"
@@ -681,6 +682,14 @@ _PHRASES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
         N_("{{ business.name }}: we missed you at your {{ service.name }} on {{ appointment.date }}. Contact us to "
            "book again{% if business.phone %}: {{ business.phone }}{% endif %}."),
     ),
+    "meeting_ready": (
+        N_("Your meeting link: {{ service.name }} on {{ appointment.date }}"),
+        (N_("The online meeting for your appointment is ready. Join it with the link below at the time of your "
+            "appointment."),),
+        (),
+        N_("{{ business.name }}: your meeting link for {{ service.name }} on {{ appointment.date }}, "
+           "{{ appointment.time }}: {{ appointment.meeting_url }}"),
+    ),
 }
 
 # SMS wording avoids letters outside GSM-7 where it can (no "ô", "á"): one such
@@ -688,10 +697,10 @@ _PHRASES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
 
 # Which blocks each email carries.
 _WITH_DETAILS = {"booking_confirmed", "booking_confirmed_staff", "rescheduled", "rescheduled_staff",
-                 "cancelled_staff", "reminder"}
+                 "cancelled_staff", "reminder", "meeting_ready"}
 # Written to the staff member: greets them and lists the customer instead of the staff and price.
 _STAFF_EVENTS = {"booking_confirmed_staff", "rescheduled_staff", "cancelled_staff"}
-_WITH_MANAGE_LINKS = {"booking_confirmed", "rescheduled", "reminder"}
+_WITH_MANAGE_LINKS = {"booking_confirmed", "rescheduled", "reminder", "meeting_ready"}
 
 _TD_LABEL = 'style="padding:4px 16px 4px 0;color:#6e6e73;vertical-align:top"'
 _TD_VALUE = 'style="padding:4px 0"'

@@ -491,7 +491,7 @@ def _push_one(session, slug, conn, appt, link, want: bool, prefs, cfg, now, clie
         if meetings.store_calendar_meeting(session, appt, conn, written.external_id, url, details):
             # The provider shows the link on the event itself (Meet / Teams join button); our
             # template's {meeting_url} and location fill in with the appointment's next change.
-            released = meetings.release_held_confirmations(session, appt.id, now)
+            released = meetings.link_ready(session, slug, appt, now)
     return PushOutcome(conn.id, action, released=released)
 
 

@@ -10,6 +10,7 @@ Events (payload always carries `appointment_id`, `tenant`, and the fields listed
 - appointment.cancelled       reason, by (actor), start
 - appointment.status_changed  from_status, to_status
 - appointment.no_show         start (also emitted as status_changed)
+- appointment.meeting_ready   provider (the online meeting's link exists now, or changed)
 
 Customer events (aggregate_id is the customer id; payload carries ids and field names, never values):
 - customer.created            customer_id, fields
@@ -30,7 +31,8 @@ RESCHEDULED = "appointment.rescheduled"
 CANCELLED = "appointment.cancelled"
 STATUS_CHANGED = "appointment.status_changed"
 NO_SHOW = "appointment.no_show"
-ALL = (BOOKED, RESCHEDULED, CANCELLED, STATUS_CHANGED, NO_SHOW)
+MEETING_READY = "appointment.meeting_ready"
+ALL = (BOOKED, RESCHEDULED, CANCELLED, STATUS_CHANGED, NO_SHOW, MEETING_READY)
 # Not about one appointment (aggregate_id is the customer id); consumers that sync
 # calendars, meeting links or webhooks remove what they hold about the person.
 CUSTOMER_ERASED = "customer.erased"   # customer_id, appointment_ids, meetings [{appointment_id, provider, meeting_id}]

@@ -232,6 +232,16 @@ def store_calendar_meeting(session: Session, appt: m.Appointment, conn, external
     return new
 
 
+def link_ready(session: Session, tenant_slug: str, appt: m.Appointment, now) -> list[int]:
+    """A new join link was stored: confirmations held for it go out now (their ids are returned for
+    dispatch after commit), and `appointment.meeting_ready` tells the rest (a customer whose
+    confirmation already went without a link gets it by mail; webhooks hear of it)."""
+    from app.services import events
+
+    events.emit(session, events.MEETING_READY, str(appt.id), tenant_slug, provider=appt.meeting_provider)
+    return release_held_confirmations(session, appt.id, now)
+
+
 def release_held_confirmations(session: Session, appointment_id, now) -> list[int]:
     """Confirmations held for the link (app.services.notify.meeting_hold) go out now; their ids."""
     from sqlalchemy import update

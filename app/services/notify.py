@@ -37,9 +37,10 @@ from app.tenancy import TenantRef
 UTC = dt.timezone.utc
 LIVE_FOR_REMINDERS = (m.STATUS_PENDING, m.STATUS_CONFIRMED)
 # Kinds whose message says "your appointment is on": pointless once it is cancelled.
-NEEDS_LIVE = ("booking_confirmed", "booking_confirmed_staff", "rescheduled", "rescheduled_staff", "reminder")
+NEEDS_LIVE = ("booking_confirmed", "booking_confirmed_staff", "rescheduled", "rescheduled_staff", "reminder",
+              "meeting_ready")
 ICS_KINDS = {"booking_confirmed": "REQUEST", "booking_confirmed_staff": "REQUEST",
-             "rescheduled": "REQUEST", "rescheduled_staff": "REQUEST",
+             "rescheduled": "REQUEST", "rescheduled_staff": "REQUEST", "meeting_ready": "REQUEST",
              "cancelled": "CANCEL", "cancelled_staff": "CANCEL"}
 
 
@@ -183,11 +184,40 @@ def plan_event(session: Session, tenant: TenantRef, event: m.OutboxEvent, settin
             for channel, to in _customer_targets(customer, settings, ("email",)):
                 rows.append(_row(appt, "follow_up", channel, to, "customer", event_id=event.id,
                                  not_before=now + dt.timedelta(minutes=delay), language=lang))
+    elif event.event_type == events.MEETING_READY:
+        rows += _meeting_ready_rows(session, appt, event, now, lang)
     elif event.event_type == events.NO_SHOW:
         for channel, to in _customer_targets(customer, settings, ("email",)):
             rows.append(_row(appt, "no_show", channel, to, "customer", event_id=event.id,
                              not_before=now, language=lang))
     return rows
+
+
+def _meeting_ready_rows(session: Session, appt: m.Appointment, event: m.OutboxEvent, now: dt.datetime,
+                        lang: str) -> list[dict]:
+    """The link arrived after the customer's confirmation went out without it: send them the link
+    (its .ics updates their calendar entry too). A confirmation still waiting (held for the link)
+    or mailed with this link needs nothing.
+    """
+    url = appt.meeting_join_url
+    if not url or appt.status not in LIVE_FOR_REMINDERS or appt.end_at <= now:
+        return []
+    sent = session.execute(select(NotificationDelivery.channel, NotificationDelivery.recipient,
+                                  NotificationDelivery.body_text).where(
+        NotificationDelivery.appointment_id == appt.id, NotificationDelivery.recipient_role == "customer",
+        NotificationDelivery.kind.in_(("booking_confirmed", "rescheduled")),
+        NotificationDelivery.status.in_(("sending", "sent", "delivered")))).all()
+    emails = [(to, body) for channel, to, body in sent if channel == "email" and body is not None]
+    if emails:
+        if all(url in body for _to, body in emails):
+            return []
+        # The mail went without it; a text message (which never carries the link) gets it too.
+        targets = {("email", to) for to, body in emails if url not in body}
+        targets |= {(channel, to) for channel, to, _body in sent if channel == "sms"}
+    else:
+        targets = {(channel, to) for channel, to, _body in sent if channel == "sms"}  # no e-mail address
+    return [_row(appt, "meeting_ready", channel, to, "customer", revision=event.id, event_id=event.id,
+                 not_before=now, language=lang) for channel, to in sorted(targets)]
 
 
 def meeting_hold(session: Session, appt: m.Appointment, settings: Settings, now: dt.datetime) -> dt.datetime:

@@ -196,6 +196,7 @@ CHANGE_FIELDS = {
     events.STATUS_CHANGED: ("from_status", "to_status"),
     events.NO_SHOW: (),
     events.BOOKED: (),
+    events.MEETING_READY: (),
 }
 
 

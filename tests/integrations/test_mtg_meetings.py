@@ -145,6 +145,44 @@ def test_zoom_outage_keeps_the_booking_retries_and_tells_staff(app, client, make
     assert all(row["meeting_join_url"] in m.message.get_body(("plain",)).get_content() for m in mails)
 
 
+def test_a_link_made_after_the_confirmation_went_out_is_mailed_with_an_updated_invitation(
+        app, client, make_tenant, pinned_now, integ, integ_config, integ_smtp, integ_workers, zoom):
+    """The hold ended while Zoom was down, so the confirmation went without a link: once the link
+    exists the customer gets it (appointment.meeting_ready), with an .ics that updates the same
+    calendar entry; a link made in time sends nothing more (the first test above)."""
+    integ_config(MEETING_HOLD_SECONDS=1, MEETING_RETRY_SCHEDULE="4,4,4")  # the hold ends long before the link
+    pinned_now("2027-01-01T00:00:00Z")
+    slug = make_tenant(_setup("zoom"))
+    zoom.fail_next(503, {"code": 503, "message": "Service unavailable"}, times=2, method="POST", path=r"/v2/users/.*")
+    booked = book(client, slug)
+    appointment_id = booked["appointment"]["id"]
+    relay(app, slug)
+    integ_workers.start(1)
+    wait_until(lambda: rows(app, slug, "notification_delivery", "kind = 'booking_confirmed'"), timeout=60)
+    time.sleep(1.2)
+    from app.jobs.periodic import sweep_due
+
+    with app.app_context():
+        sweep_due()  # what rq cron does every minute: the held confirmations are due now
+    first = integ_smtp.wait_for(2, timeout=60)
+    row = wait_until(lambda: (lambda r: r if r["meeting_status"] == "ready" else None)(
+        _appointment(app, slug, appointment_id)), timeout=60)
+    join = row["meeting_join_url"]
+    confirmation = {m.rcpt_tos[0]: m.message for m in first}["eve@example.com"]
+    assert join not in confirmation.get_body(("plain",)).get_content()
+
+    relay(app, slug)  # the meeting job wrote appointment.meeting_ready
+    [ready] = integ_smtp.wait_until(lambda r: "eve@example.com" in r.rcpt_tos and r not in first, 1, timeout=60)
+    body = ready.message.get_body(("plain",)).get_content()
+    assert join in body and "meeting link" in ready.message["Subject"]
+    [event] = [c for c in _ics(ready.message).walk() if c.name == "VEVENT"]
+    [original] = [c for c in _ics(confirmation).walk() if c.name == "VEVENT"]
+    assert str(event["UID"]) == str(original["UID"]) and str(event["LOCATION"]) == join
+    assert [r["kind"] for r in rows(app, slug, "notification_delivery", "kind = 'meeting_ready'")] == ["meeting_ready"]
+    time.sleep(1.0)
+    assert sorted(m.rcpt_tos[0] for m in integ_smtp.messages) == ["ann@salon.test", "eve@example.com", "eve@example.com"], [(m.rcpt_tos, m.message["Subject"]) for m in integ_smtp.messages]
+
+
 def test_zoom_refusing_for_good_marks_the_meeting_failed_and_the_health_page_shows_it(
         app, client, make_tenant, pinned_now, integ, integ_workers, zoom, integ_config):
     pinned_now("2027-01-01T00:00:00Z")
