@@ -156,6 +156,32 @@ def sync(tenant, staff_key, full):
         fail("; ".join(failed))
 
 
+@calendars_group.command("reconnect-caldav")
+@click.argument("tenant")
+@click.argument("connection_id", type=int)
+@click.option("--url", help="New server URL (default: keep).")
+@click.option("--username", help="New user name (default: keep).")
+@click.option("--password", help="New app password (default: keep).")
+@with_appcontext
+def reconnect_caldav(tenant, connection_id, url, username, password):
+    """Change a CalDAV connection's URL / user / app password in place; checked against the server first."""
+    from app.services import calendar_sync as cal
+    from app.tenancy import NoTenant
+
+    if not (url or username or password):
+        fail("give at least one of --url, --username, --password")
+    try:
+        with _session(tenant) as (session, _ref):
+            conn = cal.reconnect_caldav(session, cal.connection_for(session, connection_id), url=url,
+                                        username=username, password=password, cfg=_cfg(), now=_now())
+            out = {"id": conn.id, "status": conn.status, "url": conn.url, "account": conn.account,
+                   "target_calendar": conn.target_calendar_name,
+                   "busy_calendars": [b["name"] for b in conn.busy_calendars]}
+    except (NoTenant, cal.CalendarError) as exc:
+        fail(str(exc))
+    click.echo(json.dumps(out))
+
+
 @calendars_group.command("disconnect")
 @click.argument("tenant")
 @click.argument("connection_id", type=int)

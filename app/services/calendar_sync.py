@@ -258,6 +258,70 @@ def connect_caldav(session: Session, *, owner_kind: str, staff_id: int | None = 
     return conn
 
 
+def reconnect_caldav(session: Session, conn: CalendarConnection, *, url: str | None = None,
+                     username: str | None = None, password: str | None = None, cfg: SyncConfig | None = None,
+                     now: dt.datetime | None = None) -> CalendarConnection:
+    """Change the URL / user / app password of a CalDAV connection in place (empty values keep the stored ones).
+
+    The server is asked for its calendars with the new values first; only when that works
+    is anything stored, and the connection is active again (a `needs_reconnect` one too).
+    The busy and target calendars are found again by id, else by name; our events follow
+    a target calendar that moved (they are written again there on the next push).
+    """
+    from app.calendars.caldav_client import CalDavClient
+
+    if conn.provider != "caldav":
+        raise CalendarError("only a CalDAV connection takes a URL and password; reconnect Google / Microsoft "
+                            "through their sign-in", "provider")
+    if conn.status == STATUS_DISCONNECTED:
+        raise CalendarError("this connection was disconnected; connect the calendar again", None)
+    cfg = cfg or SyncConfig()
+    now = now or dt.datetime.now(UTC)
+    new_url = (url or "").strip() or conn.url or ""
+    if not new_url.startswith(("http://", "https://")):
+        raise CalendarError("the CalDAV URL must start with http:// or https://", "url")
+    new_user = (username or "").strip() or conn.account or ""
+    new_password = password or secret_of(conn).get("password", "")
+    if not new_password:
+        raise CalendarError("a password is required", "password")
+    try:
+        available = CalDavClient(new_url, new_user, new_password, timeout=int(cfg.http_timeout)).calendars()
+    except AuthFailed:
+        raise CalendarError("the CalDAV server refused this user name and password", "password")
+    except ProviderError as exc:
+        raise CalendarError(f"the CalDAV server could not be read: {exc}", "url")
+    old_target = conn.target_calendar
+
+    def again(cal_id: str | None, name: str | None) -> str | None:
+        for c in available:
+            if c.id == cal_id:
+                return c.id
+        for c in available:
+            if name and c.name == name:
+                return c.id
+        return None
+
+    target = again(conn.target_calendar, conn.target_calendar_name)
+    busy = [b for b in (again(c.get("id"), c.get("name")) for c in conn.busy_calendars or []) if b]
+    choose_calendars(conn, available, busy or None, target)
+    conn.url, conn.account = new_url, new_user
+    store_secret(conn, {**secret_of(conn), "password": new_password})
+    if conn.target_calendar != old_target:
+        # Our events live in a calendar we no longer reach: write them again into the new target.
+        for link in session.scalars(select(CalendarEventLink).where(CalendarEventLink.connection_id == conn.id,
+                                                                    CalendarEventLink.deleted.is_(False))):
+            link.calendar_id, link.external_id, link.etag, link.content_hash = conn.target_calendar, None, None, None
+            link.push_status, link.next_attempt_at, link.push_attempts = "pending", now, 0
+    keep = {f"cal:{conn.id}:{_cal_tag(c['id'])}" for c in conn.busy_calendars}
+    session.execute(delete(m.BusyBlock).where(m.BusyBlock.connection_id == conn.id, m.BusyBlock.source.not_in(keep)))
+    conn.status = STATUS_ACTIVE
+    conn.failing_since = conn.alerted_at = conn.last_error = None
+    conn.sync_state = {}  # read the busy calendars in full on the next pull
+    conn.next_pull_at = now
+    session.flush()
+    return conn
+
+
 def connect_oauth(session: Session, *, provider: str, owner_kind: str, staff_id: int | None = None,
                   location_id: int | None = None, tokens: dict, account: str | None, actor: str = ACTOR,
                   cfg: SyncConfig, existing: CalendarConnection | None = None,
@@ -816,6 +880,7 @@ def health(session: Session, now: dt.datetime, *, staff_id: int | None = None) -
         out.append({
             "id": c.id, "uid": c.uid, "provider": c.provider, "owner": c.owner_label, "owner_kind": c.owner_kind,
             "staff_id": c.staff_id, "location_id": c.location_id, "account": c.account, "status": c.status,
+            "url": c.url if c.provider == "caldav" else None,
             "target_calendar": c.target_calendar_name, "busy_calendars": [b.get("name") for b in c.busy_calendars or []],
             "last_pull": _iso(c.last_pull_at), "last_push": _iso(c.last_push_at),
             "pending": counts.get((c.id, "pending"), 0) + counts.get((c.id, "retry"), 0),

@@ -102,6 +102,23 @@ class _CalendarPages(BaseView):
         flash("Calendar connected.", "success")
         return self._back()
 
+    @expose("/<int:connection_id>/caldav", methods=["POST"])
+    @has_access
+    def caldav_update(self, connection_id: int):
+        """Change a CalDAV connection's URL, user or app password in place (empty fields keep what is stored)."""
+        from app.services import calendar_sync as cal
+
+        conn = self._conn(connection_id)
+        f = request.form
+        try:
+            run_unit(lambda: cal.reconnect_caldav(db.session, conn, url=f.get("url"), username=f.get("username"),
+                                                  password=f.get("password"), cfg=_cfg(), now=_now()), db.session)
+        except cal.CalendarError as exc:
+            flash(f"{exc.field or 'calendar'}: {exc.message}", "danger")
+            return self._back()
+        flash("CalDAV connection updated; it is active again.", "success")
+        return self._back()
+
     @expose("/oauth/<provider>", methods=["POST"])
     @has_access
     def oauth_start(self, provider: str):
