@@ -661,14 +661,15 @@ def event_key(calendar_id: str, external_id: str) -> str:
     return hashlib.sha1(f"{calendar_id}\n{external_id}".encode()).hexdigest()
 
 
-def owner_staff_ids(session: Session, conn: CalendarConnection) -> list[int]:
-    """Whose availability a foreign event blocks: the staff member, or everyone at the location / business."""
+def block_owners(session: Session, conn: CalendarConnection) -> list[dict]:
+    """What a foreign event blocks: the staff member; the location itself (closed then, for everyone
+    working there, at that location only); for a business calendar every active staff member."""
     if conn.owner_kind == "staff":
-        return [conn.staff_id]
+        return [{"staff_id": conn.staff_id, "location_id": None}]
     if conn.owner_kind == "location":
-        return list(session.scalars(select(m.staff_location.c.staff_id)
-                                    .where(m.staff_location.c.location_id == conn.location_id)))
-    return list(session.scalars(select(m.Staff.id).where(m.Staff.active.is_(True))))
+        return [{"staff_id": None, "location_id": conn.location_id}]
+    return [{"staff_id": sid, "location_id": None}
+            for sid in session.scalars(select(m.Staff.id).where(m.Staff.active.is_(True)))]
 
 
 def pull_connection(session: Session, slug: str, conn: CalendarConnection, cfg: SyncConfig, now: dt.datetime,
@@ -679,7 +680,7 @@ def pull_connection(session: Session, slug: str, conn: CalendarConnection, cfg: 
         result.error = f"connection is {conn.status}"
         return result
     window = cfg.window(now)
-    staff_ids = owner_staff_ids(session, conn)
+    owners = block_owners(session, conn)
     state = dict(conn.sync_state or {})
     try:
         client = client or client_for(session, conn, cfg)
@@ -692,7 +693,7 @@ def pull_connection(session: Session, slug: str, conn: CalendarConnection, cfg: 
                 changes = client.changes(cal_id, None, window)
             result.full = result.full or changes.full
             result.events += len(changes.events)
-            result.blocks += _apply(session, slug, conn, cal_id, changes, staff_ids, result, now)
+            result.blocks += _apply(session, slug, conn, cal_id, changes, owners, result, now)
             state[cal_id] = {"token": changes.token, "at": now.isoformat()}
     except AuthFailed as exc:
         mark_reconnect(session, conn, str(exc), now)
@@ -711,7 +712,7 @@ def pull_connection(session: Session, slug: str, conn: CalendarConnection, cfg: 
     return result
 
 
-def _apply(session, slug, conn, cal_id, changes, staff_ids, result: PullResult, now) -> int:
+def _apply(session, slug, conn, cal_id, changes, owners: list[dict], result: PullResult, now) -> int:
     source = f"cal:{conn.id}:{_cal_tag(cal_id)}"
     by_external = {l.external_id: l for l in session.scalars(select(CalendarEventLink).where(
         CalendarEventLink.connection_id == conn.id, CalendarEventLink.calendar_id == cal_id))}
@@ -734,8 +735,8 @@ def _apply(session, slug, conn, cal_id, changes, staff_ids, result: PullResult, 
         if ev.deleted or ev.free or (ev.tentative and not conn.include_tentative):
             continue
         for occ in ev.occurrences:
-            for sid in staff_ids:
-                rows.append({"staff_id": sid, "start_at": occ.start, "end_at": occ.end, "source": source,
+            for owner in owners:
+                rows.append({**owner, "start_at": occ.start, "end_at": occ.end, "source": source,
                              "external_id": f"{key}|{occ.start.isoformat()}"[:255], "connection_id": conn.id,
                              "event_key": key})
     if changes.full:
