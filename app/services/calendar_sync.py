@@ -145,6 +145,160 @@ def store_secret(conn: CalendarConnection, secret: dict) -> None:
     conn.secret_enc = crypto.encrypt(json.dumps(secret))
 
 
+# --------------------------------------------------------------------------- OAuth apps (platform / agency)
+
+APP_KINDS = {"google": "calendar_google", "microsoft": "calendar_microsoft"}  # integration_credential.provider
+
+
+@dataclass(frozen=True)
+class OAuthApp:
+    """The Google / Microsoft app a connection signs in with: the platform's (config) or its agency's own."""
+
+    provider: str
+    source: str  # "platform" or "agency"
+    client_id: str | None
+    client_secret: str | None
+    ms_tenant: str | None = None
+
+    def config(self, cfg: SyncConfig) -> SyncConfig:
+        """`cfg` with this app's client (what app.calendars.oauth reads)."""
+        from dataclasses import replace
+
+        if self.provider == "google":
+            return replace(cfg, google_client_id=self.client_id, google_client_secret=self.client_secret)
+        return replace(cfg, ms_client_id=self.client_id, ms_client_secret=self.client_secret,
+                       ms_tenant=self.ms_tenant or cfg.ms_tenant)
+
+
+def _check_app_provider(provider: str) -> None:
+    if provider not in APP_KINDS:
+        raise CalendarError("the provider must be google or microsoft", "provider")
+
+
+def platform_app(provider: str, cfg: SyncConfig) -> OAuthApp:
+    if provider == "google":
+        return OAuthApp("google", "platform", cfg.google_client_id, cfg.google_client_secret)
+    return OAuthApp("microsoft", "platform", cfg.ms_client_id, cfg.ms_client_secret, cfg.ms_tenant)
+
+
+def agency_app(session: Session, provider: str, agency_id: int | None) -> OAuthApp | None:
+    """The agency's own app for `provider` (secret decrypted), or None."""
+    from app.models.webhooks import IntegrationCredential
+
+    _check_app_provider(provider)
+    if agency_id is None:
+        return None
+    row = session.scalar(select(IntegrationCredential).where(IntegrationCredential.agency_id == agency_id,
+                                                             IntegrationCredential.provider == APP_KINDS[provider]))
+    if row is None:
+        return None
+    data = json.loads(crypto.decrypt(row.data_enc))
+    return OAuthApp(provider, "agency", data.get("client_id"), data.get("client_secret"), data.get("ms_tenant"))
+
+
+def current_app_for(session: Session, provider: str, cfg: SyncConfig, agency_id: int | None) -> OAuthApp:
+    """The app new connections of this agency's businesses use: the agency's own when set, else the platform's."""
+    return agency_app(session, provider, agency_id) or platform_app(provider, cfg)
+
+
+def agency_of(session: Session) -> int | None:
+    """The agency of the business whose schema this tenant session is routed to."""
+    from app.models.public import Tenant
+
+    from app.tenancy import plain_session, session_schema
+
+    schema = session_schema(session)
+    info = plain_session(session).info
+    cached = info.get("calendar_agency")
+    if cached is not None and cached[0] == schema:
+        return cached[1]
+    agency_id = session.scalar(select(Tenant.agency_id).where(Tenant.schema_name == schema)) if schema else None
+    info["calendar_agency"] = (schema, agency_id)
+    return agency_id
+
+
+def issuing_app(session: Session, conn: CalendarConnection, cfg: SyncConfig) -> OAuthApp:
+    """The app that issued `conn`'s tokens, the only one they can be refreshed with.
+
+    Platform-issued connections (and those made before apps were recorded) use the platform
+    app from config. Agency-issued ones use the agency's stored app while its client id is
+    the one recorded (a new secret for the same client is picked up); another client id, or
+    no agency app any more, raises AuthFailed: the connection needs a reconnect.
+    """
+    if conn.oauth_app != "agency":
+        app = platform_app(conn.provider, cfg)
+        if conn.oauth_client_id and app.client_id and app.client_id != conn.oauth_client_id:
+            raise AuthFailed(f"{conn.provider}: the platform's app changed (tokens came from client "
+                             f"{conn.oauth_client_id}); reconnect the calendar", 401)
+        return app
+    app = agency_app(session, conn.provider, agency_of(session))
+    if app is None or app.client_id != conn.oauth_client_id:
+        now_using = f"client {app.client_id}" if app else "no app of its own"
+        raise AuthFailed(f"{conn.provider}: the agency's app changed (tokens came from client {conn.oauth_client_id}, "
+                         f"the agency now has {now_using}); reconnect the calendar", 401)
+    return app
+
+
+def set_agency_app(session: Session, agency_id: int, provider: str, *, client_id: str, client_secret: str | None,
+                   ms_tenant: str | None = None) -> dict:
+    """Store (or replace) an agency's own Google / Microsoft app; the secret is encrypted (app.crypto).
+
+    An empty secret keeps the stored one, but only for the same client id. Connections
+    whose tokens came from another client id need a reconnect afterwards (issuing_app).
+    """
+    from app.models.webhooks import IntegrationCredential
+
+    _check_app_provider(provider)
+    client_id = (client_id or "").strip()
+    if not client_id or len(client_id) > 300 or any(c.isspace() for c in client_id):
+        raise CalendarError("a client id is required (no spaces, at most 300 characters)", "client_id")
+    ms_tenant = (ms_tenant or "").strip() or None
+    if ms_tenant is not None and (provider != "microsoft" or not all(c.isalnum() or c in "-." for c in ms_tenant)):
+        raise CalendarError("a directory (tenant) applies to Microsoft apps only: a tenant id or domain", "ms_tenant")
+    current = agency_app(session, provider, agency_id)
+    secret = (client_secret or "").strip()
+    if not secret:
+        if current is None or current.client_id != client_id:
+            raise CalendarError("a client secret is required for a new client id", "client_secret")
+        secret = current.client_secret or ""
+    row = session.scalar(select(IntegrationCredential).where(IntegrationCredential.agency_id == agency_id,
+                                                             IntegrationCredential.provider == APP_KINDS[provider]))
+    if row is None:
+        row = IntegrationCredential(agency_id=agency_id, provider=APP_KINDS[provider], data_enc="")
+        session.add(row)
+    data = {"client_id": client_id, "client_secret": secret}
+    if ms_tenant:
+        data["ms_tenant"] = ms_tenant
+    row.data_enc = crypto.encrypt(json.dumps(data, sort_keys=True))
+    session.flush()
+    return describe_agency_app(session, agency_id, provider)
+
+
+def remove_agency_app(session: Session, agency_id: int, provider: str) -> bool:
+    """Forget the agency's app (its businesses' new connections use the platform's); False when none was set."""
+    from app.models.webhooks import IntegrationCredential
+
+    _check_app_provider(provider)
+    row = session.scalar(select(IntegrationCredential).where(IntegrationCredential.agency_id == agency_id,
+                                                             IntegrationCredential.provider == APP_KINDS[provider]))
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
+
+
+def describe_agency_app(session: Session, agency_id: int, provider: str) -> dict:
+    """What the admin and the CLI show of an agency's app: never the secret."""
+    app = agency_app(session, provider, agency_id)
+    if app is None:
+        return {"provider": provider, "source": "platform"}
+    out = {"provider": provider, "source": "agency", "client_id": app.client_id, "client_secret": "stored, encrypted"}
+    if app.ms_tenant:
+        out["ms_tenant"] = app.ms_tenant
+    return out
+
+
 # --------------------------------------------------------------------------- clients
 
 def client_for(session: Session, conn: CalendarConnection, cfg: SyncConfig, *, timezone: str | None = None):
@@ -162,6 +316,8 @@ def client_for(session: Session, conn: CalendarConnection, cfg: SyncConfig, *, t
         store_secret(conn, {**secret_of(conn), **tokens})
         conn.token_expires_at = oauth.expiry_of(tokens)
 
+    if conn.provider in APP_KINDS:
+        cfg = issuing_app(session, conn, cfg).config(cfg)
     if conn.provider == "google":
         from app.calendars.google import GoogleClient
 
@@ -325,8 +481,11 @@ def reconnect_caldav(session: Session, conn: CalendarConnection, *, url: str | N
 def connect_oauth(session: Session, *, provider: str, owner_kind: str, staff_id: int | None = None,
                   location_id: int | None = None, tokens: dict, account: str | None, actor: str = ACTOR,
                   cfg: SyncConfig, existing: CalendarConnection | None = None,
-                  now: dt.datetime | None = None) -> CalendarConnection:
-    """Store a Google / Microsoft connection after the OAuth callback (or renew one: reconnect)."""
+                  now: dt.datetime | None = None, app: OAuthApp | None = None) -> CalendarConnection:
+    """Store a Google / Microsoft connection after the OAuth callback (or renew one: reconnect).
+
+    `app` is the app that issued `tokens` (default: the platform's); the connection remembers it.
+    """
     from app.calendars import oauth
 
     if existing is not None:
@@ -336,6 +495,8 @@ def connect_oauth(session: Session, *, provider: str, owner_kind: str, staff_id:
         conn = CalendarConnection(provider=provider, busy_calendars=[], sync_state={}, channel={},
                                   include_tentative=True, created_by=actor, **owner)
         session.add(conn)
+    app = app or platform_app(provider, cfg)
+    conn.oauth_app, conn.oauth_client_id = app.source, app.client_id
     conn.account = account or conn.account
     conn.status = STATUS_ACTIVE
     conn.failing_since = None
@@ -512,8 +673,8 @@ def _push_one(session, slug, conn, appt, link, want: bool, prefs, cfg, now, clie
                                  provider_requests=0)
         session.add(link)
         session.flush()
-    client = _client(session, conn, cfg, clients)
     try:
+        client = _client(session, conn, cfg, clients)
         before = getattr(client, "requests", 0)
         action = _write(client, conn, link, event, want)
         link.provider_requests += getattr(client, "requests", 0) - before
@@ -845,7 +1006,12 @@ def sync_connection(session: Session, slug: str, conn: CalendarConnection, cfg: 
                     force_full: bool = False) -> dict:
     """One pull and push pass of a connection (the CLI's and the admin's "sync now")."""
     clients: dict = {}
-    client = _client(session, conn, cfg, clients) if conn.status == STATUS_ACTIVE else None
+    client = None
+    if conn.status == STATUS_ACTIVE:
+        try:
+            client = _client(session, conn, cfg, clients)
+        except AuthFailed as exc:
+            mark_reconnect(session, conn, str(exc), now)
     pulled = pull_connection(session, slug, conn, cfg, now, client=client, force_full=force_full)
     outcomes = []
     if conn.status == STATUS_ACTIVE:
@@ -924,10 +1090,10 @@ def renew_channel(session: Session, slug: str, conn: CalendarConnection, cfg: Sy
     address = hook_url(cfg, conn.provider, slug)
     if address is None:
         return {}
-    client = client or client_for(session, conn, cfg)
     old = dict(conn.channel or {})
     items = []
     try:
+        client = client or client_for(session, conn, cfg)
         if conn.provider == "google":
             for cal in conn.busy_calendars or []:
                 channel_id = f"upz-{conn.uid}-{_secrets.token_hex(4)}"
