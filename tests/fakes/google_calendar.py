@@ -419,7 +419,12 @@ class GoogleCalendarFake(HttpFake):
             hi = dt.datetime.fromisoformat(q["timeMax"].replace("Z", "+00:00")) if "timeMax" in q else None
             if q.get("showDeleted") != "true":
                 items = [e for e in items if e["status"] != "cancelled"]
-            items = [e for e in items if e["status"] == "cancelled" or self._overlaps(e, lo, hi)]
+            items = [e for e in items if e["status"] == "cancelled" or e.get("recurrence") or self._overlaps(e, lo, hi)]
+        if q.get("singleEvents") == "true":
+            # As Google does: a recurring event is listed as its instances, expanded in its own time zone.
+            lo = dt.datetime.fromisoformat(q["timeMin"].replace("Z", "+00:00")) if "timeMin" in q else None
+            hi = dt.datetime.fromisoformat(q["timeMax"].replace("Z", "+00:00")) if "timeMax" in q else None
+            items = [i for e in items for i in (self._instances(e, lo, hi) if e.get("recurrence") else [e])]
         page_size = int(q.get("maxResults", 250))
         start = int(q.get("pageToken", "0") or 0)
         page = items[start:start + page_size]
@@ -429,6 +434,38 @@ class GoogleCalendarFake(HttpFake):
         else:
             body["nextSyncToken"] = f"s{self.last_serial}"
         return Response.json(200, body)
+
+    def _instances(self, ev: dict, lo, hi, limit: int = 730) -> list[dict]:
+        """The instances of a recurring event (RRULE / EXDATE lines of `recurrence`) that overlap [lo, hi)."""
+        from zoneinfo import ZoneInfo
+
+        from dateutil.rrule import rrulestr
+
+        zone = ZoneInfo(ev["start"].get("timeZone") or "UTC")
+        if "dateTime" not in ev["start"]:
+            return [ev]  # all-day series: not needed by the tests
+        first = dt.datetime.fromisoformat(ev["start"]["dateTime"].replace("Z", "+00:00")).astimezone(zone)
+        length = dt.datetime.fromisoformat(ev["end"]["dateTime"].replace("Z", "+00:00")) - first
+        # Wall-clock recurrence: expand on naive local times, then place each in the zone (DST moves the UTC hour).
+        rules = rrulestr("\n".join(ev["recurrence"]), dtstart=first.replace(tzinfo=None), forceset=True)
+        out = []
+        for n, local in enumerate(rules):
+            if n >= limit:
+                break
+            start = local.replace(tzinfo=zone)
+            end = start + length
+            if hi is not None and start >= hi:
+                break
+            if lo is not None and end <= lo:
+                continue
+            stamp = start.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            inst = {k: v for k, v in ev.items() if k != "recurrence"}
+            inst.update({"id": f"{ev['id']}_{stamp}", "recurringEventId": ev["id"],
+                         "originalStartTime": {"dateTime": start.isoformat(), "timeZone": str(zone)},
+                         "start": {"dateTime": start.isoformat(), "timeZone": str(zone)},
+                         "end": {"dateTime": end.isoformat(), "timeZone": str(zone)}})
+            out.append(inst)
+        return out
 
     @staticmethod
     def _overlaps(ev, lo, hi) -> bool:
