@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cal_helpers import book, drain_outbox, slots, staff_id, tenant_do, weekday_at
 
@@ -239,3 +239,23 @@ def test_recurring_google_event_across_a_dst_change_blocks_the_same_local_time(a
     pull(app, slug, conn_id)
     ten = dt.datetime.combine(monday_after, dt.time(10), BERLIN)
     assert _iso(ten) in slots(client, slug, monday_after)
+
+
+def test_busy_blocks_of_one_business_never_block_another(app, client, cal_tenant, make_tenant, google, cal_config):
+    """Two businesses with a staff member of the same key: a foreign event pulled for one blocks only there."""
+    from app.models import tenant as m
+    from support import minimal_setup
+
+    slug = cal_tenant
+    other = make_tenant(minimal_setup())
+    conn_id = connect(app, slug, google)
+    day = weekday_at(11, weekday=3)
+    before_other = slots(client, other, day)
+    busy = dt.datetime.combine(day, dt.time(15), BERLIN)
+    assert _iso(busy) in before_other
+    google.add_foreign(google.email, busy, busy + dt.timedelta(hours=1))
+    assert pull(app, slug, conn_id)["blocks"] == 1
+    assert _iso(busy) not in slots(client, slug, day)
+    assert slots(client, other, day) == before_other
+    count = tenant_do(app, other, lambda s, _r: s.scalar(select(func.count()).select_from(m.BusyBlock)))
+    assert count == 0
