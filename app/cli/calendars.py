@@ -238,6 +238,9 @@ def app_set(agency, provider, client_id, client_secret, ms_tenant):
     except cal.CalendarError as exc:
         db.session.rollback()
         fail(str(exc))
+    from app.jobs.calendar_sync import check_agency_apps
+
+    out["needs_reconnect"] = check_agency_apps(agency_id)
     click.echo(json.dumps(out))
 
 
@@ -267,7 +270,9 @@ def app_remove(agency, provider):
     db.session.commit()
     if not removed:
         fail(f"agency {agency!r} has no {provider} app of its own")
-    click.echo(json.dumps({"provider": provider, "source": "platform"}))
+    from app.jobs.calendar_sync import check_agency_apps
+
+    click.echo(json.dumps({"provider": provider, "source": "platform", "needs_reconnect": check_agency_apps(agency_id)}))
 
 
 commands = [calendars_group]

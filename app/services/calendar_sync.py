@@ -239,6 +239,24 @@ def issuing_app(session: Session, conn: CalendarConnection, cfg: SyncConfig) -> 
     return app
 
 
+def check_oauth_apps(session: Session, cfg: SyncConfig, now: dt.datetime) -> int:
+    """Set every active Google / Microsoft connection whose issuing app is gone to needs-reconnect (people told).
+
+    Run for each business of an agency right after its app changed, so nobody waits for
+    the next poll to learn it; returns how many connections it marked.
+    """
+    marked = 0
+    for conn in session.scalars(select(CalendarConnection).where(
+            CalendarConnection.status == STATUS_ACTIVE, CalendarConnection.provider.in_(tuple(APP_KINDS)))):
+        try:
+            issuing_app(session, conn, cfg)
+        except AuthFailed as exc:
+            mark_reconnect(session, conn, str(exc), now)
+            marked += 1
+    session.flush()
+    return marked
+
+
 def set_agency_app(session: Session, agency_id: int, provider: str, *, client_id: str, client_secret: str | None,
                    ms_tenant: str | None = None) -> dict:
     """Store (or replace) an agency's own Google / Microsoft app; the secret is encrypted (app.crypto).

@@ -312,20 +312,25 @@ class CalendarConnectionsView(_CalendarPages):
             abort(403)
         if g.get("tenant") is None or provider not in cal.APP_KINDS:
             abort(404)
+        from app.jobs.calendar_sync import check_agency_apps
+
         f = request.form
         agency_id = g.tenant.agency_id
         try:
             if f.get("action") == "remove":
                 run_unit(lambda: cal.remove_agency_app(db.session, agency_id, provider), db.session)
-                flash(f"The agency's {provider} app was removed; new connections use the platform's. "
-                      "Connections made with the agency's app need a reconnect.", "success")
+                said = f"The agency's {provider} app was removed; new connections use the platform's."
             else:
                 run_unit(lambda: cal.set_agency_app(db.session, agency_id, provider, client_id=f.get("client_id", ""),
                                                     client_secret=f.get("client_secret"),
                                                     ms_tenant=f.get("ms_tenant")), db.session)
-                flash(f"The agency's {provider} app was saved (the secret is stored encrypted).", "success")
+                said = f"The agency's {provider} app was saved (the secret is stored encrypted)."
         except cal.CalendarError as exc:
             flash(f"{exc.field or 'app'}: {exc.message}", "danger")
+            return self._back()
+        marked = check_agency_apps(agency_id)  # its businesses' connections that app no longer serves
+        flash(f"{said} {marked} connection(s) of the agency's businesses now need a reconnect." if marked else said,
+              "success")
         return self._back()
 
 

@@ -98,17 +98,25 @@ def test_agency_google_app_signs_in_and_refreshes_and_a_changed_app_asks_for_rec
     assert 'id="agency-app-google"' in page and "agency-gid" in page and "agency-gsecret" not in page
     r = client.post("/calendar-connections/apps/google", data={"client_id": "agency-gid-2", "client_secret": ""})
     assert "client secret is required" in client.get(r.headers["Location"]).get_data(as_text=True)
+    google.expire_access_tokens()
+    seen = len(google.token_clients)
     r = client.post("/calendar-connections/apps/google", data={"client_id": "agency-gid-2",
                                                                "client_secret": "agency-gsecret-2"})
     assert r.status_code == 302
+    assert "1 connection(s) of the agency&#39;s businesses now need a reconnect" in client.get(
+        r.headers["Location"]).get_data(as_text=True)
 
-    # The agency-issued connection is not refreshed with the new app: it waits for a reconnect, and says why.
-    google.expire_access_tokens()
-    seen = len(google.token_clients)
-    result = pull(app, slug, new_id)
+    # The agency-issued connection is not refreshed with the new app: it waits for a reconnect at once, says why,
+    # and its people are told.
     conn = connection(app, slug, new_id)
-    assert conn.status == "needs_reconnect" and "agency's app changed" in result["error"]
+    assert conn.status == "needs_reconnect" and "agency's app changed" in conn.last_error
+    assert "needs_reconnect" in pull(app, slug, new_id)["error"]
     assert google.token_clients[seen:] == []  # no refresh tried with an app that did not issue the tokens
+    from app.models.public import PlatformMail
+
+    told = tenant_do(app, slug, lambda s, _r: list(s.scalars(select(PlatformMail.to_email).where(
+        PlatformMail.subject.like("Calendar connection needs%")))))
+    assert f"ca_{slug}@x.org" in told
     assert pull(app, slug, old_id)["error"] is None  # the platform-issued one goes on
     # Reconnecting signs in with the agency's new app.
     _authorize, back = _oauth_connect_reconnect(client, sid, new_id)
@@ -118,10 +126,12 @@ def test_agency_google_app_signs_in_and_refreshes_and_a_changed_app_asks_for_rec
 
     r = runner.invoke(args=["calendars", "app", "remove", agency, "--provider", "google"])
     assert r.exit_code == 0, r.output
+    assert json.loads(r.output) == {"provider": "google", "source": "platform", "needs_reconnect": 1}
     assert json.loads(runner.invoke(args=["calendars", "app", "show", agency]).output)[0]["source"] == "platform"
     r = runner.invoke(args=["calendars", "app", "remove", agency, "--provider", "google"])
     assert r.exit_code != 0
-    assert pull(app, slug, new_id)["error"] and connection(app, slug, new_id).status == "needs_reconnect"
+    assert connection(app, slug, new_id).status == "needs_reconnect"
+    assert connection(app, slug, old_id).status == "active"  # platform-issued: untouched throughout
 
 
 def _oauth_connect_reconnect(client, sid, connection_id):
@@ -158,3 +168,18 @@ def test_agency_microsoft_app_with_its_own_directory_reaches_the_token_endpoint(
     conn = tenant_do(app, slug, lambda s, _r: s.scalar(select(CalendarConnection).where(
         CalendarConnection.staff_id == sid)))
     assert (conn.provider, conn.oauth_app, conn.oauth_client_id) == ("microsoft", "agency", "agency-mid")
+
+    # An app changed behind the admin's back (no check ran): the next use refuses to refresh with it.
+    from app.extensions import db
+    from app.models.public import Agency
+    from app.services import calendar_sync as cal
+
+    graph.clients["other-mid"] = "other-secret"
+    with app.app_context():
+        agency_id = db.session.scalar(select(Agency.id).where(Agency.slug == agency))
+        cal.set_agency_app(db.session, agency_id, "microsoft", client_id="other-mid", client_secret="other-secret")
+        db.session.commit()
+    graph.expire_access_tokens()
+    result = pull(app, slug, conn.id)
+    assert "agency's app changed" in result["error"] and graph.token_clients == ["agency-mid"]
+    assert connection(app, slug, conn.id).status == "needs_reconnect"
