@@ -16,10 +16,11 @@ from flask import g, jsonify, make_response, request
 from flask_appbuilder.api import ModelRestApi
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from sqlalchemy import or_
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.api_common import check_if_match, etag_of
+from app.errors import ValidationError
 from app.models import tenant as m
 from app.services import catalogue_rules as rules
 from app.services import events
@@ -237,6 +238,8 @@ class LocationScoped:
     location, not running the business's catalogue."""
 
     location_condition = None  # key -> SQL condition, set per resource
+    restricted_writes = ("POST", "PUT", "PATCH", "DELETE")  # methods a restricted key may not use here
+    restricted_message = "this API key is restricted to one location and cannot change the catalogue"
 
     def __init__(self, *args, **kwargs):
         condition = type(self).location_condition
@@ -245,13 +248,14 @@ class LocationScoped:
 
     def create_blueprint(self, appbuilder, *args, **kwargs):
         blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
-        blueprint.before_request(_refuse_restricted_writes)
+        refused, message = frozenset(self.restricted_writes), self.restricted_message
+        blueprint.before_request(lambda: _refuse_restricted_writes(refused, message))
         return blueprint
 
 
-def _refuse_restricted_writes():
-    if g.get("api_key_location") is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
-        return _error(403, "not_allowed", "this API key is restricted to one location and cannot change the catalogue")
+def _refuse_restricted_writes(methods, message):
+    if g.get("api_key_location") is not None and request.method in methods:
+        return _error(403, "not_allowed", message)
     return None
 
 
@@ -281,7 +285,21 @@ class LocationApi(LocationScoped, TenantRestApi):
     rule_fields = ("key", "name", "timezone")
 
 
-class CategoryApi(TenantRestApi):
+def _offered_at(key: str):
+    """Services offered at the location: everywhere, or there by name."""
+    return or_(m.Service.all_locations.is_(True), m.Service.locations.any(_at(key)))
+
+
+def _customer_at(key: str):
+    """Customers with at least one appointment (any status) at the location."""
+    from sqlalchemy import exists
+
+    location_id = select(m.Location.id).where(_at(key)).scalar_subquery()
+    return exists().where(m.Appointment.customer_id == m.Customer.id, m.Appointment.location_id == location_id)
+
+
+class CategoryApi(LocationScoped, TenantRestApi):
+    location_condition = staticmethod(lambda key: m.Category.id.in_(select(m.Service.category_id).where(_offered_at(key))))
     datamodel = SQLAInterface(m.Category)
     resource_name = "categories"
     class_permission_name = "CategoriesApi"
@@ -293,7 +311,7 @@ class CategoryApi(TenantRestApi):
 
 
 class ServiceApi(LocationScoped, TenantRestApi):
-    location_condition = staticmethod(lambda key: or_(m.Service.all_locations.is_(True), m.Service.locations.any(_at(key))))
+    location_condition = staticmethod(_offered_at)
     datamodel = SQLAInterface(m.Service)
     resource_name = "services"
     class_permission_name = "ServicesApi"
@@ -377,7 +395,14 @@ class TimeOffApi(LocationScoped, TenantRestApi):
             raise PayloadInvalid("end_at", rules.SPAN_MESSAGE)
 
 
-class CustomerApi(TenantRestApi):
+class CustomerApi(LocationScoped, TenantRestApi):
+    """Under a key restricted to a location: the customers with an appointment there (others 404);
+    such a key may correct them (PUT) but not create or delete any (a booking records a new customer)."""
+
+    location_condition = staticmethod(_customer_at)
+    restricted_writes = ("POST", "DELETE")
+    restricted_message = ("this API key is restricted to one location: it records new customers by booking them "
+                          "(POST /api/v1/appointments/) and deletes none")
     datamodel = SQLAInterface(m.Customer)
     resource_name = "customers"
     class_permission_name = "CustomersApi"
