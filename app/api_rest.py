@@ -200,6 +200,50 @@ class TenantRestApi(ModelRestApi):
             return _error(400, "invalid", "a value in the request is not valid here")
         return _error(500, "internal", "internal error")
 
+    # ------------------------------------------------------------------ keyset pages (?limit=&cursor=)
+
+    CURSOR_MAX_LIMIT = 200
+
+    def get_list_headless(self, **kwargs):
+        """FAB's offset pages (`q` with page/page_size) unless the caller asks for keyset pages with
+        `limit` or `cursor`: then rows by id ascending after the cursor, `{result, next_cursor}`."""
+        if "cursor" not in request.args and "limit" not in request.args:
+            return super().get_list_headless(**kwargs)
+        try:
+            return self._cursor_page(kwargs.get("rison", {}))
+        except ValidationError as exc:
+            discard()
+            return _error(exc.status, exc.code, exc.message, exc.field)
+
+    def _cursor_page(self, args: dict):
+        from flask_appbuilder.exceptions import FABException
+        from flask_appbuilder.models.sqla.filters import FilterGreater
+
+        mixed = sorted(set(args) & {"page", "page_size", "order_column", "order_direction"})
+        if mixed:
+            raise ValidationError(f"keyset pages (limit, cursor) are ordered by id: q may not set {mixed[0]}", "q")
+        raw = request.args.get("limit") or "50"
+        if not raw.isdigit() or not 1 <= int(raw) <= self.CURSOR_MAX_LIMIT:
+            raise ValidationError(f"limit is a whole number from 1 to {self.CURSOR_MAX_LIMIT}", "limit")
+        limit = int(raw)
+        after = decode_id_cursor(self.resource_name, request.args.get("cursor") or None)
+        try:
+            select_columns, pruned = self._handle_columns_args(args, self.list_select_columns, self.list_columns)
+            filters = self._handle_filters_args(args)
+        except FABException as exc:
+            raise ValidationError(str(exc), "q") from None
+        schema = self.model2schemaconverter.convert(pruned) if pruned else self.list_model_schema
+        if after is not None:
+            filters.add_filter("id", FilterGreater, after)
+        query = self.datamodel.apply_all(self.datamodel.session.query(self.datamodel.obj), filters, "id", "asc",
+                                         0, limit + 1, select_columns, self.list_outer_default_load)
+        name = self.datamodel.obj.__name__
+        rows = [getattr(row, name) if hasattr(row, name) else row for row in query.all()]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_id_cursor(self.resource_name, rows[-1].id) if more and rows else None
+        return self.response(200, result=schema.dump(rows, many=True), next_cursor=next_cursor)
+
     MAX_PAGE = 1_000_000
 
     def _handle_page_args(self, rison_args):
@@ -211,6 +255,28 @@ class TenantRestApi(ModelRestApi):
                                       or value > self.MAX_PAGE):
                 raise BadRequest(f"{name} must be a whole number from 0 to {self.MAX_PAGE}")
         return super()._handle_page_args(rison_args)
+
+
+def encode_id_cursor(resource: str, ident: int) -> str:
+    """An opaque cursor: the resource (so one list's cursor is refused by another) and the last id."""
+    import base64
+
+    return base64.urlsafe_b64encode(f"{resource}|{ident}".encode()).decode().rstrip("=")
+
+
+def decode_id_cursor(resource: str, cursor: str | None) -> int | None:
+    import base64
+    import binascii
+
+    if cursor is None:
+        return None
+    try:
+        name, _, ident = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition("|")
+        if name != resource or not ident.isdigit() or len(ident) > 12:
+            raise ValueError
+        return int(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError("cursor is not one this list gave out", "cursor") from None
 
 
 class KeyLocationScope(BaseFilter):
