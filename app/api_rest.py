@@ -20,7 +20,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.api_common import check_if_match, etag_of
-from app.errors import ValidationError
+from app.errors import ApiError, ValidationError
 from app.models import tenant as m
 from app.services import catalogue_rules as rules
 from app.services import events
@@ -135,8 +135,6 @@ class TenantRestApi(ModelRestApi):
         return response
 
     def put_headless(self, pk):
-        from app.errors import ApiError
-
         if request.headers.get("If-Match"):
             current = super().get_headless(pk)
             if current.status_code != 200:
@@ -211,7 +209,7 @@ class TenantRestApi(ModelRestApi):
             return super().get_list_headless(**kwargs)
         try:
             return self._cursor_page(kwargs.get("rison", {}))
-        except ValidationError as exc:
+        except ApiError as exc:
             discard()
             return _error(exc.status, exc.code, exc.message, exc.field)
 
@@ -221,7 +219,8 @@ class TenantRestApi(ModelRestApi):
 
         mixed = sorted(set(args) & {"page", "page_size", "order_column", "order_direction"})
         if mixed:
-            raise ValidationError(f"keyset pages (limit, cursor) are ordered by id: q may not set {mixed[0]}", "q")
+            raise ApiError("invalid", f"keyset pages (limit, cursor) are ordered by id: q may not set {mixed[0]}", "q",
+                           status=400)
         raw = request.args.get("limit") or "50"
         if not raw.isdigit() or not 1 <= int(raw) <= self.CURSOR_MAX_LIMIT:
             raise ValidationError(f"limit is a whole number from 1 to {self.CURSOR_MAX_LIMIT}", "limit")
@@ -231,7 +230,7 @@ class TenantRestApi(ModelRestApi):
             select_columns, pruned = self._handle_columns_args(args, self.list_select_columns, self.list_columns)
             filters = self._handle_filters_args(args)
         except FABException as exc:
-            raise ValidationError(str(exc), "q") from None
+            raise ApiError("invalid", str(exc), "q", status=400) from None  # as FAB answers it on offset pages
         schema = self.model2schemaconverter.convert(pruned) if pruned else self.list_model_schema
         if after is not None:
             filters.add_filter("id", FilterGreater, after)

@@ -176,7 +176,8 @@ def check_plans(config) -> None:
         except ValueError:
             raise RuntimeError(f"API_RATE_PLANS: the limit of plan {name!r} is not a rate limit string ({limit!r})") from None
     default = config.get("API_RATE_PLAN_DEFAULT") or "standard"
-    if plans and default not in plans:
+    # An empty API_RATE_LIMIT_PER_KEY (no "standard") kept keys without a plan unlimited per key before plans; still allowed.
+    if default not in plans and not (default == "standard" and not config.get("API_RATE_LIMIT_PER_KEY")):
         raise RuntimeError(f"API_RATE_PLAN_DEFAULT {default!r} is not a plan of API_RATE_PLANS ({', '.join(plans)})")
 
 

@@ -218,11 +218,6 @@ class ApiKey(PublicModel):
     agency: Mapped[Agency | None] = relationship()
 
     @property
-    def owner(self) -> str:
-        """The business's or the agency's slug (for lists and the CLI)."""
-        return self.tenant.slug if self.tenant is not None else f"agency {self.agency.slug}"
-
-    @property
     def active(self) -> bool:
         return self.revoked_at is None
 

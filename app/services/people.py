@@ -131,8 +131,8 @@ def _key_expiry(expires_at: dt.datetime | None) -> dt.datetime | None:
     return expires_at
 
 
-def _key_plan(rate_plan: str | None) -> str | None:
-    """A plan named in API_RATE_PLANS, or None for the configured default."""
+def check_rate_plan(rate_plan: str | None) -> str | None:
+    """The plan if API_RATE_PLANS names it, None (the configured default) for an empty one; else PeopleError."""
     from app.ratelimit import rate_plans
 
     rate_plan = (rate_plan or "").strip() or None
@@ -165,7 +165,7 @@ def create_api_key(session: Session, tenant: Tenant, name: str, created_by_id: i
     if scopes not in API_KEY_SCOPES:
         raise PeopleError("access is 'read' or 'read write'", "scopes")
     expires_at = _key_expiry(expires_at)
-    rate_plan = _key_plan(rate_plan)
+    rate_plan = check_rate_plan(rate_plan)
     location_key = (location_key or "").strip() or None
     user = _key_user(api_key_user_name(tenant.slug), "API key", tenant.slug, f"apikey+{tenant.slug}@upzento.invalid",
                      ROLE_CLIENT_ADMIN)
@@ -189,7 +189,7 @@ def create_agency_api_key(session: Session, agency: Agency, name: str, created_b
     if not (name or "").strip():
         raise PeopleError("a key needs a name", "name")
     expires_at = _key_expiry(expires_at)
-    rate_plan = _key_plan(rate_plan)
+    rate_plan = check_rate_plan(rate_plan)
     _key_user(agency_key_user_name(agency.slug), "Agency API key", agency.slug,
               f"apikey+agency.{agency.slug}@upzento.invalid", ROLE_AUDITOR)
     full, prefix, digest = new_api_key()
@@ -202,7 +202,7 @@ def create_agency_api_key(session: Session, agency: Agency, name: str, created_b
 
 def set_api_key_plan(session: Session, key: ApiKey, rate_plan: str | None) -> None:
     """Move a key to another rate-limit plan (None: the default plan); takes effect on its next request."""
-    key.rate_plan = _key_plan(rate_plan)
+    key.rate_plan = check_rate_plan(rate_plan)
     session.flush()
 
 

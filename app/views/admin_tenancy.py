@@ -263,10 +263,10 @@ class _KeyViewBase(FormModelView):
         return response, 201, {"Cache-Control": "no-store"}
 
     def pre_update(self, item):
-        from app.services.people import PeopleError, _key_plan
+        from app.services.people import PeopleError, check_rate_plan
 
         try:
-            item.rate_plan = _key_plan(item.rate_plan)
+            item.rate_plan = check_rate_plan(item.rate_plan)
         except PeopleError as exc:
             raise FieldRefused("rate_plan", str(exc)) from None
         if not (item.name or "").strip():

@@ -109,7 +109,9 @@ def test_keyset_pages_take_filters_but_refuse_offset_arguments_and_foreign_curso
     assert [row["key"] for row in rest["result"]] == [f"svc{i}" for i in range(2, 8)] and rest["next_cursor"] is None
 
     mixed = client.get("/api/v1/services/?limit=2&q=(page:1,page_size:2)", headers=auth)
-    assert mixed.status_code == 422 and mixed.get_json()["error"]["field"] == "q"
+    assert mixed.status_code == 400 and mixed.get_json()["error"]["field"] == "q"
+    unknown = client.get("/api/v1/services/?limit=2&q=(filters:!((col:secret,opr:eq,value:1)))", headers=auth)
+    assert unknown.status_code == 400 and unknown.get_json()["error"]["field"] == "q"
     for bad in ("0", "201", "x", "-1"):
         answer = client.get(f"/api/v1/staff/?limit={bad}", headers=auth)
         assert answer.status_code == 422 and answer.get_json()["error"]["field"] == "limit", bad

@@ -193,3 +193,5 @@ def test_unknown_plan_at_creation_and_bad_plan_tables_are_refused(app, make_tena
             check_plans({**base, "API_RATE_PLANS": bad})
     with pytest.raises(RuntimeError):
         check_plans({**base, "API_RATE_PLANS": "{}", "API_RATE_PLAN_DEFAULT": "gold"})
+    # An empty per-key figure (keys without a plan unlimited per key, as before plans) still starts.
+    check_plans({"API_RATE_LIMIT_PER_KEY": "", "API_RATE_PLANS": '{"high": "3000/minute"}'})
