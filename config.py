@@ -180,6 +180,10 @@ class Config:
     # --- API rate limits (app/ratelimit.py; Flask-Limiter, counted in Redis) --
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
     API_RATE_LIMIT_PER_KEY = _env("API_RATE_LIMIT_PER_KEY", "600/minute;20/second")
+    # Rate-limit plans of API keys (JSON name -> Flask-Limiter string); a key without a plan has the default's.
+    # "standard" is API_RATE_LIMIT_PER_KEY (the one figure of earlier versions) unless this names it too.
+    API_RATE_PLANS = _env("API_RATE_PLANS", '{"high": "3000/minute;100/second"}')
+    API_RATE_PLAN_DEFAULT = _env("API_RATE_PLAN_DEFAULT", "standard")
     API_RATE_LIMIT_PER_IP = _env("API_RATE_LIMIT_PER_IP", "1200/minute")
     # Per business over all its public API callers (fairness between businesses); JSON
     # {"slug": "6000/minute"} gives a business its own (its plan's) figure.

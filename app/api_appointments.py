@@ -23,9 +23,10 @@ import datetime as dt
 from flask import current_app, g, jsonify, request
 from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import permission_name, protect
+from sqlalchemy import select
 
 from app.api_common import check_if_match, etag_of, json_body, remember
-from app.api_rest import _error, _require_tenant
+from app.api_rest import _customer_at, _error, _require_tenant
 from app.errors import ApiError, ValidationError
 from app.extensions import db
 from app.models import tenant as m
@@ -180,6 +181,10 @@ def _booking_request(data: dict) -> booking.BookingRequest:
         if not isinstance(ident, int) or isinstance(ident, bool) or not 1 <= ident < 2**31:
             raise ValidationError("customer_id is a customer id", "customer_id")
         row = db.session.get(m.Customer, ident)
+        restricted = _location_restriction()
+        if row is not None and restricted is not None and not db.session.scalar(
+                select(_customer_at(restricted)).where(m.Customer.id == row.id)):
+            row = None  # a customer of another location is not known to this key
         if row is None:
             raise ApiError("unknown_key", "no such customer in this business", "customer_id", status=422)
         customer_input = booking.CustomerInput(name=row.name, email=row.email or "", phone=row.phone, timezone=tz)

@@ -46,9 +46,12 @@ ERROR_CODES = {
 DESCRIPTION = """\
 REST API of one business (tenant). **Authentication**: an API key of the business
 (`Authorization: Bearer upz_...` or `X-Api-Key: upz_...`; Settings → API keys), or the admin
-session. A key has the scope `read` (GET only) or `read write`, may expire, and may be
-restricted to one location (appointments and availability of that location only). Each key
-reaches only its own business: another business's ids are 404.
+session. A key has the scope `read` (GET only) or `read write`, may expire, has a rate-limit plan,
+and may be restricted to one location (that location's appointments, availability, catalogue,
+the categories of services offered there and the customers with an appointment there). Each key
+reaches only its own business: another business's ids are 404. An **agency key** (Settings →
+Agency API keys) reads the analytics endpoints only: the agency rollup, and any business of its
+agency with `?tenant=<slug>`.
 
 **Errors** always look like `{"error": {"code": "...", "message": "...", "field": "..." | null}}`;
 codes: """ + ", ".join(f"`{c}` ({d})" for c, d in ERROR_CODES.items()) + """.
@@ -59,10 +62,12 @@ and body within 24 h get the first answer again (`Idempotent-Replayed: true`).
 **Concurrency**: single resources answer with an `ETag`; updates (PUT, appointment actions)
 take `If-Match` and answer 412 when the resource changed meanwhile.
 
-**Rate limits** per API key and per client address (`RateLimit-Limit`, `RateLimit-Remaining`,
+**Rate limits** per API key (its plan's limit) and per client address (`RateLimit-Limit`, `RateLimit-Remaining`,
 `RateLimit-Reset` on every answer); over the limit: 429 with `Retry-After`.
 
-**Catalogue lists** take FAB's `q` parameter in Rison, e.g. `q=(page:0,page_size:50,order_column:name,order_direction:asc)`.
+**Catalogue lists** page by keyset like appointments (`limit`, then `cursor` = the previous
+page's `next_cursor`; `{result, next_cursor}`, by id), or with FAB's `q` in Rison, e.g.
+`q=(page:0,page_size:50,order_column:name,order_direction:asc)` (offset pages `{count, ids, result}`).
 """
 
 
@@ -151,12 +156,19 @@ def _fab_resource(api_cls) -> tuple[dict, dict]:
         collection: {
             "get": {
                 "tags": tag, "operationId": f"list_{name}", "summary": f"List {name.replace('_', ' ')}",
-                "parameters": [{"$ref": "#/components/parameters/RisonQuery"}],
-                "responses": {"200": _json("A page", {"type": "object", "required": ["count", "ids", "result"],
-                                                      "properties": {"count": {"type": "integer"},
-                                                                     "ids": {"type": "array"},
-                                                                     "result": {"type": "array",
-                                                                                "items": ref(f"{title}ListItem")}}}),
+                "description": "Two ways to page. **Keyset** (recommended): send `limit` (and then `cursor`); rows "
+                               "come by id ascending as `{result, next_cursor}` (null on the last page); a page costs the "
+                               "same at any depth and rows added meanwhile are neither skipped nor repeated; `q` may "
+                               "still carry `filters` (not page, page_size or order). **Offset** (FAB's, without "
+                               "limit/cursor): `q=(page:0,page_size:50,order_column:name,order_direction:asc)` answers "
+                               "`{count, ids, result}`.",
+                "parameters": [{"$ref": "#/components/parameters/RisonQuery"},
+                               {"$ref": "#/components/parameters/Cursor"}, {"$ref": "#/components/parameters/Limit"}],
+                "responses": {"200": _json("A page (keyset: result, next_cursor; offset: count, ids, result)", {
+                    "type": "object", "required": ["result"],
+                    "properties": {"count": {"type": "integer"}, "ids": {"type": "array"},
+                                   "next_cursor": NULL_STR,
+                                   "result": {"type": "array", "items": ref(f"{title}ListItem")}}}),
                               **_errors(400, 401, 403, 404, 422, 429)},
             },
             "post": {
@@ -444,6 +456,9 @@ def _loose_errors(*statuses: int) -> dict:
 ANALYTICS_FIGURES = ["bookings", "cancellations", "no_shows", "revenue", "utilisation", "lead_time", "sources", "popular"]
 
 
+ANALYTICS_SECURITY = [{"bearer": []}, {"apiKeyHeader": []}, {"agencyKey": []}, {"session": []}]
+
+
 def _analytics_paths() -> dict:
     tag = ["Analytics"]
     date = {"type": "string", "format": "date"}
@@ -459,8 +474,10 @@ def _analytics_paths() -> dict:
                             "schema": {"type": "string", "enum": ANALYTICS_FIGURES}}],
             "get": {
                 "tags": tag, "operationId": "analytics_figure",
-                "summary": "One figure of the business (a Staff log-in: their own figures only)",
-                "parameters": [*span,
+                "summary": "One figure of the business (a Staff log-in: their own figures only; an agency key: "
+                           "the business named by ?tenant=)",
+                "security": ANALYTICS_SECURITY,
+                "parameters": [*span, {"$ref": "#/components/parameters/Tenant"},
                                q("interval", {"type": "string", "enum": ["day", "week", "month"]}, "bucket size"),
                                q("location", KEY, "location key"), q("staff", KEY, "staff key"),
                                q("service", KEY, "service key"),
@@ -473,8 +490,9 @@ def _analytics_paths() -> dict:
         "/api/v1/analytics/agency": {
             "get": {
                 "tags": tag, "operationId": "analytics_agency",
-                "summary": "Agency rollup: every business of the agency, totals per currency (an agency owner's or "
-                           "auditor's session; API keys belong to one business and get 403)",
+                "summary": "Agency rollup: every business of the agency, totals per currency (an agency API key, or "
+                           "an agency owner's or auditor's session; a business's key gets 403)",
+                "security": ANALYTICS_SECURITY,
                 "parameters": span,
                 "responses": {"200": _json("tenants, per_currency, bookings", {"type": "object"}),
                               **_loose_errors(400, 401, 403, 404, 422, 429)},
@@ -615,12 +633,26 @@ def _components(schemas: dict) -> dict:
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "description": "an API key: upz_..."},
             "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+            "agencyKey": {"type": "http", "scheme": "bearer",
+                          "description": "an agency API key (upz_..., also as X-Api-Key; Settings → Agency API keys): "
+                                         "read only, the analytics endpoints only (the agency rollup, and "
+                                         "/api/v1/analytics/{metric}?tenant=<slug> for any business of the agency)"},
             "session": {"type": "apiKey", "in": "cookie", "name": "session", "description": "the admin session"},
         },
         "parameters": {
             "IdempotencyKey": {"name": "Idempotency-Key", "in": "header", "required": False,
                                "schema": {"type": "string", "maxLength": 200}},
             "IfMatch": {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}},
+            "Cursor": {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"},
+                       "description": "next_cursor of the previous page (keyset pages)"},
+            "Limit": {"name": "limit", "in": "query", "required": False,
+                      "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                      "description": "page size of keyset pages (default 50); with it or cursor the list pages by id"},
+            "Tenant": {"name": "tenant", "in": "query", "required": False,
+                       "schema": {"type": "string", "maxLength": 63},
+                       "description": "a business's slug: required with an agency key (a business of another agency "
+                                      "is 404, a suspended one 403); otherwise the business of the key or session, "
+                                      "and any other value is 404"},
             "RisonQuery": {"name": "q", "in": "query", "required": False, "schema": {"type": "string"},
                            "description": "Rison: (page:0,page_size:50,order_column:name,order_direction:asc,"
                                           "filters:!((col:name,opr:ct,value:x)))"},

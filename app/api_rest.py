@@ -16,10 +16,11 @@ from flask import g, jsonify, make_response, request
 from flask_appbuilder.api import ModelRestApi
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from sqlalchemy import or_
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.api_common import check_if_match, etag_of
+from app.errors import ApiError, ValidationError
 from app.models import tenant as m
 from app.services import catalogue_rules as rules
 from app.services import events
@@ -134,8 +135,6 @@ class TenantRestApi(ModelRestApi):
         return response
 
     def put_headless(self, pk):
-        from app.errors import ApiError
-
         if request.headers.get("If-Match"):
             current = super().get_headless(pk)
             if current.status_code != 200:
@@ -199,6 +198,51 @@ class TenantRestApi(ModelRestApi):
             return _error(400, "invalid", "a value in the request is not valid here")
         return _error(500, "internal", "internal error")
 
+    # ------------------------------------------------------------------ keyset pages (?limit=&cursor=)
+
+    CURSOR_MAX_LIMIT = 200
+
+    def get_list_headless(self, **kwargs):
+        """FAB's offset pages (`q` with page/page_size) unless the caller asks for keyset pages with
+        `limit` or `cursor`: then rows by id ascending after the cursor, `{result, next_cursor}`."""
+        if "cursor" not in request.args and "limit" not in request.args:
+            return super().get_list_headless(**kwargs)
+        try:
+            return self._cursor_page(kwargs.get("rison", {}))
+        except ApiError as exc:
+            discard()
+            return _error(exc.status, exc.code, exc.message, exc.field)
+
+    def _cursor_page(self, args: dict):
+        from flask_appbuilder.exceptions import FABException
+        from flask_appbuilder.models.sqla.filters import FilterGreater
+
+        mixed = sorted(set(args) & {"page", "page_size", "order_column", "order_direction"})
+        if mixed:
+            raise ApiError("invalid", f"keyset pages (limit, cursor) are ordered by id: q may not set {mixed[0]}", "q",
+                           status=400)
+        raw = request.args.get("limit") or "50"
+        if not raw.isdigit() or not 1 <= int(raw) <= self.CURSOR_MAX_LIMIT:
+            raise ValidationError(f"limit is a whole number from 1 to {self.CURSOR_MAX_LIMIT}", "limit")
+        limit = int(raw)
+        after = decode_id_cursor(self.resource_name, request.args.get("cursor") or None)
+        try:
+            select_columns, pruned = self._handle_columns_args(args, self.list_select_columns, self.list_columns)
+            filters = self._handle_filters_args(args)
+        except FABException as exc:
+            raise ApiError("invalid", str(exc), "q", status=400) from None  # as FAB answers it on offset pages
+        schema = self.model2schemaconverter.convert(pruned) if pruned else self.list_model_schema
+        if after is not None:
+            filters.add_filter("id", FilterGreater, after)
+        query = self.datamodel.apply_all(self.datamodel.session.query(self.datamodel.obj), filters, "id", "asc",
+                                         0, limit + 1, select_columns, self.list_outer_default_load)
+        name = self.datamodel.obj.__name__
+        rows = [getattr(row, name) if hasattr(row, name) else row for row in query.all()]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_id_cursor(self.resource_name, rows[-1].id) if more and rows else None
+        return self.response(200, result=schema.dump(rows, many=True), next_cursor=next_cursor)
+
     MAX_PAGE = 1_000_000
 
     def _handle_page_args(self, rison_args):
@@ -210,6 +254,28 @@ class TenantRestApi(ModelRestApi):
                                       or value > self.MAX_PAGE):
                 raise BadRequest(f"{name} must be a whole number from 0 to {self.MAX_PAGE}")
         return super()._handle_page_args(rison_args)
+
+
+def encode_id_cursor(resource: str, ident: int) -> str:
+    """An opaque cursor: the resource (so one list's cursor is refused by another) and the last id."""
+    import base64
+
+    return base64.urlsafe_b64encode(f"{resource}|{ident}".encode()).decode().rstrip("=")
+
+
+def decode_id_cursor(resource: str, cursor: str | None) -> int | None:
+    import base64
+    import binascii
+
+    if cursor is None:
+        return None
+    try:
+        name, _, ident = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition("|")
+        if name != resource or not ident.isdigit() or len(ident) > 12:
+            raise ValueError
+        return int(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError("cursor is not one this list gave out", "cursor") from None
 
 
 class KeyLocationScope(BaseFilter):
@@ -237,6 +303,8 @@ class LocationScoped:
     location, not running the business's catalogue."""
 
     location_condition = None  # key -> SQL condition, set per resource
+    restricted_writes = ("POST", "PUT", "PATCH", "DELETE")  # methods a restricted key may not use here
+    restricted_message = "this API key is restricted to one location and cannot change the catalogue"
 
     def __init__(self, *args, **kwargs):
         condition = type(self).location_condition
@@ -245,13 +313,14 @@ class LocationScoped:
 
     def create_blueprint(self, appbuilder, *args, **kwargs):
         blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
-        blueprint.before_request(_refuse_restricted_writes)
+        refused, message = frozenset(self.restricted_writes), self.restricted_message
+        blueprint.before_request(lambda: _refuse_restricted_writes(refused, message))
         return blueprint
 
 
-def _refuse_restricted_writes():
-    if g.get("api_key_location") is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
-        return _error(403, "not_allowed", "this API key is restricted to one location and cannot change the catalogue")
+def _refuse_restricted_writes(methods, message):
+    if g.get("api_key_location") is not None and request.method in methods:
+        return _error(403, "not_allowed", message)
     return None
 
 
@@ -281,7 +350,21 @@ class LocationApi(LocationScoped, TenantRestApi):
     rule_fields = ("key", "name", "timezone")
 
 
-class CategoryApi(TenantRestApi):
+def _offered_at(key: str):
+    """Services offered at the location: everywhere, or there by name."""
+    return or_(m.Service.all_locations.is_(True), m.Service.locations.any(_at(key)))
+
+
+def _customer_at(key: str):
+    """Customers with at least one appointment (any status) at the location."""
+    from sqlalchemy import exists
+
+    location_id = select(m.Location.id).where(_at(key)).scalar_subquery()
+    return exists().where(m.Appointment.customer_id == m.Customer.id, m.Appointment.location_id == location_id)
+
+
+class CategoryApi(LocationScoped, TenantRestApi):
+    location_condition = staticmethod(lambda key: m.Category.id.in_(select(m.Service.category_id).where(_offered_at(key))))
     datamodel = SQLAInterface(m.Category)
     resource_name = "categories"
     class_permission_name = "CategoriesApi"
@@ -293,7 +376,7 @@ class CategoryApi(TenantRestApi):
 
 
 class ServiceApi(LocationScoped, TenantRestApi):
-    location_condition = staticmethod(lambda key: or_(m.Service.all_locations.is_(True), m.Service.locations.any(_at(key))))
+    location_condition = staticmethod(_offered_at)
     datamodel = SQLAInterface(m.Service)
     resource_name = "services"
     class_permission_name = "ServicesApi"
@@ -377,7 +460,14 @@ class TimeOffApi(LocationScoped, TenantRestApi):
             raise PayloadInvalid("end_at", rules.SPAN_MESSAGE)
 
 
-class CustomerApi(TenantRestApi):
+class CustomerApi(LocationScoped, TenantRestApi):
+    """Under a key restricted to a location: the customers with an appointment there (others 404);
+    such a key may correct them (PUT) but not create or delete any (a booking records a new customer)."""
+
+    location_condition = staticmethod(_customer_at)
+    restricted_writes = ("POST", "DELETE")
+    restricted_message = ("this API key is restricted to one location: it records new customers by booking them "
+                          "(POST /api/v1/appointments/) and deletes none")
     datamodel = SQLAInterface(m.Customer)
     resource_name = "customers"
     class_permission_name = "CustomersApi"

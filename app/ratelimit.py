@@ -2,7 +2,7 @@
 
 | scope | applies to | counted per | config |
 |---|---|---|---|
-| `api-key` | `/api/v1/...` with an API key | key | `API_RATE_LIMIT_PER_KEY` |
+| `api-key` | `/api/v1/...` with an API key | key | the key's plan in `API_RATE_PLANS` (default `API_RATE_PLAN_DEFAULT`) |
 | `api-ip` | `/api/v1/...` (key or session) | client IP | `API_RATE_LIMIT_PER_IP` |
 | `public-tenant` | `/api/v1/public/<t>/...` | business (all callers) | `PUBLIC_RATE_LIMIT_PER_TENANT`, `PUBLIC_RATE_LIMIT_TENANT_OVERRIDES` |
 | `public-ip` | `/api/v1/public/...` | client IP | `PUBLIC_RATE_LIMIT_PER_IP` |
@@ -20,6 +20,12 @@ API, whoever sends it, so a business flooded by its visitors (or a scraper sprea
 many addresses) spends its own budget on cheap 429s and leaves the workers' time to the
 others. A business may have its own figure (its plan's) in `PUBLIC_RATE_LIMIT_TENANT_OVERRIDES`,
 JSON `{"slug": "6000/minute"}`. The slug is read from the path, before any database look-up.
+
+Plans per key: each API key names a plan (`rate_plan`, NULL for `API_RATE_PLAN_DEFAULT`) whose
+limit is `API_RATE_PLANS[plan]`, e.g. `{"standard": "600/minute", "high": "3000/minute"}`; the plan
+"standard" is `API_RATE_LIMIT_PER_KEY` unless `API_RATE_PLANS` names it. A key whose plan was
+removed from the configuration falls back to the default plan. The limit string is part of
+Flask-Limiter's counter name, so moving a key to another plan starts it on a fresh window.
 """
 
 from __future__ import annotations
@@ -77,6 +83,27 @@ def _key_id() -> str:
     return f"key:{g.get('api_key_id')}"
 
 
+def rate_plans(config=None) -> dict[str, str]:
+    """The plan table: "standard" = API_RATE_LIMIT_PER_KEY, then API_RATE_PLANS (JSON in the environment) over it."""
+    config = current_app.config if config is None else config
+    plans = config.get("API_RATE_PLANS") or {}
+    if isinstance(plans, str):
+        plans = json.loads(plans) if plans.strip() else {}
+    base = {"standard": config["API_RATE_LIMIT_PER_KEY"]} if config.get("API_RATE_LIMIT_PER_KEY") else {}
+    return {**base, **plans}
+
+
+def plan_limit(plan: str | None) -> str:
+    """The limit string of a plan (None, or a plan no longer configured: the default plan's)."""
+    plans = rate_plans()
+    default = current_app.config.get("API_RATE_PLAN_DEFAULT") or "standard"
+    return plans.get(plan or default) or plans.get(default) or ""
+
+
+def _key_limit() -> str:
+    return plan_limit(g.get("api_key_plan"))
+
+
 def _config(name: str):
     return lambda: current_app.config.get(name) or ""
 
@@ -98,7 +125,7 @@ def make_limiter() -> Limiter:
     return Limiter(
         key_func=_ip,
         application_limits=[
-            ApplicationLimit(_config("API_RATE_LIMIT_PER_KEY"), key_function=_key_id, scope="api-key",
+            ApplicationLimit(_key_limit, key_function=_key_id, scope="api-key",
                              exempt_when=lambda: not (_is_api() and g.get("api_key_id"))),
             ApplicationLimit(_config("API_RATE_LIMIT_PER_IP"), key_function=lambda: f"ip:{_ip()}", scope="api-ip",
                              exempt_when=lambda: not _is_api()),
@@ -131,6 +158,29 @@ def _standard_headers(response):
     return response
 
 
+def check_plans(config) -> None:
+    """Refuse to start with a plan table that is not JSON, names an unreadable limit or lacks the default."""
+    from limits import parse_many
+
+    try:
+        plans = rate_plans(config)
+    except (ValueError, TypeError) as exc:
+        raise RuntimeError(f"API_RATE_PLANS is not a JSON object: {exc}") from None
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in plans.items()):
+        raise RuntimeError('API_RATE_PLANS is a JSON object of plan name -> limit, e.g. {"standard": "600/minute"}')
+    for name, limit in plans.items():
+        if not name or len(name) > 32:
+            raise RuntimeError(f"API_RATE_PLANS: plan names have 1 to 32 characters ({name!r})")
+        try:
+            parse_many(limit)
+        except ValueError:
+            raise RuntimeError(f"API_RATE_PLANS: the limit of plan {name!r} is not a rate limit string ({limit!r})") from None
+    default = config.get("API_RATE_PLAN_DEFAULT") or "standard"
+    # An empty API_RATE_LIMIT_PER_KEY (no "standard") kept keys without a plan unlimited per key before plans; still allowed.
+    if default not in plans and not (default == "standard" and not config.get("API_RATE_LIMIT_PER_KEY")):
+        raise RuntimeError(f"API_RATE_PLAN_DEFAULT {default!r} is not a plan of API_RATE_PLANS ({', '.join(plans)})")
+
+
 def configure_storage(app: Flask) -> None:
     """The limiters' storage (Redis, shared by every process and node). Call before
     Flask-AppBuilder's init_app: its own limiter (sign-in pages) reads the same settings
@@ -142,6 +192,7 @@ def configure_storage(app: Flask) -> None:
 
 def install(app: Flask) -> None:
     """Call after `resolve_request_scope` is registered: the key checks need the authenticated key."""
+    check_plans(app.config)
     configure_storage(app)
     # after_request hooks run last-registered first: ours must run after the limiter's.
     app.after_request(_standard_headers)

@@ -131,6 +131,11 @@ def api_key_user_name(tenant_slug: str) -> str:
     return f"apikey@{tenant_slug}"
 
 
+def agency_key_user_name(agency_slug: str) -> str:
+    # A dot never occurs in a business slug, so this cannot be a business key's user.
+    return f"apikey@agency.{agency_slug}"
+
+
 class _NoTokenLogin(SecurityApi):
     """FAB's REST log-in (`/api/v1/security/login`, `/refresh`) is not offered: it issues JWTs, a
     second kind of session that logout, reset and role removal would not end. The REST API takes
@@ -236,10 +241,10 @@ def api_key_allowed_here() -> bool:
     return path.startswith(API_KEY_PATHS) and not path.startswith(API_KEY_EXCLUDED)
 
 
-def _api_error(status: int, code: str, message: str):
+def _api_error(status: int, code: str, message: str, field: str | None = None):
     from flask import jsonify
 
-    response = jsonify({"error": {"code": code, "message": message, "field": None}})
+    response = jsonify({"error": {"code": code, "message": message, "field": field}})
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
@@ -262,6 +267,9 @@ def _authenticate_api_key(token: str) -> None:
         _api_error(401, "key_expired", "this API key has expired")
     if request.method not in SAFE_METHODS and not key.allows("write"):
         _api_error(403, "not_allowed", "this API key is read-only")
+    if key.agency_id is not None:
+        _authenticate_agency_key(key, now)
+        return
     tenant = key.tenant
     if tenant.status != Tenant.STATUS_ACTIVE:
         _api_error(403, "tenant_suspended", "this business is suspended")
@@ -273,9 +281,42 @@ def _authenticate_api_key(token: str) -> None:
     g.user = user
     g._api_key_user = True
     g.api_key_id, g.api_key_label = key.id, f"{key.name} ({key.prefix})"
+    g.api_key_plan = key.rate_plan
     g.api_key_location = key.location_key
     g.scope = Scope(tenant_roles={tenant.id: {ROLE_CLIENT_ADMIN}})
     g.effective_roles = {ROLE_CLIENT_ADMIN}
+    activate(db.session, tenant)
+
+
+# What an agency key reaches: the analytics API (the rollup, and one business's figures with ?tenant=).
+AGENCY_KEY_PATHS = ("/api/v1/analytics/",)
+
+
+def _authenticate_agency_key(key: ApiKey, now: dt.datetime) -> None:
+    """An agency key acts as an Auditor of its agency, on the analytics API only. The business is
+    named by `?tenant=<slug>`: one of another agency (or none at all) is 404, a suspended one 403."""
+    if not request.path.startswith(AGENCY_KEY_PATHS):
+        _api_error(403, "not_allowed", "an agency API key reads the analytics API (/api/v1/analytics/...) only")
+    sm = current_app.appbuilder.sm
+    user = sm.find_user(username=agency_key_user_name(key.agency.slug))
+    if user is None or not user.is_active:
+        abort(401)
+    _count_use(key.id, now)
+    g.user = user
+    g._api_key_user = True
+    g.api_key_id, g.api_key_label = key.id, f"{key.name} ({key.prefix})"
+    g.api_key_plan = key.rate_plan
+    g.api_key_agency_id = key.agency_id
+    g.scope = Scope(agency_roles={key.agency_id: {ROLE_AUDITOR}})
+    g.effective_roles = {ROLE_AUDITOR}
+    slug = request.args.get("tenant")
+    if not slug:
+        return
+    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug[:63], Tenant.agency_id == key.agency_id))
+    if tenant is None or tenant.status == Tenant.STATUS_PROVISIONING:
+        _api_error(404, "not_found", "no business of this agency has that slug", field="tenant")
+    if tenant.status != Tenant.STATUS_ACTIVE:
+        _api_error(403, "tenant_suspended", "this business is suspended", field="tenant")
     activate(db.session, tenant)
 
 

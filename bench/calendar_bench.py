@@ -100,6 +100,7 @@ def _run(args, tmp: Path, db_url: str, redis_url: str) -> int:
 
     logging.disable(logging.INFO)
     fake = TimedGoogle().start()
+    fake.clients["bench"] = "bench"  # the platform app the bench configures
     children = []
     try:
         os.environ.update({"DATABASE_URL": db_url, "REDIS_URL": redis_url, "GOOGLE_API_BASE_URL": fake.api_base,
@@ -155,7 +156,7 @@ def _connect_all(app, slug: str, fake: GoogleCalendarFake) -> list[int]:
                                       status="active", busy_calendars=[{"id": cal_id, "name": key}],
                                       target_calendar=cal_id, target_calendar_name=key, include_tentative=True,
                                       sync_state={}, channel={})
-            cal.store_secret(conn, fake.grant())
+            cal.store_secret(conn, fake.grant("bench"))
             session.add(conn)
             session.flush()
             ids.append(conn.id)

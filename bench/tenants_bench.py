@@ -77,18 +77,14 @@ def one_revision_back(engine) -> str:
     from tenants.migrate import head_revision
 
     head = head_revision("tenant")
-    assert "t0011fr" in head.split("+"), f"this step knows how to undo t0011fr only, the heads are {head}"
+    assert "t0013cal" in head.split("+"), f"this step knows how to undo t0013cal only, the heads are {head}"
     with engine.begin() as conn:
         schemas = conn.execute(text("SELECT schema_name FROM public.tenant")).scalars().all()
         for schema in schemas:
             conn.exec_driver_sql(f'SET LOCAL search_path TO "{schema}", public')
-            for table in ("appointment", "time_off", "busy_block"):
-                for suffix in ("write", "update", "truncate"):
-                    conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS trg_{table}_fresh_{suffix} ON {table}")
-            conn.exec_driver_sql("DROP FUNCTION IF EXISTS bump_fresh_version()")
-            conn.exec_driver_sql("DROP FUNCTION IF EXISTS bump_all_fresh_versions()")
-            conn.exec_driver_sql("DROP TABLE IF EXISTS fresh_version")
-            conn.exec_driver_sql("UPDATE alembic_version SET version_num = 't0011out' WHERE version_num = 't0011fr'")
+            conn.exec_driver_sql("ALTER TABLE calendar_connection DROP COLUMN IF EXISTS oauth_client_id")
+            conn.exec_driver_sql("ALTER TABLE calendar_connection DROP COLUMN IF EXISTS oauth_app")
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = 't0012cal' WHERE version_num = 't0013cal'")
     return head
 
 

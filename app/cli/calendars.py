@@ -156,6 +156,32 @@ def sync(tenant, staff_key, full):
         fail("; ".join(failed))
 
 
+@calendars_group.command("reconnect-caldav")
+@click.argument("tenant")
+@click.argument("connection_id", type=int)
+@click.option("--url", help="New server URL (default: keep).")
+@click.option("--username", help="New user name (default: keep).")
+@click.option("--password", help="New app password (default: keep).")
+@with_appcontext
+def reconnect_caldav(tenant, connection_id, url, username, password):
+    """Change a CalDAV connection's URL / user / app password in place; checked against the server first."""
+    from app.services import calendar_sync as cal
+    from app.tenancy import NoTenant
+
+    if not (url or username or password):
+        fail("give at least one of --url, --username, --password")
+    try:
+        with _session(tenant) as (session, _ref):
+            conn = cal.reconnect_caldav(session, cal.connection_for(session, connection_id), url=url,
+                                        username=username, password=password, cfg=_cfg(), now=_now())
+            out = {"id": conn.id, "status": conn.status, "url": conn.url, "account": conn.account,
+                   "target_calendar": conn.target_calendar_name,
+                   "busy_calendars": [b["name"] for b in conn.busy_calendars]}
+    except (NoTenant, cal.CalendarError) as exc:
+        fail(str(exc))
+    click.echo(json.dumps(out))
+
+
 @calendars_group.command("disconnect")
 @click.argument("tenant")
 @click.argument("connection_id", type=int)
@@ -174,6 +200,79 @@ def disconnect(tenant, connection_id, remove_events):
     except (NoTenant, cal.CalendarError) as exc:
         fail(str(exc))
     click.echo(json.dumps({"id": connection_id, "status": "disconnected", "events_removed": removed}))
+
+
+app_group = AppGroup("app", help="An agency's own Google / Microsoft app for the calendar connections of its businesses.")
+calendars_group.add_command(app_group)
+
+
+def _agency_id(slug: str) -> int:
+    from app.extensions import db
+    from app.models.public import Agency
+
+    agency_id = db.session.scalar(select(Agency.id).where(Agency.slug == slug))
+    if agency_id is None:
+        fail(f"unknown agency {slug!r}")
+    return agency_id
+
+
+@app_group.command("set")
+@click.argument("agency")
+@click.option("--provider", type=click.Choice(["google", "microsoft"]), required=True)
+@click.option("--client-id", required=True)
+@click.option("--client-secret", envvar="CALENDAR_APP_CLIENT_SECRET",
+              help="The app's secret (or CALENDAR_APP_CLIENT_SECRET); may be left out to keep the stored one "
+                   "for the same client id.")
+@click.option("--ms-tenant", help="Microsoft only: the app's directory (tenant id or domain; default: common).")
+@with_appcontext
+def app_set(agency, provider, client_id, client_secret, ms_tenant):
+    """Store the agency's app; its businesses' new connections sign in with it (the secret is stored encrypted)."""
+    from app.extensions import db
+    from app.services import calendar_sync as cal
+
+    agency_id = _agency_id(agency)
+    try:
+        out = cal.set_agency_app(db.session, agency_id, provider, client_id=client_id, client_secret=client_secret,
+                                 ms_tenant=ms_tenant)
+        db.session.commit()
+    except cal.CalendarError as exc:
+        db.session.rollback()
+        fail(str(exc))
+    from app.jobs.calendar_sync import check_agency_apps
+
+    out["needs_reconnect"] = check_agency_apps(agency_id)
+    click.echo(json.dumps(out))
+
+
+@app_group.command("show")
+@click.argument("agency")
+@with_appcontext
+def app_show(agency):
+    """Which app each provider uses for the agency's businesses (never the secret)."""
+    from app.extensions import db
+    from app.services import calendar_sync as cal
+
+    agency_id = _agency_id(agency)
+    click.echo(json.dumps([cal.describe_agency_app(db.session, agency_id, p) for p in cal.APP_KINDS], indent=2))
+
+
+@app_group.command("remove")
+@click.argument("agency")
+@click.option("--provider", type=click.Choice(["google", "microsoft"]), required=True)
+@with_appcontext
+def app_remove(agency, provider):
+    """Forget the agency's app: new connections use the platform's; those made with the agency's need a reconnect."""
+    from app.extensions import db
+    from app.services import calendar_sync as cal
+
+    agency_id = _agency_id(agency)
+    removed = cal.remove_agency_app(db.session, agency_id, provider)
+    db.session.commit()
+    if not removed:
+        fail(f"agency {agency!r} has no {provider} app of its own")
+    from app.jobs.calendar_sync import check_agency_apps
+
+    click.echo(json.dumps({"provider": provider, "source": "platform", "needs_reconnect": check_agency_apps(agency_id)}))
 
 
 commands = [calendars_group]

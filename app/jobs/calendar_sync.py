@@ -173,6 +173,26 @@ def tick(now=None) -> dict:
     return totals
 
 
+def check_agency_apps(agency_id: int) -> int:
+    """After an agency's app changed: mark its businesses' connections that app no longer serves (CLI, admin)."""
+    from sqlalchemy.orm import Session as PlainSession
+
+    from app.models.public import Tenant
+
+    marked = 0
+    with job_app().app_context():
+        with PlainSession(engine()) as lookup:
+            slugs = list(lookup.scalars(select(Tenant.slug).where(Tenant.agency_id == agency_id,
+                                                                  Tenant.status == Tenant.STATUS_ACTIVE)))
+        for slug in slugs:
+            try:
+                with _session(slug) as (session, _ref):
+                    marked += cal.check_oauth_apps(session, _cfg(), _now())
+            except Exception:  # one broken business must not stop the others; their next use marks them
+                log.exception("calendar app check of %s failed", slug)
+    return marked
+
+
 def enqueue_pull(tenant: str, connection_id: int) -> None:
     """Queue one incremental pull (a change notification arrived); several in a row are harmless."""
     from app.queueing import queue

@@ -96,6 +96,10 @@ class CalendarConnection(TenantBase):
     account: Mapped[str | None] = mapped_column(String(254))  # e-mail / user name shown in the admin
     url: Mapped[str | None] = mapped_column(Text)  # CalDAV server URL
     secret_enc: Mapped[str | None] = mapped_column(Text)  # encrypted JSON: tokens or password
+    # Google / Microsoft: the OAuth app that issued the tokens ("platform" or "agency") and its
+    # client id; tokens are only refreshed with that same app (else: needs reconnect).
+    oauth_app: Mapped[str | None] = mapped_column(String(10))
+    oauth_client_id: Mapped[str | None] = mapped_column(String(300))
     token_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default=STATUS_ACTIVE)
     # [{"id": provider calendar id, "name": ...}] counted as busy; the target receives our events.

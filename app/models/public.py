@@ -183,12 +183,19 @@ class Membership(PublicModel):
 
 
 class ApiKey(PublicModel):
-    """A per-tenant API key; only a SHA-256 hash of the secret is stored."""
+    """An API key of one business or of one agency; only a SHA-256 hash of the secret is stored.
+
+    A business key reaches that business's REST API. An agency key (agency_id set, tenant_id
+    NULL) reads the analytics API only: the agency rollup and, with `?tenant=`, any business
+    of that agency.
+    """
 
     __tablename__ = "tenant_api_key"
+    __table_args__ = (CheckConstraint("(tenant_id IS NULL) <> (agency_id IS NULL)", name="owner"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
@@ -204,8 +211,11 @@ class ApiKey(PublicModel):
     request_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Optional location key: appointments and availability of that location only.
     location_key: Mapped[str | None] = mapped_column(String(63))
+    # Rate-limit plan (a name in API_RATE_PLANS); NULL: API_RATE_PLAN_DEFAULT.
+    rate_plan: Mapped[str | None] = mapped_column(String(32))
 
-    tenant: Mapped[Tenant] = relationship()
+    tenant: Mapped[Tenant | None] = relationship()
+    agency: Mapped[Agency | None] = relationship()
 
     @property
     def active(self) -> bool:

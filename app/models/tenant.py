@@ -313,18 +313,28 @@ class TimeOff(TenantBase):
 
 
 class BusyBlock(TenantBase):
-    """A busy interval reported by a staff member's external calendar; never an appointment."""
+    """A busy interval reported by an external calendar; never an appointment.
+
+    A staff member's block keeps that person from every booking (AVAILABILITY.md §5.3); a
+    location's block (from its front-desk calendar) closes that location for the time,
+    for everyone working there. Exactly one of staff_id / location_id is set.
+    """
 
     __tablename__ = "busy_block"
     __table_args__ = (
         CheckConstraint("start_at < end_at", name="span"),
+        CheckConstraint("(staff_id IS NOT NULL) <> (location_id IS NOT NULL)", name="owner"),
         UniqueConstraint("staff_id", "source", "external_id"),
         Index("ix_busy_block_staff_range", "staff_id", "start_at", "end_at"),
+        Index("ix_busy_block_location_range", "location_id", "start_at", "end_at"),
+        Index("uq_busy_block_location_source_external", "location_id", "source", "external_id", unique=True,
+              postgresql_where=text("location_id IS NOT NULL")),
         Index("ix_busy_block_connection_event", "connection_id", "event_key"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("location.id", ondelete="CASCADE"))
     start_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     end_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     source: Mapped[str] = mapped_column(String(40), default="import")
@@ -334,7 +344,7 @@ class BusyBlock(TenantBase):
     connection_id: Mapped[int | None] = mapped_column(ForeignKey("calendar_connection.id", ondelete="CASCADE"))
     event_key: Mapped[str | None] = mapped_column(String(64))
 
-    staff: Mapped[Staff] = relationship()
+    staff: Mapped[Staff | None] = relationship()
 
 
 class Customer(TenantBase):

@@ -18,7 +18,9 @@ unknown; ``None`` prints as an empty string.
 - ``appointment``: ``start_local``, ``end_local`` (date and time in the recipient's
   time zone: the customer's for customer messages), ``date``, ``time``,
   ``timezone`` (localized zone name), ``status``, ``seats`` (int),
-  ``manage_url``, ``meeting_url``, ``ics_url``, ``cancel_reason``
+  ``manage_url``, ``meeting_url``, ``ics_url``, ``cancel_reason``,
+  ``google_calendar_url``, ``outlook_calendar_url`` ("add to Google Calendar / Outlook"
+  links of the appointment; customer messages of a live appointment only, else ``None``)
 - ``business``: ``name``, ``phone``, ``email``
 - ``previous``: ``start_local`` (the old time of a rescheduled appointment)
 
@@ -94,7 +96,7 @@ VARIABLES: dict[str, frozenset[str]] = {
     "location": frozenset({"name", "address", "phone", "map_url", "directions_url"}),
     "appointment": frozenset({
         "start_local", "end_local", "date", "time", "timezone", "status", "seats",
-        "manage_url", "meeting_url", "ics_url", "cancel_reason",
+        "manage_url", "meeting_url", "ics_url", "cancel_reason", "google_calendar_url", "outlook_calendar_url",
     }),
     "business": frozenset({"name", "phone", "email"}),
     "previous": frozenset({"start_local"}),
@@ -542,6 +544,8 @@ def sample_context(language: str) -> dict[str, Any]:
             "meeting_url": None,
             "ics_url": f"{base}/manage/8f3c2a/invite.ics",
             "cancel_reason": None,
+            "google_calendar_url": "https://calendar.google.com/calendar/render?action=TEMPLATE&text=Sample",
+            "outlook_calendar_url": "https://outlook.live.com/calendar/0/deeplink/compose?rru=addevent&subject=Sample",
         },
         "business": {"name": loc_name, "phone": phone, "email": "hello@example.com"},
         "previous": {"start_local": format_local(previous_start, tz_name, lang)},
@@ -608,6 +612,8 @@ _LABELS = dict(
     directions=NC_("email", "Directions"),
     manage=NC_("email", "Manage your booking"),
     calendar=NC_("email", "Add to calendar"),
+    google=N_("Add to Google Calendar"),
+    outlook=N_("Add to Outlook"),
     previous=NC_("email", "Previously"),
     reason=NC_("email", "Reason"),
     signoff=NC_("email", "Kind regards,"),
@@ -701,6 +707,8 @@ _WITH_DETAILS = {"booking_confirmed", "booking_confirmed_staff", "rescheduled", 
 # Written to the staff member: greets them and lists the customer instead of the staff and price.
 _STAFF_EVENTS = {"booking_confirmed_staff", "rescheduled_staff", "cancelled_staff"}
 _WITH_MANAGE_LINKS = {"booking_confirmed", "rescheduled", "reminder", "meeting_ready"}
+# Only the first message: a later "add" link would make a second copy (they carry no UID; the .ics updates).
+_WITH_CALENDAR_LINKS = {"booking_confirmed"}
 
 _TD_LABEL = 'style="padding:4px 16px 4px 0;color:#6e6e73;vertical-align:top"'
 _TD_VALUE = 'style="padding:4px 0"'
@@ -800,6 +808,18 @@ def _build_email(lang: str, event: str) -> MessageTemplate:
         html.append(f'<p><a href="{{{{ appointment.manage_url }}}}" {_BUTTON}>{L["manage"]}</a></p>\n')
         html.append(_guarded("appointment.ics_url",
                              f'<p><a href="{{{{ appointment.ics_url }}}}" {_LINK}>{L["calendar"]}</a></p>\n'))
+    if event in _WITH_CALENDAR_LINKS:
+        if text[-1] == "":
+            text.pop()
+        text.append(_guarded("appointment.google_calendar_url",
+                             colon(L["google"], "{{ appointment.google_calendar_url }}") + "\n").rstrip("\n"))
+        text.append(_guarded("appointment.outlook_calendar_url",
+                             colon(L["outlook"], "{{ appointment.outlook_calendar_url }}") + "\n").rstrip("\n"))
+        text.append("")
+        html.append(_guarded("appointment.google_calendar_url",
+                             f'<p><a href="{{{{ appointment.google_calendar_url }}}}" {_LINK} id="upz-mail-google">'
+                             f'{L["google"]}</a> · <a href="{{{{ appointment.outlook_calendar_url }}}}" {_LINK} '
+                             f'id="upz-mail-outlook">{L["outlook"]}</a></p>\n'))
 
     for para in after:
         text += [para, ""]

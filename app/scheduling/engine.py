@@ -467,14 +467,19 @@ def _find(setup: Setup, query: SlotQuery):
         busy = _to_seconds(staff.busy)
         blk_s, blk_e = _merge_instants(plan.pads + busy)
         n_blk = len(blk_s)
-        off_s, off_e = _merge_instants(_to_seconds(staff.time_off))
-        n_off = len(off_s)
+        staff_off = _to_seconds(staff.time_off)
+        staff_off_merged = _merge_instants(staff_off)
         sess_starts = sorted(plan.sessions) if group else []
         busy_s, busy_e = _merge_instants(busy) if sess_starts else ([], [])
         per_loc: list[tuple[str, list[int]]] = []
         session_ok: dict[int, str] = {}
 
         for loc in cal.locations:
+            # Location busy time closes the location for those instants: cut from the free
+            # time there like time off (§3), so it never shifts the grid (§4).
+            loc_busy = setup.locations[loc].busy
+            off_s, off_e = _merge_instants(staff_off + _to_seconds(loc_busy)) if loc_busy else staff_off_merged
+            n_off = len(off_s)
             weekly = cal.weekly[loc]
             breaks = cal.breaks[loc]
             overrides = cal.overrides[loc]

@@ -14,6 +14,8 @@ Reason codes (stable; the API and the UI key translations on them):
 - ``off_grid``      inside a window, but not on that window's slot grid (§4).
 - ``break``         overlaps a break (§3).
 - ``time_off``      overlaps time off (§3).
+- ``location_busy`` overlaps busy time of the location's own synced calendar: the
+                    location is closed then (README "Calendar sync"; cut like time off).
 - ``booked``        overlaps another live appointment of the staff member (§5.2).
 - ``buffer``        only the buffers (padding) overlap another appointment (§5.2).
 - ``busy_external`` the padded interval overlaps a synced calendar's busy block (§5.3).
@@ -105,7 +107,7 @@ def explain(
     # §2-§4: find the window that comes closest to holding the start, by the
     # engine's order of locations (sorted keys) and days.
     cal = StaffCalendar(setup, person, locs)
-    best: tuple[int, str, int, tuple[int, int] | None] | None = None  # rank, loc, w0, break
+    best: tuple[int, str, int, tuple[int, int] | None, object] | None = None  # rank, loc, w0, break, location busy
     for loc in locs:
         clock = LocalClock(cal.timezone(loc))
         d0 = clock.local_date(s)
@@ -121,10 +123,11 @@ def explain(
                     if _overlaps(start, end, from_seconds(c0), from_seconds(c1)):
                         hit = (c_a, c_b)
                         break
-                # Ranks: 1 off the grid, 2 on the grid but in a break, 3 free of both.
-                rank = 1 + on_grid + (on_grid and hit is None)
+                closed = next((iv for iv in setup.locations[loc].busy if _overlaps(start, end, iv.start, iv.end)), None)
+                # Ranks: 1 off the grid, 2 on the grid but in a break, 3 the location is busy, 4 free of all.
+                rank = 1 + on_grid + (on_grid and hit is None) + (on_grid and hit is None and closed is None)
                 if best is None or rank > best[0]:
-                    best = (rank, loc, w0, hit)
+                    best = (rank, loc, w0, hit, closed)
     where = best[1] if best is not None else location
     if best is None:
         reasons.append(Reason("outside_hours", "The start is outside the working hours."))
@@ -155,6 +158,15 @@ def explain(
                 )
             )
             break
+    if best is not None and best[0] == 3 and best[4] is not None:
+        iv = best[4]
+        reasons.append(
+            Reason(
+                "location_busy",
+                "The location's calendar is busy then.",
+                {"start": _iso(floor_seconds(iv.start)), "end": _iso(floor_seconds(iv.end))},
+            )
+        )
 
     # §5.2 and §6.
     group = svc.capacity > 1

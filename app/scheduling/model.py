@@ -41,6 +41,9 @@ class LocationRules:
     # mapping, a weekday that is missing (or empty) is closed.
     hours: Mapping[int, tuple[Span, ...]] | None = None
     closures: frozenset[date] = frozenset()
+    # Busy time of the location's own calendar (a front desk's synced calendar): the
+    # location is closed for these instants, for every staff member working there.
+    busy: tuple[Interval, ...] = ()
 
 
 @dataclass(frozen=True)

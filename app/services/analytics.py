@@ -488,7 +488,7 @@ def agency_rollup(session: Session, tenants: list, date_from: dt.date, date_to: 
     for t in tenants:
         row = rows.get(t.id)
         item = {
-            "tenant": t.slug, "name": t.name, "currency": t.currency, "timezone": t.timezone,
+            "tenant": t.slug, "name": t.name, "status": t.status, "currency": t.currency, "timezone": t.timezone,
             "bookings": row.bookings if row else 0, "cancelled": row.cancelled if row else 0,
             "no_show": row.no_show if row else 0, "previous_bookings": row.previous_bookings if row else 0,
             "revenue_booked": _money(row.booked if row else 0), "revenue_realised": _money(row.realised if row else 0),

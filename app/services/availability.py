@@ -264,6 +264,11 @@ def _fresh_rows_statement():
         select(
             literal("busy"), m.BusyBlock.staff_id, m.BusyBlock.start_at, m.BusyBlock.end_at, nothing, nothing, nothing, nothing,
         ).where(m.BusyBlock.staff_id.in_(ids), m.BusyBlock.start_at < hi, m.BusyBlock.end_at > lo),
+        # A location's own calendar (front desk): in the staff column's place, its location id.
+        select(
+            literal("loc"), m.BusyBlock.location_id, m.BusyBlock.start_at, m.BusyBlock.end_at, nothing, nothing, nothing,
+            nothing,
+        ).where(m.BusyBlock.location_id.is_not(None), m.BusyBlock.start_at < hi, m.BusyBlock.end_at > lo),
     )
 
 
@@ -281,6 +286,7 @@ def _load_setup_keyed(session, service_key, window_start, window_end, staff_keys
 
     time_off: dict[int, list[sm.Interval]] = {}
     busy: dict[int, list[sm.Interval]] = {}
+    location_busy: dict[str, list[sm.Interval]] = {}
     bookings = []
     if ids:
         if session.autoflush:
@@ -289,6 +295,11 @@ def _load_setup_keyed(session, service_key, window_start, window_end, staff_keys
         rows = session.connection().execute(_fresh_rows_statement(), {"ids": ids, "lo": lo, "hi": hi})
         service_by_id = {sid: r for sid, r in rules.services.values()}
         for r in rows:
+            if r.kind == "loc":
+                key = rules.loc_key.get(r.staff_id)
+                if key is not None:
+                    location_busy.setdefault(key, []).append(sm.Interval(r.start_at, r.end_at))
+                continue
             if r.kind != "appt":
                 target = time_off if r.kind == "off" else busy
                 target.setdefault(r.staff_id, []).append(sm.Interval(r.start_at, r.end_at))
@@ -311,14 +322,19 @@ def _load_setup_keyed(session, service_key, window_start, window_end, staff_keys
         r.key: replace(r, time_off=tuple(time_off.get(sid, ())), busy=tuple(busy.get(sid, ())))
         for sid, r in people
     }
+    locations = rules.locations
+    if location_busy:
+        locations = {**locations, **{k: replace(locations[k], busy=tuple(sorted(v, key=lambda iv: iv.start)))
+                                     for k, v in location_busy.items()}}
     setup = sm.Setup(
-        locations=rules.locations,
+        locations=locations,
         services={service_key: rules.services[service_key][1]},
         staff=staff,
         bookings=tuple(bookings),
     )
     # The rows themselves, not a hash of them: equal keys then mean equal inputs, exactly.
-    fresh = (setup.bookings, tuple((k, r.time_off, r.busy) for k, r in staff.items()))
+    fresh = (setup.bookings, tuple((k, r.time_off, r.busy) for k, r in staff.items()),
+             tuple((k, locations[k].busy) for k in sorted(location_busy)))
     return setup, (rules_key, service_key, fresh)
 
 

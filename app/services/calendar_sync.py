@@ -147,6 +147,178 @@ def store_secret(conn: CalendarConnection, secret: dict) -> None:
     conn.secret_enc = crypto.encrypt(json.dumps(secret))
 
 
+# --------------------------------------------------------------------------- OAuth apps (platform / agency)
+
+APP_KINDS = {"google": "calendar_google", "microsoft": "calendar_microsoft"}  # integration_credential.provider
+
+
+@dataclass(frozen=True)
+class OAuthApp:
+    """The Google / Microsoft app a connection signs in with: the platform's (config) or its agency's own."""
+
+    provider: str
+    source: str  # "platform" or "agency"
+    client_id: str | None
+    client_secret: str | None
+    ms_tenant: str | None = None
+
+    def config(self, cfg: SyncConfig) -> SyncConfig:
+        """`cfg` with this app's client (what app.calendars.oauth reads)."""
+        from dataclasses import replace
+
+        if self.provider == "google":
+            return replace(cfg, google_client_id=self.client_id, google_client_secret=self.client_secret)
+        return replace(cfg, ms_client_id=self.client_id, ms_client_secret=self.client_secret,
+                       ms_tenant=self.ms_tenant or cfg.ms_tenant)
+
+
+def _check_app_provider(provider: str) -> None:
+    if provider not in APP_KINDS:
+        raise CalendarError("the provider must be google or microsoft", "provider")
+
+
+def platform_app(provider: str, cfg: SyncConfig) -> OAuthApp:
+    if provider == "google":
+        return OAuthApp("google", "platform", cfg.google_client_id, cfg.google_client_secret)
+    return OAuthApp("microsoft", "platform", cfg.ms_client_id, cfg.ms_client_secret, cfg.ms_tenant)
+
+
+def agency_app(session: Session, provider: str, agency_id: int | None) -> OAuthApp | None:
+    """The agency's own app for `provider` (secret decrypted), or None."""
+    from app.models.webhooks import IntegrationCredential
+
+    _check_app_provider(provider)
+    if agency_id is None:
+        return None
+    row = session.scalar(select(IntegrationCredential).where(IntegrationCredential.agency_id == agency_id,
+                                                             IntegrationCredential.provider == APP_KINDS[provider]))
+    if row is None:
+        return None
+    data = json.loads(crypto.decrypt(row.data_enc))
+    return OAuthApp(provider, "agency", data.get("client_id"), data.get("client_secret"), data.get("ms_tenant"))
+
+
+def current_app_for(session: Session, provider: str, cfg: SyncConfig, agency_id: int | None) -> OAuthApp:
+    """The app new connections of this agency's businesses use: the agency's own when set, else the platform's."""
+    return agency_app(session, provider, agency_id) or platform_app(provider, cfg)
+
+
+def agency_of(session: Session) -> int | None:
+    """The agency of the business whose schema this tenant session is routed to."""
+    from app.models.public import Tenant
+
+    from app.tenancy import plain_session, session_schema
+
+    schema = session_schema(session)
+    info = plain_session(session).info
+    cached = info.get("calendar_agency")
+    if cached is not None and cached[0] == schema:
+        return cached[1]
+    agency_id = session.scalar(select(Tenant.agency_id).where(Tenant.schema_name == schema)) if schema else None
+    info["calendar_agency"] = (schema, agency_id)
+    return agency_id
+
+
+def issuing_app(session: Session, conn: CalendarConnection, cfg: SyncConfig) -> OAuthApp:
+    """The app that issued `conn`'s tokens, the only one they can be refreshed with.
+
+    Platform-issued connections (and those made before apps were recorded) use the platform
+    app from config. Agency-issued ones use the agency's stored app while its client id is
+    the one recorded (a new secret for the same client is picked up); another client id, or
+    no agency app any more, raises AuthFailed: the connection needs a reconnect.
+    """
+    if conn.oauth_app != "agency":
+        app = platform_app(conn.provider, cfg)
+        if conn.oauth_client_id and app.client_id and app.client_id != conn.oauth_client_id:
+            raise AuthFailed(f"{conn.provider}: the platform's app changed (tokens came from client "
+                             f"{conn.oauth_client_id}); reconnect the calendar", 401)
+        return app
+    app = agency_app(session, conn.provider, agency_of(session))
+    if app is None or app.client_id != conn.oauth_client_id:
+        now_using = f"client {app.client_id}" if app else "no app of its own"
+        raise AuthFailed(f"{conn.provider}: the agency's app changed (tokens came from client {conn.oauth_client_id}, "
+                         f"the agency now has {now_using}); reconnect the calendar", 401)
+    return app
+
+
+def check_oauth_apps(session: Session, cfg: SyncConfig, now: dt.datetime) -> int:
+    """Set every active Google / Microsoft connection whose issuing app is gone to needs-reconnect (people told).
+
+    Run for each business of an agency right after its app changed, so nobody waits for
+    the next poll to learn it; returns how many connections it marked.
+    """
+    marked = 0
+    for conn in session.scalars(select(CalendarConnection).where(
+            CalendarConnection.status == STATUS_ACTIVE, CalendarConnection.provider.in_(tuple(APP_KINDS)))):
+        try:
+            issuing_app(session, conn, cfg)
+        except AuthFailed as exc:
+            mark_reconnect(session, conn, str(exc), now)
+            marked += 1
+    session.flush()
+    return marked
+
+
+def set_agency_app(session: Session, agency_id: int, provider: str, *, client_id: str, client_secret: str | None,
+                   ms_tenant: str | None = None) -> dict:
+    """Store (or replace) an agency's own Google / Microsoft app; the secret is encrypted (app.crypto).
+
+    An empty secret keeps the stored one, but only for the same client id. Connections
+    whose tokens came from another client id need a reconnect afterwards (issuing_app).
+    """
+    from app.models.webhooks import IntegrationCredential
+
+    _check_app_provider(provider)
+    client_id = (client_id or "").strip()
+    if not client_id or len(client_id) > 300 or any(c.isspace() for c in client_id):
+        raise CalendarError("a client id is required (no spaces, at most 300 characters)", "client_id")
+    ms_tenant = (ms_tenant or "").strip() or None
+    if ms_tenant is not None and (provider != "microsoft" or not all(c.isalnum() or c in "-." for c in ms_tenant)):
+        raise CalendarError("a directory (tenant) applies to Microsoft apps only: a tenant id or domain", "ms_tenant")
+    current = agency_app(session, provider, agency_id)
+    secret = (client_secret or "").strip()
+    if not secret:
+        if current is None or current.client_id != client_id:
+            raise CalendarError("a client secret is required for a new client id", "client_secret")
+        secret = current.client_secret or ""
+    row = session.scalar(select(IntegrationCredential).where(IntegrationCredential.agency_id == agency_id,
+                                                             IntegrationCredential.provider == APP_KINDS[provider]))
+    if row is None:
+        row = IntegrationCredential(agency_id=agency_id, provider=APP_KINDS[provider], data_enc="")
+        session.add(row)
+    data = {"client_id": client_id, "client_secret": secret}
+    if ms_tenant:
+        data["ms_tenant"] = ms_tenant
+    row.data_enc = crypto.encrypt(json.dumps(data, sort_keys=True))
+    session.flush()
+    return describe_agency_app(session, agency_id, provider)
+
+
+def remove_agency_app(session: Session, agency_id: int, provider: str) -> bool:
+    """Forget the agency's app (its businesses' new connections use the platform's); False when none was set."""
+    from app.models.webhooks import IntegrationCredential
+
+    _check_app_provider(provider)
+    row = session.scalar(select(IntegrationCredential).where(IntegrationCredential.agency_id == agency_id,
+                                                             IntegrationCredential.provider == APP_KINDS[provider]))
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
+
+
+def describe_agency_app(session: Session, agency_id: int, provider: str) -> dict:
+    """What the admin and the CLI show of an agency's app: never the secret."""
+    app = agency_app(session, provider, agency_id)
+    if app is None:
+        return {"provider": provider, "source": "platform"}
+    out = {"provider": provider, "source": "agency", "client_id": app.client_id, "client_secret": "stored, encrypted"}
+    if app.ms_tenant:
+        out["ms_tenant"] = app.ms_tenant
+    return out
+
+
 # --------------------------------------------------------------------------- clients
 
 def client_for(session: Session, conn: CalendarConnection, cfg: SyncConfig, *, timezone: str | None = None):
@@ -164,6 +336,8 @@ def client_for(session: Session, conn: CalendarConnection, cfg: SyncConfig, *, t
         store_secret(conn, {**secret_of(conn), **tokens})
         conn.token_expires_at = oauth.expiry_of(tokens)
 
+    if conn.provider in APP_KINDS:
+        cfg = issuing_app(session, conn, cfg).config(cfg)
     if conn.provider == "google":
         from app.calendars.google import GoogleClient
 
@@ -260,11 +434,78 @@ def connect_caldav(session: Session, *, owner_kind: str, staff_id: int | None = 
     return conn
 
 
+def reconnect_caldav(session: Session, conn: CalendarConnection, *, url: str | None = None,
+                     username: str | None = None, password: str | None = None, cfg: SyncConfig | None = None,
+                     now: dt.datetime | None = None) -> CalendarConnection:
+    """Change the URL / user / app password of a CalDAV connection in place (empty values keep the stored ones).
+
+    The server is asked for its calendars with the new values first; only when that works
+    is anything stored, and the connection is active again (a `needs_reconnect` one too).
+    The busy and target calendars are found again by id, else by name; our events follow
+    a target calendar that moved (they are written again there on the next push).
+    """
+    from app.calendars.caldav_client import CalDavClient
+
+    if conn.provider != "caldav":
+        raise CalendarError("only a CalDAV connection takes a URL and password; reconnect Google / Microsoft "
+                            "through their sign-in", "provider")
+    if conn.status == STATUS_DISCONNECTED:
+        raise CalendarError("this connection was disconnected; connect the calendar again", None)
+    cfg = cfg or SyncConfig()
+    now = now or dt.datetime.now(UTC)
+    new_url = (url or "").strip() or conn.url or ""
+    if not new_url.startswith(("http://", "https://")):
+        raise CalendarError("the CalDAV URL must start with http:// or https://", "url")
+    new_user = (username or "").strip() or conn.account or ""
+    new_password = password or secret_of(conn).get("password", "")
+    if not new_password:
+        raise CalendarError("a password is required", "password")
+    try:
+        available = CalDavClient(new_url, new_user, new_password, timeout=int(cfg.http_timeout)).calendars()
+    except AuthFailed:
+        raise CalendarError("the CalDAV server refused this user name and password", "password")
+    except ProviderError as exc:
+        raise CalendarError(f"the CalDAV server could not be read: {exc}", "url")
+    old_target = conn.target_calendar
+
+    def again(cal_id: str | None, name: str | None) -> str | None:
+        for c in available:
+            if c.id == cal_id:
+                return c.id
+        for c in available:
+            if name and c.name == name:
+                return c.id
+        return None
+
+    target = again(conn.target_calendar, conn.target_calendar_name)
+    busy = [b for b in (again(c.get("id"), c.get("name")) for c in conn.busy_calendars or []) if b]
+    choose_calendars(conn, available, busy or None, target)
+    conn.url, conn.account = new_url, new_user
+    store_secret(conn, {**secret_of(conn), "password": new_password})
+    if conn.target_calendar != old_target:
+        # Our events live in a calendar we no longer reach: write them again into the new target.
+        for link in session.scalars(select(CalendarEventLink).where(CalendarEventLink.connection_id == conn.id,
+                                                                    CalendarEventLink.deleted.is_(False))):
+            link.calendar_id, link.external_id, link.etag, link.content_hash = conn.target_calendar, None, None, None
+            link.push_status, link.next_attempt_at, link.push_attempts = "pending", now, 0
+    keep = {f"cal:{conn.id}:{_cal_tag(c['id'])}" for c in conn.busy_calendars}
+    session.execute(delete(m.BusyBlock).where(m.BusyBlock.connection_id == conn.id, m.BusyBlock.source.not_in(keep)))
+    conn.status = STATUS_ACTIVE
+    conn.failing_since = conn.alerted_at = conn.last_error = None
+    conn.sync_state = {}  # read the busy calendars in full on the next pull
+    conn.next_pull_at = now
+    session.flush()
+    return conn
+
+
 def connect_oauth(session: Session, *, provider: str, owner_kind: str, staff_id: int | None = None,
                   location_id: int | None = None, tokens: dict, account: str | None, actor: str = ACTOR,
                   cfg: SyncConfig, existing: CalendarConnection | None = None,
-                  now: dt.datetime | None = None) -> CalendarConnection:
-    """Store a Google / Microsoft connection after the OAuth callback (or renew one: reconnect)."""
+                  now: dt.datetime | None = None, app: OAuthApp | None = None) -> CalendarConnection:
+    """Store a Google / Microsoft connection after the OAuth callback (or renew one: reconnect).
+
+    `app` is the app that issued `tokens` (default: the platform's); the connection remembers it.
+    """
     from app.calendars import oauth
 
     if existing is not None:
@@ -274,6 +515,8 @@ def connect_oauth(session: Session, *, provider: str, owner_kind: str, staff_id:
         conn = CalendarConnection(provider=provider, busy_calendars=[], sync_state={}, channel={},
                                   include_tentative=True, created_by=actor, **owner)
         session.add(conn)
+    app = app or platform_app(provider, cfg)
+    conn.oauth_app, conn.oauth_client_id = app.source, app.client_id
     conn.account = account or conn.account
     conn.status = STATUS_ACTIVE
     conn.failing_since = None
@@ -457,8 +700,8 @@ def _push_one(session, slug, conn, appt, link, want: bool, prefs, cfg, now, clie
                                  provider_requests=0)
         session.add(link)
         session.flush()
-    client = _client(session, conn, cfg, clients)
     try:
+        client = _client(session, conn, cfg, clients)
         before = getattr(client, "requests", 0)
         action, written = _write(client, conn, link, event, want)
         link.provider_requests += getattr(client, "requests", 0) - before
@@ -613,14 +856,15 @@ def event_key(calendar_id: str, external_id: str) -> str:
     return hashlib.sha1(f"{calendar_id}\n{external_id}".encode()).hexdigest()
 
 
-def owner_staff_ids(session: Session, conn: CalendarConnection) -> list[int]:
-    """Whose availability a foreign event blocks: the staff member, or everyone at the location / business."""
+def block_owners(session: Session, conn: CalendarConnection) -> list[dict]:
+    """What a foreign event blocks: the staff member; the location itself (closed then, for everyone
+    working there, at that location only); for a business calendar every active staff member."""
     if conn.owner_kind == "staff":
-        return [conn.staff_id]
+        return [{"staff_id": conn.staff_id, "location_id": None}]
     if conn.owner_kind == "location":
-        return list(session.scalars(select(m.staff_location.c.staff_id)
-                                    .where(m.staff_location.c.location_id == conn.location_id)))
-    return list(session.scalars(select(m.Staff.id).where(m.Staff.active.is_(True))))
+        return [{"staff_id": None, "location_id": conn.location_id}]
+    return [{"staff_id": sid, "location_id": None}
+            for sid in session.scalars(select(m.Staff.id).where(m.Staff.active.is_(True)))]
 
 
 def pull_connection(session: Session, slug: str, conn: CalendarConnection, cfg: SyncConfig, now: dt.datetime,
@@ -631,7 +875,7 @@ def pull_connection(session: Session, slug: str, conn: CalendarConnection, cfg: 
         result.error = f"connection is {conn.status}"
         return result
     window = cfg.window(now)
-    staff_ids = owner_staff_ids(session, conn)
+    owners = block_owners(session, conn)
     state = dict(conn.sync_state or {})
     try:
         client = client or client_for(session, conn, cfg)
@@ -644,7 +888,7 @@ def pull_connection(session: Session, slug: str, conn: CalendarConnection, cfg: 
                 changes = client.changes(cal_id, None, window)
             result.full = result.full or changes.full
             result.events += len(changes.events)
-            result.blocks += _apply(session, slug, conn, cal_id, changes, staff_ids, result, now)
+            result.blocks += _apply(session, slug, conn, cal_id, changes, owners, result, now)
             state[cal_id] = {"token": changes.token, "at": now.isoformat()}
     except AuthFailed as exc:
         mark_reconnect(session, conn, str(exc), now)
@@ -663,7 +907,7 @@ def pull_connection(session: Session, slug: str, conn: CalendarConnection, cfg: 
     return result
 
 
-def _apply(session, slug, conn, cal_id, changes, staff_ids, result: PullResult, now) -> int:
+def _apply(session, slug, conn, cal_id, changes, owners: list[dict], result: PullResult, now) -> int:
     source = f"cal:{conn.id}:{_cal_tag(cal_id)}"
     by_external = {l.external_id: l for l in session.scalars(select(CalendarEventLink).where(
         CalendarEventLink.connection_id == conn.id, CalendarEventLink.calendar_id == cal_id))}
@@ -686,8 +930,8 @@ def _apply(session, slug, conn, cal_id, changes, staff_ids, result: PullResult, 
         if ev.deleted or ev.free or (ev.tentative and not conn.include_tentative):
             continue
         for occ in ev.occurrences:
-            for sid in staff_ids:
-                rows.append({"staff_id": sid, "start_at": occ.start, "end_at": occ.end, "source": source,
+            for owner in owners:
+                rows.append({**owner, "start_at": occ.start, "end_at": occ.end, "source": source,
                              "external_id": f"{key}|{occ.start.isoformat()}"[:255], "connection_id": conn.id,
                              "event_key": key})
     if changes.full:
@@ -796,7 +1040,12 @@ def sync_connection(session: Session, slug: str, conn: CalendarConnection, cfg: 
                     force_full: bool = False) -> dict:
     """One pull and push pass of a connection (the CLI's and the admin's "sync now")."""
     clients: dict = {}
-    client = _client(session, conn, cfg, clients) if conn.status == STATUS_ACTIVE else None
+    client = None
+    if conn.status == STATUS_ACTIVE:
+        try:
+            client = _client(session, conn, cfg, clients)
+        except AuthFailed as exc:
+            mark_reconnect(session, conn, str(exc), now)
     pulled = pull_connection(session, slug, conn, cfg, now, client=client, force_full=force_full)
     outcomes = []
     if conn.status == STATUS_ACTIVE:
@@ -832,6 +1081,7 @@ def health(session: Session, now: dt.datetime, *, staff_id: int | None = None) -
         out.append({
             "id": c.id, "uid": c.uid, "provider": c.provider, "owner": c.owner_label, "owner_kind": c.owner_kind,
             "staff_id": c.staff_id, "location_id": c.location_id, "account": c.account, "status": c.status,
+            "url": c.url if c.provider == "caldav" else None,
             "target_calendar": c.target_calendar_name, "busy_calendars": [b.get("name") for b in c.busy_calendars or []],
             "last_pull": _iso(c.last_pull_at), "last_push": _iso(c.last_push_at),
             "pending": counts.get((c.id, "pending"), 0) + counts.get((c.id, "retry"), 0),
@@ -874,10 +1124,10 @@ def renew_channel(session: Session, slug: str, conn: CalendarConnection, cfg: Sy
     address = hook_url(cfg, conn.provider, slug)
     if address is None:
         return {}
-    client = client or client_for(session, conn, cfg)
     old = dict(conn.channel or {})
     items = []
     try:
+        client = client or client_for(session, conn, cfg)
         if conn.provider == "google":
             for cal in conn.busy_calendars or []:
                 channel_id = f"upz-{conn.uid}-{_secrets.token_hex(4)}"

@@ -395,11 +395,19 @@ def build_context(appt: m.Appointment, tenant: TenantRef, business: Tenant, role
             "status": appt.status, "seats": appt.seats, "manage_url": link,
             "meeting_url": meeting_url(appt), "ics_url": f"{link}.ics",
             "cancel_reason": appt.cancel_reason,
+            "google_calendar_url": None, "outlook_calendar_url": None,
         },
         "business": {"name": business.sender_name or business.name, "phone": business.contact_phone,
                      "email": business.contact_email or business.reply_to},
         "previous": None,
     }
+    if role == "customer" and appt.status != m.STATUS_CANCELLED:
+        # The portal's builder, so the mail's links and the portal's describe the event the same way.
+        from app.services.portal import calendar_links
+
+        links = calendar_links(tenant, business.contact_email or "", appt, link)
+        ctx["appointment"]["google_calendar_url"] = links["google"]
+        ctx["appointment"]["outlook_calendar_url"] = links["outlook"]
     if location is not None:
         map_url, directions = _map_urls(location)
         ctx["location"] = {"name": location.name, "address": location.address, "phone": location.phone,

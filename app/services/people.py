@@ -22,7 +22,7 @@ from app.models.public import (
     Membership,
     Tenant,
 )
-from app.security import api_key_user_name, hash_secret, new_api_key
+from app.security import agency_key_user_name, api_key_user_name, hash_secret, new_api_key
 
 
 class PeopleError(ValueError):
@@ -121,43 +121,89 @@ def create_user_with_role(
 API_KEY_SCOPES = ("read", "read write")
 
 
+def _key_expiry(expires_at: dt.datetime | None) -> dt.datetime | None:
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=dt.timezone.utc)
+    if expires_at <= dt.datetime.now(dt.timezone.utc):
+        raise PeopleError("the expiry must lie in the future", "expires_at")
+    return expires_at
+
+
+def check_rate_plan(rate_plan: str | None) -> str | None:
+    """The plan if API_RATE_PLANS names it, None (the configured default) for an empty one; else PeopleError."""
+    from app.ratelimit import rate_plans
+
+    rate_plan = (rate_plan or "").strip() or None
+    if rate_plan is not None and rate_plan not in rate_plans():
+        raise PeopleError(f"unknown rate plan {rate_plan!r}; one of {', '.join(sorted(rate_plans()))}", "rate_plan")
+    return rate_plan
+
+
+def _key_user(username: str, first: str, last: str, email: str, role: str):
+    """The FAB user an API key acts as (created on first use; its password is never given out)."""
+    sm = current_app.appbuilder.sm
+    user = sm.find_user(username=username)
+    if user is None:
+        user = sm.add_user(username=username, first_name=first, last_name=last, email=email,
+                           role=sm.find_role(role), password=secrets.token_urlsafe(32))
+    return user
+
+
 def create_api_key(session: Session, tenant: Tenant, name: str, created_by_id: int | None = None,
                    scopes: str = "read write", expires_at: dt.datetime | None = None,
-                   location_key: str | None = None) -> tuple[ApiKey, str]:
+                   location_key: str | None = None, rate_plan: str | None = None) -> tuple[ApiKey, str]:
     """A new API key for `tenant`; returns the row and the secret, which is shown once.
 
     `scopes`: "read" (GET only) or "read write" (REST writes too). `expires_at`: refused from
-    then on (None: never). `location_key`: appointments and availability of that location only.
+    then on (None: never). `location_key`: that location's data only. `rate_plan`: a name in
+    API_RATE_PLANS (None: the default plan).
     """
     if not (name or "").strip():
         raise PeopleError("a key needs a name", "name")
     if scopes not in API_KEY_SCOPES:
         raise PeopleError("access is 'read' or 'read write'", "scopes")
-    if expires_at is not None:
-        if expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=dt.timezone.utc)
-        if expires_at <= dt.datetime.now(dt.timezone.utc):
-            raise PeopleError("the expiry must lie in the future", "expires_at")
+    expires_at = _key_expiry(expires_at)
+    rate_plan = check_rate_plan(rate_plan)
     location_key = (location_key or "").strip() or None
-    sm = current_app.appbuilder.sm
-    username = api_key_user_name(tenant.slug)
-    user = sm.find_user(username=username)
-    if user is None:
-        user = sm.add_user(
-            username=username,
-            first_name="API key",
-            last_name=tenant.slug,
-            email=f"apikey+{tenant.slug}@upzento.invalid",
-            role=sm.find_role(ROLE_CLIENT_ADMIN),
-            password=secrets.token_urlsafe(32),
-        )
-        grant(session, user, ROLE_CLIENT_ADMIN, None, tenant.id)
+    user = _key_user(api_key_user_name(tenant.slug), "API key", tenant.slug, f"apikey+{tenant.slug}@upzento.invalid",
+                     ROLE_CLIENT_ADMIN)
+    grant(session, user, ROLE_CLIENT_ADMIN, None, tenant.id)
     full, prefix, digest = new_api_key()
     key = ApiKey(tenant_id=tenant.id, name=name.strip(), prefix=prefix, secret_hash=digest, created_by_id=created_by_id,
-                 scopes=scopes, expires_at=expires_at, location_key=location_key)
+                 scopes=scopes, expires_at=expires_at, location_key=location_key, rate_plan=rate_plan)
     session.add(key)
     session.flush()
     return key, full
+
+
+def create_agency_api_key(session: Session, agency: Agency, name: str, created_by_id: int | None = None,
+                          expires_at: dt.datetime | None = None, rate_plan: str | None = None) -> tuple[ApiKey, str]:
+    """A new read-only analytics key of `agency`; returns the row and the secret, which is shown once.
+
+    It reads the agency rollup and, with `?tenant=`, the figures of any business of that agency
+    (nothing else: no business data, no writes). It acts as an Auditor-role user with no
+    membership, so the key alone decides where it reaches.
+    """
+    if not (name or "").strip():
+        raise PeopleError("a key needs a name", "name")
+    expires_at = _key_expiry(expires_at)
+    rate_plan = check_rate_plan(rate_plan)
+    _key_user(agency_key_user_name(agency.slug), "Agency API key", agency.slug,
+              f"apikey+agency.{agency.slug}@upzento.invalid", ROLE_AUDITOR)
+    full, prefix, digest = new_api_key()
+    key = ApiKey(agency_id=agency.id, name=name.strip(), prefix=prefix, secret_hash=digest, created_by_id=created_by_id,
+                 scopes="read", expires_at=expires_at, rate_plan=rate_plan)
+    session.add(key)
+    session.flush()
+    return key, full
+
+
+def set_api_key_plan(session: Session, key: ApiKey, rate_plan: str | None) -> None:
+    """Move a key to another rate-limit plan (None: the default plan); takes effect on its next request."""
+    key.rate_plan = check_rate_plan(rate_plan)
+    session.flush()
 
 
 def revoke_api_key(session: Session, key: ApiKey) -> None:

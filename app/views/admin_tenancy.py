@@ -211,63 +211,66 @@ class TenantView(FormModelView):
         return redirect(self.get_redirect())
 
 
-class ApiKeyView(ModelView):
-    """API keys of the current tenant; the secret is shown once, at creation."""
+def _plan_choices() -> list[tuple[str, str]]:
+    """The rate-limit plans of the configuration; "" keeps the key on the default plan."""
+    from flask import current_app
 
-    datamodel = Interface(ApiKey)
-    class_permission_name = "ApiKeys"
-    base_permissions = ["can_list", "can_show", "can_add", "can_delete"]
-    list_columns = ["name", "prefix", "scopes", "location_key", "created_at", "expires_at", "last_used_at",
-                    "request_count", "revoked_at"]
-    show_columns = list_columns
+    from app.ratelimit import rate_plans
+
+    default = current_app.config.get("API_RATE_PLAN_DEFAULT") or "standard"
+    plans = rate_plans()
+    return [("", f"default ({default}: {plans.get(default, '-')})")] + [
+        (name, f"{name} ({limit})") for name, limit in sorted(plans.items())]
+
+
+def _plan_field() -> SelectField:
+    return SelectField("Rate plan", choices=_plan_choices, default="", validators=[Optional()],
+                       description="Requests per time this key may make (API_RATE_PLANS); changeable later.")
+
+
+def _expiry_field() -> DateField:
+    return DateField("Expires on", validators=[Optional()],
+                     description="Optional: the key is refused from this date on (00:00 UTC).")
+
+
+def _form_expiry():
+    """The add form's expiry date as an instant (00:00 UTC), or None."""
+    import datetime as dt
+
+    from app.services.people import PeopleError
+
+    raw = (request.form.get("expires_at") or "").strip()
+    try:
+        return dt.datetime.combine(dt.date.fromisoformat(raw), dt.time(), dt.timezone.utc) if raw else None
+    except ValueError:
+        raise PeopleError("the expiry is a date (YYYY-MM-DD)", "expires_at") from None
+
+
+class _KeyViewBase(FormModelView):
+    """What business and agency keys share: shown once, revocable, plan changeable (edit)."""
+
+    base_permissions = ["can_list", "can_show", "can_add", "can_edit", "can_delete"]
     label_columns = {"location_key": "Location", "expires_at": "Expires", "request_count": "Requests",
-                     "last_used_at": "Last used"}
-    add_columns = ["name", "scopes", "expires_at", "location_key"]
-    add_form_extra_fields = {
-        "scopes": SelectField("Access", choices=[("read", "read only"), ("read write", "read and write")],
-                              default="read"),
-        "expires_at": DateField("Expires on", validators=[Optional()],
-                                description="Optional: the key is refused from this date on (00:00 UTC)."),
-        "location_key": StringField("Location", validators=[Optional(), Regexp(r"^[a-z0-9][a-z0-9_-]{0,62}$")],
-                                    description="Optional: a location's key; the key then sees and books "
-                                                "appointments of that location only."),
-    }
-    # Explicit: FAB's default search adds a "tenant" filter listing every tenant's name.
+                     "last_used_at": "Last used", "rate_plan": "Rate plan", "agency": "Agency"}
+    edit_columns = ["name", "rate_plan"]
+    edit_form_extra_fields = {"rate_plan": _plan_field()}
     search_columns = ["name", "prefix"]
-    base_filters = [["tenant_id", FilterEqualFunction, _current_tenant_id]]
 
-    @expose("/add", methods=["GET", "POST"])
-    @has_access
-    def add(self):
-        from app.services.people import PeopleError, create_api_key
+    def _created(self, key, secret):
+        # Shown in this answer only: never in a flash message, which would carry it in the session cookie.
+        response = self.render_template("apikey_created.html", key=key, secret=secret,
+                                        list_url=url_for(f"{self.endpoint}.list"))
+        return response, 201, {"Cache-Control": "no-store"}
 
-        from app.uow import unit_of_work
+    def pre_update(self, item):
+        from app.services.people import PeopleError, check_rate_plan
 
-        if request.method == "POST":
-            tenant = db.session.get(Tenant, _current_tenant_id())
-            if tenant is None:
-                abort(404)
-            import datetime as dt
-
-            try:
-                raw_expiry = (request.form.get("expires_at") or "").strip()
-                try:
-                    expires = dt.datetime.combine(dt.date.fromisoformat(raw_expiry), dt.time(),
-                                                  dt.timezone.utc) if raw_expiry else None
-                except ValueError:
-                    raise PeopleError("the expiry is a date (YYYY-MM-DD)", "expires_at") from None
-                key, secret = run_unit(lambda: create_api_key(db.session, tenant, request.form.get("name", ""), g.user.id,
-                                                              scopes=request.form.get("scopes") or "read",
-                                                              expires_at=expires,
-                                                              location_key=request.form.get("location_key")))
-            except PeopleError as exc:
-                flash(str(exc), "danger")
-                return redirect(self.get_redirect())
-            # Shown in this answer only: never in a flash message, which would carry it in the session cookie.
-            response = self.render_template("apikey_created.html", key=key, secret=secret,
-                                            list_url=url_for(f"{self.endpoint}.list"))
-            return response, 201, {"Cache-Control": "no-store"}
-        return super().add()
+        try:
+            item.rate_plan = check_rate_plan(item.rate_plan)
+        except PeopleError as exc:
+            raise FieldRefused("rate_plan", str(exc)) from None
+        if not (item.name or "").strip():
+            raise FieldRefused("name", "a key needs a name")
 
     @action("revoke", "Revoke", "Revoke the selected keys?", "fa-ban")
     def revoke(self, items):
@@ -275,6 +278,97 @@ class ApiKeyView(ModelView):
 
         run_unit(lambda: [revoke_api_key(db.session, item) for item in (items if isinstance(items, list) else [items])])
         return redirect(self.get_redirect())
+
+
+class ApiKeyView(_KeyViewBase):
+    """API keys of the current tenant; the secret is shown once, at creation."""
+
+    datamodel = Interface(ApiKey)
+    class_permission_name = "ApiKeys"
+    list_columns = ["name", "prefix", "scopes", "location_key", "rate_plan", "created_at", "expires_at", "last_used_at",
+                    "request_count", "revoked_at"]
+    show_columns = list_columns
+    add_columns = ["name", "scopes", "expires_at", "location_key", "rate_plan"]
+    add_form_extra_fields = {
+        "scopes": SelectField("Access", choices=[("read", "read only"), ("read write", "read and write")],
+                              default="read"),
+        "expires_at": _expiry_field(),
+        "location_key": StringField("Location", validators=[Optional(), Regexp(r"^[a-z0-9][a-z0-9_-]{0,62}$")],
+                                    description="Optional: a location's key; the key then sees and books "
+                                                "appointments of that location only."),
+        "rate_plan": _plan_field(),
+    }
+    # Explicit: FAB's default search adds a "tenant" filter listing every tenant's name.
+    base_filters = [["tenant_id", FilterEqualFunction, _current_tenant_id]]
+
+    @expose("/add", methods=["GET", "POST"])
+    @has_access
+    def add(self):
+        from app.services.people import PeopleError, create_api_key
+
+        if request.method == "POST":
+            tenant = db.session.get(Tenant, _current_tenant_id())
+            if tenant is None:
+                abort(404)
+            try:
+                expires = _form_expiry()
+                key, secret = run_unit(lambda: create_api_key(db.session, tenant, request.form.get("name", ""), g.user.id,
+                                                              scopes=request.form.get("scopes") or "read",
+                                                              expires_at=expires,
+                                                              location_key=request.form.get("location_key"),
+                                                              rate_plan=request.form.get("rate_plan")))
+            except PeopleError as exc:
+                flash(str(exc), "danger")
+                return redirect(self.get_redirect())
+            return self._created(key, secret)
+        return super().add()
+
+
+def _owned_agency_choices() -> list[tuple[str, str]]:
+    ids = _own_agency_ids()
+    return [(str(a.id), f"{a.name} ({a.slug})")
+            for a in db.session.scalars(select(Agency).where(Agency.id.in_(ids)).order_by(Agency.name))]
+
+
+class AgencyApiKeyView(_KeyViewBase):
+    """Read-only analytics keys of the agencies the user owns: the rollup and each business's figures."""
+
+    datamodel = Interface(ApiKey)
+    class_permission_name = "AgencyApiKeys"
+    list_title = "Agency API keys"
+    list_columns = ["name", "prefix", "agency", "rate_plan", "created_at", "expires_at", "last_used_at",
+                    "request_count", "revoked_at"]
+    show_columns = list_columns
+    add_columns = ["agency_id", "name", "expires_at", "rate_plan"]
+    add_form_extra_fields = {
+        "agency_id": SelectField("Agency", choices=_owned_agency_choices, validators=[DataRequired()],
+                                 description="The key reads the analytics of every business of this agency "
+                                             "(GET /api/v1/analytics/agency, /api/v1/analytics/<figure>?tenant=<slug>)."),
+        "expires_at": _expiry_field(),
+        "rate_plan": _plan_field(),
+    }
+    base_filters = [["agency_id", FilterInFunction, _own_agency_ids]]
+
+    @expose("/add", methods=["GET", "POST"])
+    @has_access
+    def add(self):
+        from app.services.people import PeopleError, create_agency_api_key
+
+        if request.method == "POST":
+            raw = request.form.get("agency_id") or ""
+            agency = db.session.get(Agency, int(raw)) if raw.isdigit() and int(raw) in _own_agency_ids() else None
+            if agency is None:
+                abort(404)
+            try:
+                expires = _form_expiry()
+                key, secret = run_unit(lambda: create_agency_api_key(
+                    db.session, agency, request.form.get("name", ""), g.user.id, expires_at=expires,
+                    rate_plan=request.form.get("rate_plan")))
+            except PeopleError as exc:
+                flash(str(exc), "danger")
+                return redirect(self.get_redirect())
+            return self._created(key, secret)
+        return super().add()
 
 
 class MembershipView(FormModelView):
@@ -333,5 +427,6 @@ VIEWS = [
     (TenantView, "Client businesses", "Agency", security.AGENCY_VIEWS, {"icon": "fa-sitemap"}),
     (MembershipView, "Memberships", "Agency", security.AGENCY_VIEWS, {"icon": "fa-id-badge"}),
     (ApiKeyView, "API keys", "Settings", security.TENANT_VIEWS, {"icon": "fa-key"}),
+    (AgencyApiKeyView, "Agency API keys", "Settings", security.AGENCY_VIEWS, {"icon": "fa-key"}),
 ]
 NO_MENU = [(TenantSwitchView, security.SWITCH_VIEWS)]

@@ -1,8 +1,10 @@
 """Analytics as JSON: `GET /api/v1/analytics/<figure>` with the business's API key (or the admin session).
 
 The same figures as the admin's analytics page and `flask analytics` (app/services/analytics.py).
-An agency owner's (or auditor's) session also reads `GET /api/v1/analytics/agency`: every business
-of their agency with totals per currency.
+An agency owner's (or auditor's) session, or an agency API key, also reads
+`GET /api/v1/analytics/agency`: every business of the agency with totals per currency. An agency
+key reads one business's figures with `?tenant=<slug>` (app.security resolves it within the
+key's agency: any other slug is 404).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class AnalyticsApi(BaseApi):
 
     def create_blueprint(self, appbuilder, *args, **kwargs):
         blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
-        blueprint.before_request(_require_tenant)
+        blueprint.before_request(_require_business)
         return blueprint
 
     @expose("/agency", methods=["GET"])
@@ -59,8 +61,9 @@ class AnalyticsApi(BaseApi):
               description: not an agency role (API keys belong to one business)
         """
         scope = g.get("scope")
-        if scope is None or g.get("_api_key_user") or not (scope.agency_ids or scope.platform):
-            return _error(403, "not_allowed", "the agency rollup is for agency owners and auditors")
+        agency_key = g.get("api_key_agency_id") is not None
+        if scope is None or (g.get("_api_key_user") and not agency_key) or not (scope.agency_ids or scope.platform):
+            return _error(403, "not_allowed", "the agency rollup is for agency owners, auditors and agency API keys")
         try:
             r = analytics.parse_range(request.args, dt.date.today())
         except ApiError as exc:
@@ -96,6 +99,11 @@ class AnalyticsApi(BaseApi):
             422:
               description: "bad date, interval or key; body {error: {code, message, field}}"
         """
+        wanted = request.args.get("tenant")
+        if wanted and wanted != g.tenant.slug:
+            # A business key or a session reads the business it works in; an agency key's ?tenant=
+            # was resolved (within its agency) before this point, so here they always agree.
+            return _error(404, "not_found", "no such business for this key or session", "tenant")
         if metric not in analytics.FIGURES:
             return _error(404, "not_found", f"unknown figure {metric!r}; one of {', '.join(analytics.FIGURES)}", "metric")
         now = dt.datetime.now(UTC)
@@ -116,6 +124,15 @@ class AnalyticsApi(BaseApi):
 
     def response_404(self):
         return _error(404, "not_found", "no such item in this business")
+
+
+def _require_business():
+    """The rollup needs no business; a figure does (an agency key names it with ?tenant=)."""
+    if request.endpoint and request.endpoint.endswith(".agency"):
+        return None
+    if g.get("api_key_agency_id") is not None and g.get("tenant") is None:
+        return _error(422, "required", "an agency API key names the business: ?tenant=<slug>", "tenant")
+    return _require_tenant()
 
 
 def csv_response(rows, filename: str):

@@ -73,8 +73,11 @@ class _CalendarPages(BaseView):
             m.Staff.id == sid if sid is not None else m.Staff.active.is_(True)).order_by(m.Staff.name)))
         locations = [] if sid is not None else list(db.session.scalars(select(m.Location).order_by(m.Location.name)))
         prefs = cal.settings(db.session)
+        apps = None
+        if sid is None and not self.own_only and _agency_admin():
+            apps = {p: cal.describe_agency_app(db.session, g.tenant.agency_id, p) for p in cal.APP_KINDS}
         return self.render_template(self.template, rows=rows, staff=staff, locations=locations, prefs=prefs,
-                                    own_only=sid is not None, view=type(self).__name__, form=request.args)
+                                    own_only=sid is not None, view=type(self).__name__, form=request.args, apps=apps)
 
     @expose("/caldav", methods=["POST"])
     @has_access
@@ -102,6 +105,23 @@ class _CalendarPages(BaseView):
         flash("Calendar connected.", "success")
         return self._back()
 
+    @expose("/<int:connection_id>/caldav", methods=["POST"])
+    @has_access
+    def caldav_update(self, connection_id: int):
+        """Change a CalDAV connection's URL, user or app password in place (empty fields keep what is stored)."""
+        from app.services import calendar_sync as cal
+
+        conn = self._conn(connection_id)
+        f = request.form
+        try:
+            run_unit(lambda: cal.reconnect_caldav(db.session, conn, url=f.get("url"), username=f.get("username"),
+                                                  password=f.get("password"), cfg=_cfg(), now=_now()), db.session)
+        except cal.CalendarError as exc:
+            flash(f"{exc.field or 'calendar'}: {exc.message}", "danger")
+            return self._back()
+        flash("CalDAV connection updated; it is active again.", "success")
+        return self._back()
+
     @expose("/oauth/<provider>", methods=["POST"])
     @has_access
     def oauth_start(self, provider: str):
@@ -111,16 +131,20 @@ class _CalendarPages(BaseView):
 
         if provider not in ("google", "microsoft"):
             abort(404)
+        from app.services import calendar_sync as cal
+
         sid = self._staff_scope()
         f = request.form
         state = secrets.token_urlsafe(24)
+        # The agency's own app when it has one, else the platform's; the callback uses the same one.
+        app = cal.current_app_for(db.session, provider, _cfg(), g.tenant.agency_id)
         web_session["calendar_oauth"] = {
             "state": state, "provider": provider, "tenant": g.tenant.slug, "view": type(self).__name__,
             "owner": "staff" if sid is not None else f.get("owner", "staff"),
             "staff_id": sid if sid is not None else _int(f.get("staff_id")), "location_id": _int(f.get("location_id")),
-            "reconnect": _int(f.get("reconnect"))}
+            "reconnect": _int(f.get("reconnect")), "app": app.source, "client_id": app.client_id}
         try:
-            return redirect(oauth.authorize_url(provider, _cfg(), self._callback_url(), state))
+            return redirect(oauth.authorize_url(provider, app.config(_cfg()), self._callback_url(), state))
         except ProviderError as exc:
             flash(str(exc), "danger")
             return self._back()
@@ -215,8 +239,14 @@ class _CalendarPages(BaseView):
             flash(f"The calendar was not connected: {request.args.get('error', 'no code')}", "danger")
             return back
         cfg = _cfg()
+        provider = pending["provider"]
+        app = cal.agency_app(db.session, provider, g.tenant.agency_id) if pending.get("app") == "agency" \
+            else cal.platform_app(provider, cfg)
+        if app is None or app.client_id != pending.get("client_id"):
+            flash("The calendar was not connected: the agency's app changed during sign-in; try again.", "danger")
+            return back
         try:
-            tokens = oauth.exchange_code(pending["provider"], cfg, request.args["code"], self._callback_url())
+            tokens = oauth.exchange_code(provider, app.config(cfg), request.args["code"], self._callback_url())
 
             def work():
                 existing = None
@@ -225,7 +255,7 @@ class _CalendarPages(BaseView):
                 return cal.connect_oauth(db.session, provider=pending["provider"], owner_kind=pending["owner"],
                                          staff_id=pending.get("staff_id"), location_id=pending.get("location_id"),
                                          tokens=tokens, account=oauth.account_of(tokens), cfg=cfg, existing=existing,
-                                         actor=g.user.username if g.get("user") else "admin").id
+                                         actor=g.user.username if g.get("user") else "admin", app=app).id
 
             run_unit(work, db.session)
         except (ProviderError, cal.CalendarError) as exc:
@@ -270,6 +300,44 @@ class CalendarConnectionsView(_CalendarPages):
         run_unit(work, db.session)
         flash("Calendar settings saved.", "success")
         return self._back()
+
+
+    @expose("/apps/<provider>", methods=["POST"])
+    @has_access
+    def agency_app(self, provider: str):
+        """The agency's own Google / Microsoft app (agency owners and platform admins only)."""
+        from app.services import calendar_sync as cal
+
+        if not _agency_admin():
+            abort(403)
+        if g.get("tenant") is None or provider not in cal.APP_KINDS:
+            abort(404)
+        from app.jobs.calendar_sync import check_agency_apps
+
+        f = request.form
+        agency_id = g.tenant.agency_id
+        try:
+            if f.get("action") == "remove":
+                run_unit(lambda: cal.remove_agency_app(db.session, agency_id, provider), db.session)
+                said = f"The agency's {provider} app was removed; new connections use the platform's."
+            else:
+                run_unit(lambda: cal.set_agency_app(db.session, agency_id, provider, client_id=f.get("client_id", ""),
+                                                    client_secret=f.get("client_secret"),
+                                                    ms_tenant=f.get("ms_tenant")), db.session)
+                said = f"The agency's {provider} app was saved (the secret is stored encrypted)."
+        except cal.CalendarError as exc:
+            flash(f"{exc.field or 'app'}: {exc.message}", "danger")
+            return self._back()
+        marked = check_agency_apps(agency_id)  # its businesses' connections that app no longer serves
+        flash(f"{said} {marked} connection(s) of the agency's businesses now need a reconnect." if marked else said,
+              "success")
+        return self._back()
+
+
+def _agency_admin() -> bool:
+    from app.models.public import ROLE_AGENCY_OWNER, ROLE_PLATFORM_ADMIN
+
+    return bool((g.get("effective_roles") or set()) & {ROLE_AGENCY_OWNER, ROLE_PLATFORM_ADMIN})
 
 
 class MyCalendarView(_CalendarPages):

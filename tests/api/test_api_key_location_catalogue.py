@@ -1,5 +1,6 @@
 """An API key restricted to a location sees the catalogue of that location only: the location itself, the
-services offered there, the staff working there (and their hours, breaks and time off); it changes none of it."""
+services offered there, the categories of those services, the staff working there (and their hours, breaks
+and time off), and the customers with an appointment there; it changes none of the catalogue."""
 
 from __future__ import annotations
 
@@ -16,8 +17,13 @@ def _two_locations() -> dict:
     setup["locations"].append({"key": "north", "name": "North", "timezone": "Europe/Berlin",
                                "hours": {d: [["08:00", "12:00"]] for d in WEEK}})
     setup["locations"][0]["hours"] = {d: [["09:00", "18:00"]] for d in WEEK}
-    setup["services"] += [{"key": "north_only", "name": "North only", "duration_min": 30, "locations": ["north"]},
-                          {"key": "main_only", "name": "Main only", "duration_min": 30, "locations": ["main"]}]
+    setup["categories"] = [{"key": "general", "name": "General"}, {"key": "north_cat", "name": "North things"},
+                           {"key": "main_cat", "name": "Main things"}, {"key": "unused", "name": "Nothing yet"}]
+    setup["services"][0]["category"] = "general"
+    setup["services"] += [{"key": "north_only", "name": "North only", "duration_min": 30, "locations": ["north"],
+                           "category": "north_cat"},
+                          {"key": "main_only", "name": "Main only", "duration_min": 30, "locations": ["main"],
+                           "category": "main_cat"}]
     setup["staff"].append({"key": "bob", "name": "Bob", "services": ["visit", "north_only"], "locations": ["north"],
                            "hours": [{"location": "north", "weekday": d, "start": "08:00", "end": "12:00"} for d in WEEK],
                            "breaks": [{"location": "north", "weekday": "mon", "start": "10:00", "end": "10:15"}],
@@ -94,6 +100,69 @@ def test_restricted_key_cannot_change_the_catalogue(client, catalogue_keys):
         assert refused.get_json()["error"]["code"] == "not_allowed"
     assert _keys(client, "locations", full) == ["main", "north"]
     assert client.get(f"/api/v1/locations/{loc_id}", headers=full).get_json()["result"]["name"] == "Main"
-    # Customers are not tied to a location: a restricted write key still records them.
-    made = client.post("/api/v1/customers/", headers=main, json={"name": "Walk In", "email": "walk@example.com"})
-    assert made.status_code == 201, made.get_data(as_text=True)
+    # Customers: a restricted key sees those with an appointment at its location, so one it made on its own
+    # would vanish from its view; it records new customers by booking them instead.
+    refused = client.post("/api/v1/customers/", headers=main, json={"name": "Walk In", "email": "walk@example.com"})
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "not_allowed"
+    assert client.post("/api/v1/categories/", headers=main, json={"key": "c", "name": "C"}).status_code == 403
+
+
+def test_restricted_key_sees_categories_of_services_offered_there(client, catalogue_keys):
+    _slug, keys = catalogue_keys
+    assert _keys(client, "categories", keys["full"]) == ["general", "main_cat", "north_cat", "unused"]
+    assert _keys(client, "categories", keys["main"]) == ["general", "main_cat"]  # general: a service offered everywhere
+    assert _keys(client, "categories", keys["north"]) == ["general", "north_cat"]
+    ids = {row["key"]: row["id"] for row in client.get("/api/v1/categories/", headers=keys["full"]).get_json()["result"]}
+    assert client.get(f"/api/v1/categories/{ids['north_cat']}", headers=keys["main"]).status_code == 404
+    assert client.get(f"/api/v1/categories/{ids['unused']}", headers=keys["north"]).status_code == 404
+    assert client.get(f"/api/v1/categories/{ids['main_cat']}", headers=keys["main"]).status_code == 200
+    # Keyset pages are filtered the same way.
+    page = client.get("/api/v1/categories/?limit=1", headers=keys["north"]).get_json()
+    walked = [row["key"] for row in page["result"]]
+    while page["next_cursor"]:
+        page = client.get(f"/api/v1/categories/?limit=1&cursor={page['next_cursor']}", headers=keys["north"]).get_json()
+        walked += [row["key"] for row in page["result"]]
+    assert sorted(walked) == ["general", "north_cat"]
+
+
+def _book(client, auth, service, start, email, location):
+    answer = client.post("/api/v1/appointments/", headers=auth, json={
+        "service": service, "start": start, "location": location,
+        "customer": {"name": email.split("@")[0].title(), "email": email}})
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    return answer.get_json()["result"]["customer"]["id"]
+
+
+def test_restricted_key_sees_customers_with_an_appointment_there(client, catalogue_keys, pinned_now):
+    pinned_now("2027-01-01T00:00:00Z")
+    _slug, keys = catalogue_keys
+    full, main, north = keys["full"], keys["main"], keys["north"]
+    # 2027-01-11 is a Monday: 08:00Z is 09:00 in Berlin (main opens at 9, north's Bob works 8-12).
+    eve = _book(client, full, "visit", "2027-01-11T08:00:00Z", "eve@example.com", "main")
+    nick = _book(client, full, "north_only", "2027-01-11T08:00:00Z", "nick@example.com", "north")
+    both = _book(client, full, "visit", "2027-01-11T09:00:00Z", "both@example.com", "main")
+    assert _book(client, full, "north_only", "2027-01-12T08:00:00Z", "both@example.com", "north") == both
+    lonely = client.post("/api/v1/customers/", headers=full, json={"name": "Lonely", "email": "lonely@example.com"})
+    assert lonely.status_code == 201
+
+    emails = lambda auth: _keys(client, "customers", auth, "email")  # noqa: E731
+    assert emails(full) == ["both@example.com", "eve@example.com", "lonely@example.com", "nick@example.com"]
+    assert emails(main) == ["both@example.com", "eve@example.com"]
+    assert emails(north) == ["both@example.com", "nick@example.com"]
+    # A customer of another location is not there: get, update and a booking by id all say so.
+    assert client.get(f"/api/v1/customers/{nick}", headers=main).status_code == 404
+    assert client.put(f"/api/v1/customers/{nick}", headers=main, json={"phone": "+4930123"}).status_code == 404
+    assert client.get(f"/api/v1/customers/{lonely.get_json()['id']}", headers=north).status_code == 404
+    by_id = client.post("/api/v1/appointments/", headers=main, json={
+        "service": "visit", "start": "2027-01-13T08:00:00Z", "customer_id": nick})
+    assert by_id.status_code == 422 and by_id.get_json()["error"]["code"] == "unknown_key"
+    # Its own customers it reads, corrects and books by id.
+    assert client.get(f"/api/v1/customers/{eve}", headers=main).get_json()["result"]["email"] == "eve@example.com"
+    fixed = client.put(f"/api/v1/customers/{eve}", headers=main, json={"phone": "+4930555"})
+    assert fixed.status_code == 200, fixed.get_data(as_text=True)
+    assert client.post("/api/v1/appointments/", headers=main, json={
+        "service": "visit", "start": "2027-01-13T08:00:00Z", "customer_id": both}).status_code == 201
+    assert client.delete(f"/api/v1/customers/{eve}", headers=main).status_code == 403
+    # Filters in q cannot reach past the restriction.
+    found = client.get("/api/v1/customers/?q=(filters:!((col:email,opr:sw,value:nick)))", headers=main).get_json()
+    assert found["count"] == 0 and found["result"] == []

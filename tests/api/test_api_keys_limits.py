@@ -1,4 +1,5 @@
-"""API keys (expiry, last use and request count, another business's ids) and the rate limits."""
+"""API keys (expiry, last use and request count, another business's ids) and the rate limits (per key by its plan,
+per address, public bookings)."""
 
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def test_rate_limit_per_key_answers_429_with_retry_after(app, make_tenant, monke
     slug = make_tenant()
     _, auth = _key(app, slug)
     _, other = _key(app, slug)
-    monkeypatch.setitem(app.config, "API_RATE_LIMIT_PER_KEY", "3/minute")
+    monkeypatch.setitem(app.config, "API_RATE_PLANS", {"standard": "3/minute"})
     client = _client(app)
     for remaining in ("2", "1", "0"):
         ok = client.get("/api/v1/services/", headers=auth)
@@ -131,3 +132,66 @@ def test_rate_limit_per_ip_and_public_bookings(app, make_tenant, monkeypatch):
     assert second.get_json()["error"]["code"] == "rate_limited"
     # Reading the catalogue is limited separately (PUBLIC_RATE_LIMIT_PER_IP), so it still answers.
     assert visitor.get(f"/api/v1/public/{slug}/services").status_code == 200
+
+
+def test_keys_on_different_plans_get_different_limits(app, make_tenant, monkeypatch):
+    from app.extensions import db
+    from app.models.public import ApiKey
+    from app.services.people import PeopleError, set_api_key_plan
+
+    monkeypatch.setitem(app.config, "API_RATE_PLANS", {"standard": "2/minute", "high": "4/minute", "tiny": "1/minute"})
+    monkeypatch.setitem(app.config, "API_RATE_PLAN_DEFAULT", "standard")
+    slug = make_tenant()
+    plain_id, plain = _key(app, slug)                  # no plan: the default plan
+    high_id, high = _key(app, slug, rate_plan="high")
+    assert _row(app, plain_id).rate_plan is None and _row(app, high_id).rate_plan == "high"
+    client = _client(app)
+
+    def run(auth, n):
+        answers = [client.get("/api/v1/services/", headers=auth) for _ in range(n)]
+        return [a.status_code for a in answers], answers
+
+    codes, answers = run(plain, 3)
+    assert codes == [200, 200, 429] and answers[0].headers["RateLimit-Limit"] == "2"
+    assert 0 < int(answers[-1].headers["Retry-After"]) <= 60
+    codes, answers = run(high, 5)
+    assert codes == [200, 200, 200, 200, 429] and answers[0].headers["RateLimit-Limit"] == "4"
+    assert answers[-1].get_json()["error"]["code"] == "rate_limited"
+
+    # Moving a key to another plan applies from its next request; an unknown plan is refused, nothing written.
+    with app.app_context():
+        set_api_key_plan(db.session, db.session.get(ApiKey, high_id), "tiny")
+        db.session.commit()
+        with pytest.raises(PeopleError):
+            set_api_key_plan(db.session, db.session.get(ApiKey, high_id), "platinum")
+        db.session.rollback()
+    assert _row(app, high_id).rate_plan == "tiny"
+    codes, answers = run(high, 2)
+    assert codes == [200, 429] and answers[0].headers["RateLimit-Limit"] == "1"
+    # The default plan moves every key without a plan of its own.
+    monkeypatch.setitem(app.config, "API_RATE_PLAN_DEFAULT", "high")
+    assert client.get("/api/v1/services/", headers=plain).headers["RateLimit-Limit"] == "4"
+
+
+def test_unknown_plan_at_creation_and_bad_plan_tables_are_refused(app, make_tenant):
+    from app.extensions import db
+    from app.models.public import ApiKey
+    from app.ratelimit import check_plans
+    from app.services.people import PeopleError
+
+    slug = make_tenant()
+    with pytest.raises(PeopleError) as refused:
+        _key(app, slug, rate_plan="platinum")
+    assert refused.value.field == "rate_plan"
+    with app.app_context():
+        db.session.rollback()
+        assert db.session.scalar(select(ApiKey).where(ApiKey.name == "k", ApiKey.rate_plan == "platinum")) is None
+    base = {"API_RATE_LIMIT_PER_KEY": "600/minute"}
+    check_plans({**base, "API_RATE_PLANS": '{"high": "3000/minute"}'})  # standard comes from API_RATE_LIMIT_PER_KEY
+    for bad in ('{"high": "lots"}', "[1, 2]", "{not json", '{"high": 5}'):
+        with pytest.raises(RuntimeError):
+            check_plans({**base, "API_RATE_PLANS": bad})
+    with pytest.raises(RuntimeError):
+        check_plans({**base, "API_RATE_PLANS": "{}", "API_RATE_PLAN_DEFAULT": "gold"})
+    # An empty per-key figure (keys without a plan unlimited per key, as before plans) still starts.
+    check_plans({"API_RATE_LIMIT_PER_KEY": "", "API_RATE_PLANS": '{"high": "3000/minute"}'})

@@ -36,8 +36,8 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def make_location(key="shop", tz="Europe/Berlin", hours=None, closures=(), active=True) -> LocationRules:
-    """hours: {"mon": [("08:00", "14:00")], ...} or None (no restriction)."""
+def make_location(key="shop", tz="Europe/Berlin", hours=None, closures=(), active=True, busy=()) -> LocationRules:
+    """hours: {"mon": [("08:00", "14:00")], ...} or None (no restriction); busy: (iso, iso) of its own calendar."""
     return LocationRules(
         key,
         tz,
@@ -46,6 +46,7 @@ def make_location(key="shop", tz="Europe/Berlin", hours=None, closures=(), activ
         if hours is None
         else {WEEKDAYS.index(wd): tuple((hm(a), hm(b)) for a, b in spans) for wd, spans in hours.items()},
         closures=frozenset(date.fromisoformat(d) for d in closures),
+        busy=tuple(Interval(at(a), at(b)) for a, b in busy),
     )
 
 

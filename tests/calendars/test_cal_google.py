@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cal_helpers import book, drain_outbox, slots, staff_id, tenant_do, weekday_at
 
@@ -194,3 +194,68 @@ def test_outside_move_and_delete_of_our_event_are_reflected_without_writing_back
     assert status == "cancelled"
     drain_outbox(app, slug)
     assert len([r for r in google.api_requests() if r.method != "GET"]) == writes_before
+
+
+def _next_dst_change(min_days: int) -> dt.date:
+    """The next European clock change (last Sunday of March or October) at least `min_days` ahead."""
+    today = dt.date.today()
+    changes = []
+    for year in (today.year, today.year + 1):
+        for month in (3, 10):
+            last = dt.date(year, month, 31)
+            changes.append(last - dt.timedelta(days=(last.weekday() - 6) % 7))
+    return min(c for c in changes if c > today + dt.timedelta(days=min_days))
+
+
+def test_recurring_google_event_across_a_dst_change_blocks_the_same_local_time(app, client, cal_tenant, google,
+                                                                                cal_config, monkeypatch):
+    """A weekly 10:00 Berlin series (one event with an RRULE; Google lists its instances with singleEvents)
+    blocks 10:00 local before and after the clocks change, although the UTC hour moves."""
+    monkeypatch.setitem(app.config, "CALENDAR_WINDOW_DAYS", 400)  # the next change may be 7 months away
+    slug = cal_tenant
+    conn_id = connect(app, slug, google)
+    change = _next_dst_change(16)
+    monday_before, monday_after = change - dt.timedelta(days=6), change + dt.timedelta(days=1)
+    first = dt.datetime.combine(monday_before - dt.timedelta(days=7), dt.time(10), BERLIN)
+    google.add_foreign(google.email, {"dateTime": first.isoformat(), "timeZone": "Europe/Berlin"},
+                       {"dateTime": (first + dt.timedelta(hours=1)).isoformat(), "timeZone": "Europe/Berlin"},
+                       recurrence=["RRULE:FREQ=WEEKLY;COUNT=4"], summary="Team meeting")
+    result = pull(app, slug, conn_id)
+    assert result["events"] == 4 and result["blocks"] == 4  # the instances, not one master event
+    listed = google.api_requests("GET")[-1]
+    assert listed.query.get("singleEvents") == ["true"]
+    offsets = set()
+    for monday in (monday_before, monday_after):
+        ten = dt.datetime.combine(monday, dt.time(10), BERLIN)
+        offsets.add(ten.utcoffset())
+        free = slots(client, slug, monday)
+        assert _iso(ten) not in free and _iso(ten + dt.timedelta(minutes=30)) not in free, (monday, free[:6])
+        assert _iso(ten - dt.timedelta(hours=1)) in free and _iso(ten + dt.timedelta(hours=1)) in free
+    assert len(offsets) == 2  # the two Mondays really are on both sides of the change
+
+    # Cancelling the series frees its times again.
+    master = next(eid for eid, ev in google.events[google.email].items() if ev.get("recurrence"))
+    google.remove(google.email, master)
+    pull(app, slug, conn_id)
+    ten = dt.datetime.combine(monday_after, dt.time(10), BERLIN)
+    assert _iso(ten) in slots(client, slug, monday_after)
+
+
+def test_busy_blocks_of_one_business_never_block_another(app, client, cal_tenant, make_tenant, google, cal_config):
+    """Two businesses with a staff member of the same key: a foreign event pulled for one blocks only there."""
+    from app.models import tenant as m
+    from support import minimal_setup
+
+    slug = cal_tenant
+    other = make_tenant(minimal_setup())
+    conn_id = connect(app, slug, google)
+    day = weekday_at(11, weekday=3)
+    before_other = slots(client, other, day)
+    busy = dt.datetime.combine(day, dt.time(15), BERLIN)
+    assert _iso(busy) in before_other
+    google.add_foreign(google.email, busy, busy + dt.timedelta(hours=1))
+    assert pull(app, slug, conn_id)["blocks"] == 1
+    assert _iso(busy) not in slots(client, slug, day)
+    assert slots(client, other, day) == before_other
+    count = tenant_do(app, other, lambda s, _r: s.scalar(select(func.count()).select_from(m.BusyBlock)))
+    assert count == 0

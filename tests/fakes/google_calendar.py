@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import requests
 
-from fakes.http_fake import HttpFake, Request, Response
+from fakes.http_fake import HttpFake, Request, Response, oauth_client
 
 
 def _discovery() -> dict:
@@ -80,10 +80,15 @@ class GoogleCalendarFake(HttpFake):
         self.calendars = {email: {"id": email, "summary": email, "primary": True, "accessRole": "owner"},
                           "family": {"id": "family", "summary": "Family", "accessRole": "reader"}}
         self.events: dict[str, dict[str, dict]] = {cid: {} for cid in self.calendars}
-        self.codes: dict[str, str] = {}
+        self.codes: dict[str, tuple[str, str]] = {}  # code -> (redirect_uri, client_id)
         self.refresh_tokens: dict[str, bool] = {}  # token -> valid
+        self.refresh_client: dict[str, str] = {}  # refresh token -> the client it was issued to
         self.access_tokens: dict[str, bool] = {}
         self.token_requests: list[dict] = []
+        # OAuth clients (apps) this Google knows: id -> secret. A token request must authenticate as one,
+        # and a code or refresh token works only for the client it was issued to (else unauthorized_client).
+        self.clients: dict[str, str] = {"gid": "gsecret"}
+        self.token_clients: list[str | None] = []  # the client id of each token request, in order
         self.channels: dict[str, dict] = {}
         self.route("POST", r"/token", self._token)
         self.route("POST", r"/revoke", lambda req, m: Response(200))
@@ -96,10 +101,11 @@ class GoogleCalendarFake(HttpFake):
     def api_base(self) -> str:
         return self.base_url + API_PREFIX
 
-    def grant(self) -> dict:
-        """Tokens as after a consent (for tests that skip the browser step)."""
+    def grant(self, client_id: str = "gid") -> dict:
+        """Tokens as after a consent to `client_id` (for tests that skip the browser step)."""
         refresh = "1//r-" + secrets.token_hex(8)
         self.refresh_tokens[refresh] = True
+        self.refresh_client[refresh] = client_id
         access = self._new_access()
         return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
                 "expires_at": int(dt.datetime.now(dt.timezone.utc).timestamp()) + 3600}
@@ -179,25 +185,34 @@ class GoogleCalendarFake(HttpFake):
                 return Response.text(400, f"missing {needed}")
         if q.get("access_type") != "offline" or "calendar.events" not in q["scope"]:
             return Response.text(400, "offline access to calendar.events expected")
+        if q["client_id"] not in self.clients:
+            return Response.text(401, "Error 401: invalid_client. The OAuth client was not found.")
         code = "4/" + secrets.token_hex(8)
-        self.codes[code] = q["redirect_uri"]
+        self.codes[code] = (q["redirect_uri"], q["client_id"])
         sep = "&" if "?" in q["redirect_uri"] else "?"
         return Response(302, b"", {"Location": q["redirect_uri"] + sep + urlencode({"code": code, "state": q["state"]})})
 
     def _token(self, req: Request, m) -> Response:
         form = req.form
         self.token_requests.append(form)
+        client_id, client_secret = oauth_client(req)
+        self.token_clients.append(client_id)
+        if client_id not in self.clients or self.clients[client_id] != client_secret:
+            return Response.json(401, {"error": "invalid_client", "error_description": "Unauthorized"})
         grant = form.get("grant_type")
         if grant == "authorization_code":
-            if self.codes.pop(form.get("code", ""), None) is None:
+            issued = self.codes.pop(form.get("code", ""), None)
+            if issued is None or issued[1] != client_id:
                 return Response.json(400, {"error": "invalid_grant", "error_description": "Bad code"})
-            tokens = self.grant()
+            tokens = self.grant(client_id)
             return Response.json(200, {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"],
                                        "expires_in": 3599, "token_type": "Bearer", "id_token": self._id_token(),
                                        "scope": "https://www.googleapis.com/auth/calendar.events"})
         if grant == "refresh_token":
             if not self.refresh_tokens.get(form.get("refresh_token", "")):
                 return Response.json(400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."})
+            if self.refresh_client.get(form["refresh_token"]) != client_id:
+                return Response.json(400, {"error": "unauthorized_client", "error_description": "Unauthorized"})
             return Response.json(200, {"access_token": self._new_access(), "expires_in": 3599, "token_type": "Bearer"})
         return Response.json(400, {"error": "unsupported_grant_type"})
 
@@ -404,7 +419,12 @@ class GoogleCalendarFake(HttpFake):
             hi = dt.datetime.fromisoformat(q["timeMax"].replace("Z", "+00:00")) if "timeMax" in q else None
             if q.get("showDeleted") != "true":
                 items = [e for e in items if e["status"] != "cancelled"]
-            items = [e for e in items if e["status"] == "cancelled" or self._overlaps(e, lo, hi)]
+            items = [e for e in items if e["status"] == "cancelled" or e.get("recurrence") or self._overlaps(e, lo, hi)]
+        if q.get("singleEvents") == "true":
+            # As Google does: a recurring event is listed as its instances, expanded in its own time zone.
+            lo = dt.datetime.fromisoformat(q["timeMin"].replace("Z", "+00:00")) if "timeMin" in q else None
+            hi = dt.datetime.fromisoformat(q["timeMax"].replace("Z", "+00:00")) if "timeMax" in q else None
+            items = [i for e in items for i in (self._instances(e, lo, hi) if e.get("recurrence") else [e])]
         page_size = int(q.get("maxResults", 250))
         start = int(q.get("pageToken", "0") or 0)
         page = items[start:start + page_size]
@@ -414,6 +434,38 @@ class GoogleCalendarFake(HttpFake):
         else:
             body["nextSyncToken"] = f"s{self.last_serial}"
         return Response.json(200, body)
+
+    def _instances(self, ev: dict, lo, hi, limit: int = 730) -> list[dict]:
+        """The instances of a recurring event (RRULE / EXDATE lines of `recurrence`) that overlap [lo, hi)."""
+        from zoneinfo import ZoneInfo
+
+        from dateutil.rrule import rrulestr
+
+        zone = ZoneInfo(ev["start"].get("timeZone") or "UTC")
+        if "dateTime" not in ev["start"]:
+            return [ev]  # all-day series: not needed by the tests
+        first = dt.datetime.fromisoformat(ev["start"]["dateTime"].replace("Z", "+00:00")).astimezone(zone)
+        length = dt.datetime.fromisoformat(ev["end"]["dateTime"].replace("Z", "+00:00")) - first
+        # Wall-clock recurrence: expand on naive local times, then place each in the zone (DST moves the UTC hour).
+        rules = rrulestr("\n".join(ev["recurrence"]), dtstart=first.replace(tzinfo=None), forceset=True)
+        out = []
+        for n, local in enumerate(rules):
+            if n >= limit:
+                break
+            start = local.replace(tzinfo=zone)
+            end = start + length
+            if hi is not None and start >= hi:
+                break
+            if lo is not None and end <= lo:
+                continue
+            stamp = start.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            inst = {k: v for k, v in ev.items() if k != "recurrence"}
+            inst.update({"id": f"{ev['id']}_{stamp}", "recurringEventId": ev["id"],
+                         "originalStartTime": {"dateTime": start.isoformat(), "timeZone": str(zone)},
+                         "start": {"dateTime": start.isoformat(), "timeZone": str(zone)},
+                         "end": {"dateTime": end.isoformat(), "timeZone": str(zone)}})
+            out.append(inst)
+        return out
 
     @staticmethod
     def _overlaps(ev, lo, hi) -> bool:

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlencode
 
 import requests
 
-from fakes.http_fake import HttpFake, Request, Response
+from fakes.http_fake import HttpFake, Request, Response, oauth_client
 
 EVENT_FIELDS = {"subject", "body", "start", "end", "location", "showAs", "isReminderOn", "transactionId",
                 "isOnlineMeeting", "onlineMeetingProvider", "attendees", "categories", "sensitivity", "isAllDay",
@@ -51,7 +51,12 @@ class GraphFake(HttpFake):
         self.refresh_tokens: dict[str, bool] = {}
         self.access_tokens: dict[str, bool] = {}
         self.token_requests: list[dict] = []
-        self.codes: dict[str, str] = {}
+        self.codes: dict[str, tuple[str, str]] = {}  # code -> (redirect_uri, client_id)
+        self.refresh_client: dict[str, str] = {}
+        # Registered apps: id -> secret; codes and refresh tokens work only for the app they were issued to.
+        self.clients: dict[str, str] = {"mid": "msecret"}
+        self.token_clients: list[str | None] = []
+        self.token_paths: list[str] = []  # which directory's token endpoint each request used
         self.subscriptions: dict[str, dict] = {}
         self.route("POST", r"/[^/]+/oauth2/v2\.0/token", self._token)
         self.route("GET", r"/[^/]+/oauth2/v2\.0/authorize", self._authorize)
@@ -69,9 +74,10 @@ class GraphFake(HttpFake):
         return self.base_url + "/v1.0"
 
     # ------------------------------------------------------------------ test helpers
-    def grant(self) -> dict:
+    def grant(self, client_id: str = "mid") -> dict:
         refresh = "M.R3_" + secrets.token_hex(8)
         self.refresh_tokens[refresh] = True
+        self.refresh_client[refresh] = client_id
         return {"access_token": self._new_access(), "refresh_token": refresh, "token_type": "Bearer",
                 "expires_at": int(dt.datetime.now(dt.timezone.utc).timestamp()) + 3600}
 
@@ -135,17 +141,25 @@ class GraphFake(HttpFake):
         q = {k: v[-1] for k, v in req.query.items()}
         if "offline_access" not in q.get("scope", "") or "Calendars.ReadWrite" not in q.get("scope", ""):
             return Response.text(400, "AADSTS: offline_access and Calendars.ReadWrite expected")
+        if q.get("client_id") not in self.clients:
+            return Response.text(400, "AADSTS700016: Application not found in the directory")
         code = "0.A" + secrets.token_hex(8)
-        self.codes[code] = q["redirect_uri"]
+        self.codes[code] = (q["redirect_uri"], q["client_id"])
         return Response(302, b"", {"Location": q["redirect_uri"] + "?" + urlencode({"code": code, "state": q["state"]})})
 
     def _token(self, req: Request, m) -> Response:
         form = req.form
         self.token_requests.append(form)
+        self.token_paths.append(req.path)
+        client_id, client_secret = oauth_client(req)
+        self.token_clients.append(client_id)
+        if client_id not in self.clients or self.clients[client_id] != client_secret:
+            return Response.json(401, {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret"})
         if form.get("grant_type") == "authorization_code":
-            if self.codes.pop(form.get("code", ""), None) is None:
+            issued = self.codes.pop(form.get("code", ""), None)
+            if issued is None or issued[1] != client_id:
                 return Response.json(400, {"error": "invalid_grant", "error_description": "AADSTS70000"})
-            tokens = self.grant()
+            tokens = self.grant(client_id)
             claims = base64.urlsafe_b64encode(json.dumps({"preferred_username": self.email}).encode()).decode().rstrip("=")
             return Response.json(200, {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"],
                                        "expires_in": 3599, "token_type": "Bearer", "id_token": f"e30.{claims}.",
@@ -153,8 +167,11 @@ class GraphFake(HttpFake):
         if form.get("grant_type") == "refresh_token":
             if not self.refresh_tokens.get(form.get("refresh_token", "")):
                 return Response.json(400, {"error": "invalid_grant", "error_description": "AADSTS700082: expired"})
+            if self.refresh_client.get(form["refresh_token"]) != client_id:
+                return Response.json(400, {"error": "invalid_grant", "error_description": "AADSTS70000: issued to another app"})
             new_refresh = "M.R3_" + secrets.token_hex(8)  # Microsoft rotates refresh tokens
             self.refresh_tokens[new_refresh] = True
+            self.refresh_client[new_refresh] = client_id
             return Response.json(200, {"access_token": self._new_access(), "refresh_token": new_refresh,
                                        "expires_in": 3599, "token_type": "Bearer"})
         return Response.json(400, {"error": "unsupported_grant_type"})

@@ -216,3 +216,16 @@ class HttpFake:
         if allowed:
             return Response.json(405, {"error": "method not allowed"})
         return Response.json(404, {"error": f"no route for {req.method} {req.path}"})
+
+
+def oauth_client(req: Request) -> tuple[str | None, str | None]:
+    """The (client_id, client_secret) a token request authenticates with: HTTP Basic (RFC 6749 §2.3.1) or the form."""
+    import base64
+    from urllib.parse import unquote_plus
+
+    auth = req.headers.get("authorization", "")
+    if auth.startswith("Basic "):
+        user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+        return unquote_plus(user), unquote_plus(password)
+    form = req.form
+    return form.get("client_id"), form.get("client_secret")
