@@ -112,8 +112,11 @@ def test_foreign_caldav_event_blocks_public_availability_after_one_pull(app, cli
     assert slots(client, slug, day) == before
 
 
-def test_recurring_foreign_event_across_dst_blocks_the_same_local_time(app, client, cal_tenant, radicale, cal_config):
+def test_recurring_foreign_event_across_dst_blocks_the_same_local_time(app, client, cal_tenant, radicale, cal_config,
+                                                                       monkeypatch):
     """A weekly 10:00 Berlin meeting keeps blocking 10:00 local after the clocks change (UTC hour moves)."""
+    # The next clock change can be up to ~7 months away: pull a window that reaches past it in any season.
+    monkeypatch.setitem(app.config, "CALENDAR_WINDOW_DAYS", 400)
     slug = cal_tenant
     conn_id, calendar = _connect(app, slug, radicale)
     # The next European DST change: last Sunday of March or October.
