@@ -273,8 +273,16 @@ def _authenticate_api_key(token: str) -> None:
     tenant = key.tenant
     if tenant.status != Tenant.STATUS_ACTIVE:
         _api_error(403, "tenant_suspended", "this business is suspended")
-    sm = current_app.appbuilder.sm
-    user = sm.find_user(username=api_key_user_name(tenant.slug))
+    _act_as_key_user(key, api_key_user_name(tenant.slug), now)
+    g.api_key_location = key.location_key
+    g.scope = Scope(tenant_roles={tenant.id: {ROLE_CLIENT_ADMIN}})
+    g.effective_roles = {ROLE_CLIENT_ADMIN}
+    activate(db.session, tenant)
+
+
+def _act_as_key_user(key: ApiKey, user_name: str, now: dt.datetime) -> None:
+    """The request acts as the key's service user (a business's or an agency's), counted as a use of the key."""
+    user = current_app.appbuilder.sm.find_user(username=user_name)
     if user is None or not user.is_active:
         abort(401)
     _count_use(key.id, now)
@@ -282,10 +290,6 @@ def _authenticate_api_key(token: str) -> None:
     g._api_key_user = True
     g.api_key_id, g.api_key_label = key.id, f"{key.name} ({key.prefix})"
     g.api_key_plan = key.rate_plan
-    g.api_key_location = key.location_key
-    g.scope = Scope(tenant_roles={tenant.id: {ROLE_CLIENT_ADMIN}})
-    g.effective_roles = {ROLE_CLIENT_ADMIN}
-    activate(db.session, tenant)
 
 
 # What an agency key reaches: the analytics API (the rollup, and one business's figures with ?tenant=).
@@ -297,15 +301,7 @@ def _authenticate_agency_key(key: ApiKey, now: dt.datetime) -> None:
     named by `?tenant=<slug>`: one of another agency (or none at all) is 404, a suspended one 403."""
     if not request.path.startswith(AGENCY_KEY_PATHS):
         _api_error(403, "not_allowed", "an agency API key reads the analytics API (/api/v1/analytics/...) only")
-    sm = current_app.appbuilder.sm
-    user = sm.find_user(username=agency_key_user_name(key.agency.slug))
-    if user is None or not user.is_active:
-        abort(401)
-    _count_use(key.id, now)
-    g.user = user
-    g._api_key_user = True
-    g.api_key_id, g.api_key_label = key.id, f"{key.name} ({key.prefix})"
-    g.api_key_plan = key.rate_plan
+    _act_as_key_user(key, agency_key_user_name(key.agency.slug), now)
     g.api_key_agency_id = key.agency_id
     g.scope = Scope(agency_roles={key.agency_id: {ROLE_AUDITOR}})
     g.effective_roles = {ROLE_AUDITOR}

@@ -406,8 +406,6 @@ def connect_caldav(session: Session, *, owner_kind: str, staff_id: int | None = 
                    target: str | None = None, actor: str = ACTOR, cfg: SyncConfig | None = None,
                    now: dt.datetime | None = None) -> CalendarConnection:
     """Connect a CalDAV account (the server is asked for its calendars first: wrong URL or password fail here)."""
-    from app.calendars.caldav_client import CalDavClient
-
     cfg = cfg or SyncConfig()
     url = (url or "").strip()
     if not url.startswith(("http://", "https://")):
@@ -417,12 +415,7 @@ def connect_caldav(session: Session, *, owner_kind: str, staff_id: int | None = 
     if not password:
         raise CalendarError("a password is required", "password")
     owner = _owner(session, owner_kind, staff_id, location_id)
-    try:
-        available = CalDavClient(url, username, password, timeout=int(cfg.http_timeout)).calendars()
-    except AuthFailed:
-        raise CalendarError("the CalDAV server refused this user name and password", "password")
-    except ProviderError as exc:
-        raise CalendarError(f"the CalDAV server could not be read: {exc}", "url")
+    available = _caldav_calendars(url, username, password, cfg)
     conn = CalendarConnection(provider="caldav", url=url, account=username, status=STATUS_ACTIVE,
                               busy_calendars=[], sync_state={}, channel={}, include_tentative=True,
                               created_by=actor, **owner)
@@ -432,6 +425,18 @@ def connect_caldav(session: Session, *, owner_kind: str, staff_id: int | None = 
     session.add(conn)
     session.flush()
     return conn
+
+
+def _caldav_calendars(url: str, username: str, password: str, cfg: SyncConfig) -> list[CalendarInfo]:
+    """The server's calendars with these credentials (a refusal or an unreadable server is a form error)."""
+    from app.calendars.caldav_client import CalDavClient
+
+    try:
+        return CalDavClient(url, username, password, timeout=int(cfg.http_timeout)).calendars()
+    except AuthFailed:
+        raise CalendarError("the CalDAV server refused this user name and password", "password")
+    except ProviderError as exc:
+        raise CalendarError(f"the CalDAV server could not be read: {exc}", "url")
 
 
 def reconnect_caldav(session: Session, conn: CalendarConnection, *, url: str | None = None,
@@ -444,8 +449,6 @@ def reconnect_caldav(session: Session, conn: CalendarConnection, *, url: str | N
     The busy and target calendars are found again by id, else by name; our events follow
     a target calendar that moved (they are written again there on the next push).
     """
-    from app.calendars.caldav_client import CalDavClient
-
     if conn.provider != "caldav":
         raise CalendarError("only a CalDAV connection takes a URL and password; reconnect Google / Microsoft "
                             "through their sign-in", "provider")
@@ -460,12 +463,7 @@ def reconnect_caldav(session: Session, conn: CalendarConnection, *, url: str | N
     new_password = password or secret_of(conn).get("password", "")
     if not new_password:
         raise CalendarError("a password is required", "password")
-    try:
-        available = CalDavClient(new_url, new_user, new_password, timeout=int(cfg.http_timeout)).calendars()
-    except AuthFailed:
-        raise CalendarError("the CalDAV server refused this user name and password", "password")
-    except ProviderError as exc:
-        raise CalendarError(f"the CalDAV server could not be read: {exc}", "url")
+    available = _caldav_calendars(new_url, new_user, new_password, cfg)
     old_target = conn.target_calendar
 
     def again(cal_id: str | None, name: str | None) -> str | None:
