@@ -827,6 +827,23 @@ def health(session: Session, now: dt.datetime, *, staff_id: int | None = None) -
     return out
 
 
+def problem_counts(session: Session, now: dt.datetime) -> dict[str, int]:
+    """How many connections need reconnecting, how many have failed longer than the alert setting
+    (the same rule as `health`'s "alert"), and how many pushes gave up: the dashboard home's alerts.
+
+    Reads only: a business without a settings row gets the default alert delay, no row is written.
+    """
+    prefs = session.get(CalendarSettings, 1)
+    minutes = prefs.failing_alert_minutes if prefs is not None else 30
+    c = CalendarConnection
+    reconnect, failing = session.execute(select(
+        func.count().filter(c.status == STATUS_RECONNECT),
+        func.count().filter(c.status == STATUS_ACTIVE, c.failing_since <= now - dt.timedelta(minutes=minutes)),
+    )).one()
+    pushes = session.scalar(select(func.count()).select_from(CalendarEventLink).where(CalendarEventLink.push_status == "failed"))
+    return {"needs_reconnect": reconnect or 0, "failing": failing or 0, "failed_pushes": pushes or 0}
+
+
 def _iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 

@@ -54,18 +54,18 @@ def alerts(session: Session, now: dt.datetime) -> list[dict]:
     ) or 0
     if meetings:
         out.append({"kind": "meetings", "count": meetings, "text": f"{meetings} upcoming appointment(s) without their meeting link"})
-    from app.models import calendar_sync as cs
+    from app.services.calendar_sync import problem_counts
 
-    reconnect = session.scalar(
-        select(func.count()).select_from(cs.CalendarConnection).where(cs.CalendarConnection.status == "needs_reconnect")
-    ) or 0
-    if reconnect:
-        out.append({"kind": "calendar_sync", "count": reconnect, "text": f"{reconnect} calendar connection(s) need to be reconnected"})
-    pushes = session.scalar(
-        select(func.count()).select_from(cs.CalendarEventLink).where(cs.CalendarEventLink.push_status == "failed")
-    ) or 0
-    if pushes:
-        out.append({"kind": "calendar_sync", "count": pushes, "text": f"{pushes} appointment(s) not copied to a staff calendar"})
+    sync = problem_counts(session, now)
+    if sync["needs_reconnect"]:
+        out.append({"kind": "calendar_sync", "count": sync["needs_reconnect"],
+                    "text": f"{sync['needs_reconnect']} calendar connection(s) need to be reconnected"})
+    if sync["failing"]:
+        out.append({"kind": "calendar_sync", "count": sync["failing"],
+                    "text": f"{sync['failing']} calendar connection(s) failing to sync"})
+    if sync["failed_pushes"]:
+        out.append({"kind": "calendar_sync", "count": sync["failed_pushes"],
+                    "text": f"{sync['failed_pushes']} appointment(s) not copied to a staff calendar"})
     stuck = session.scalar(
         select(func.count()).select_from(m.OutboxEvent).where(
             m.OutboxEvent.relayed_at.is_(None), m.OutboxEvent.created_at < now - dt.timedelta(minutes=5))

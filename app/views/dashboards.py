@@ -57,6 +57,22 @@ def _rollup_for_agencies(agency_ids, now: dt.datetime) -> dict | None:
     return analytics.agency_rollup(db.session, tenants, today - dt.timedelta(days=29), today, now)
 
 
+# Where an alert is dealt with: (endpoint, permission, view) per alert kind.
+ALERT_PAGES = {
+    "calendar_sync": ("CalendarConnectionsView.index", "can_index", "CalendarConnections"),
+    "notifications": ("FailedJobsView.list", "can_list", "NotificationFailures"),
+}
+
+
+def _with_links(appbuilder, alerts: list[dict]) -> list[dict]:
+    """Each alert with the address of the page that deals with it, when this user may open that page."""
+    for alert in alerts:
+        page = ALERT_PAGES.get(alert["kind"])
+        if page and appbuilder.sm.has_access(page[1], page[2]):
+            alert["url"] = url_for(page[0])
+    return alerts
+
+
 def home_context(appbuilder) -> dict:
     """What the dashboard home shows the current user, by role (see the module docstring)."""
     now = _now()
@@ -78,7 +94,7 @@ def home_context(appbuilder) -> dict:
             r = analytics.Range(today - dt.timedelta(days=29), today)
             context.update(
                 upcoming=dashboards.upcoming_count(db.session, now),
-                alerts=dashboards.alerts(db.session, now),
+                alerts=_with_links(appbuilder, dashboards.alerts(db.session, now)),
                 checklist=_checklist(),
             )
             # The month's figures may be a few seconds stale: the replica's, when one is configured.
