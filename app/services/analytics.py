@@ -110,8 +110,11 @@ class _Where:
     params: dict
 
 
-def _where(session: Session, tz: str, r: Range) -> _Where:
+def _where(session: Session, tz: str, r: Range, with_previous: bool = False) -> _Where:
+    """The range's SQL condition and parameters; `with_previous` starts it at the previous period."""
     lo, hi = local_bounds(r.date_from, r.date_to, tz)
+    if with_previous:
+        lo = local_bounds(r.previous().date_from, r.date_to, tz)[0]
     parts = ["a.start_at >= :lo", "a.start_at < :hi"]
     params: dict = {"lo": lo, "hi": hi, "tz": tz}
     for name, model in (("location", m.Location), ("staff", m.Staff), ("service", m.Service)):
@@ -146,6 +149,19 @@ def periods(r: Range) -> list[dt.date]:
     return out
 
 
+def _bucket_bounds(r: Range, tz: str) -> list[dt.datetime]:
+    """Thresholds for `width_bucket(start_at, bounds)` over the previous period and this one.
+
+    Bucket 1 is the previous period, bucket k >= 2 the k-2th of `periods(r)`. The bounds are
+    local midnights as UTC instants (DST-correct, like local_bounds), so PostgreSQL compares
+    instants instead of converting every row to local time.
+    """
+    zone = ZoneInfo(tz)
+    starts = periods(r)[1:]
+    return [local_bounds(r.previous().date_from, r.date_to, tz)[0], local_bounds(r.date_from, r.date_to, tz)[0],
+            *(dt.datetime.combine(p, dt.time(), zone).astimezone(UTC) for p in starts)]
+
+
 def _money(value) -> str:
     return str((decimal.Decimal(value or 0)).quantize(decimal.Decimal("0.01")))
 
@@ -168,40 +184,45 @@ def _head(tenant, r: Range, metric: str) -> dict:
 
 
 _COUNTS = """
-SELECT date_trunc(:interval, a.start_at AT TIME ZONE :tz)::date AS period,
+SELECT width_bucket(a.start_at, CAST(:bounds AS timestamptz[])) AS bucket,
        count(*) AS bookings,
        count(*) FILTER (WHERE a.status = 'cancelled') AS cancelled,
        count(*) FILTER (WHERE a.status = 'no_show') AS no_show,
        count(*) FILTER (WHERE a.status = 'completed') AS completed,
        count(*) FILTER (WHERE a.status <> 'cancelled' AND a.start_at <= :now) AS started
-FROM appointment a WHERE {where} GROUP BY 1 ORDER BY 1
-"""
-
-_TOTALS = """
-SELECT count(*) AS bookings,
-       count(*) FILTER (WHERE a.status = 'cancelled') AS cancelled,
-       count(*) FILTER (WHERE a.status = 'no_show') AS no_show,
-       count(*) FILTER (WHERE a.status = 'completed') AS completed,
-       count(*) FILTER (WHERE a.status <> 'cancelled' AND a.start_at <= :now) AS started
-FROM appointment a WHERE {where}
+FROM appointment a WHERE {where} GROUP BY 1
 """
 
 _ZERO = {"bookings": 0, "cancelled": 0, "no_show": 0, "completed": 0, "started": 0}
 
 
-def _counts(session: Session, tenant, r: Range, now: dt.datetime) -> tuple[list[dict], dict, dict]:
-    where = _where(session, tenant.timezone, r)
-    params = dict(where.params, interval=r.interval, now=now)
-    rows = {row.period: dict(row._mapping) for row in session.execute(text(_COUNTS.format(where=where.sql)), params)}
-    series = [{**_ZERO, **rows.get(p, {}), "period": p.isoformat()} for p in periods(r)]
-    total = dict(session.execute(text(_TOTALS.format(where=where.sql)), params).one()._mapping)
-    prev_where = _where(session, tenant.timezone, r.previous())
-    previous = dict(session.execute(text(_TOTALS.format(where=prev_where.sql)), dict(prev_where.params, now=now)).one()._mapping)
-    return series, total, previous
+@dataclass(frozen=True)
+class Counts:
+    """Status counts of a range: per period, the whole range and the previous period."""
+
+    series: list[dict]
+    total: dict
+    previous: dict
 
 
-def bookings(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
-    series, total, previous = _counts(session, tenant, r, now)
+def counts(session: Session, tenant, r: Range, now: dt.datetime) -> Counts:
+    """One statement over the previous period and this one, bucketed by period (bookings, cancellations, no-shows)."""
+    where = _where(session, tenant.timezone, r, with_previous=True)
+    params = dict(where.params, bounds=_bucket_bounds(r, tenant.timezone), now=now)
+    rows = {row.bucket: dict(row._mapping) for row in session.execute(text(_COUNTS.format(where=where.sql)), params)}
+    series = [{**_ZERO, **{k: v for k, v in rows.get(i + 2, {}).items() if k != "bucket"}, "period": p.isoformat()}
+              for i, p in enumerate(periods(r))]
+    total = {k: sum(item[k] for item in series) for k in _ZERO}
+    previous = {k: rows.get(1, _ZERO)[k] for k in _ZERO}
+    return Counts(series, total, previous)
+
+
+def _unpack(c: Counts) -> tuple[list[dict], dict, dict]:
+    return c.series, c.total, c.previous
+
+
+def bookings(session: Session, tenant, r: Range, now: dt.datetime, c: Counts | None = None) -> dict:
+    series, total, previous = _unpack(c or counts(session, tenant, r, now))
     return _head(tenant, r, "bookings") | {
         "series": [{"period": s["period"], "bookings": s["bookings"], "cancelled": s["cancelled"],
                     "no_show": s["no_show"], "completed": s["completed"]} for s in series],
@@ -211,8 +232,8 @@ def bookings(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
     }
 
 
-def cancellations(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
-    series, total, previous = _counts(session, tenant, r, now)
+def cancellations(session: Session, tenant, r: Range, now: dt.datetime, c: Counts | None = None) -> dict:
+    series, total, previous = _unpack(c or counts(session, tenant, r, now))
     return _head(tenant, r, "cancellations") | {
         "series": [{"period": s["period"], "bookings": s["bookings"], "cancelled": s["cancelled"],
                     "rate": _rate(s["cancelled"], s["bookings"])} for s in series],
@@ -222,8 +243,8 @@ def cancellations(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
     }
 
 
-def no_shows(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
-    series, total, previous = _counts(session, tenant, r, now)
+def no_shows(session: Session, tenant, r: Range, now: dt.datetime, c: Counts | None = None) -> dict:
+    series, total, previous = _unpack(c or counts(session, tenant, r, now))
     return _head(tenant, r, "no_shows") | {
         "series": [{"period": s["period"], "started": s["started"], "no_show": s["no_show"],
                     "rate": _rate(s["no_show"], s["started"])} for s in series],
@@ -234,38 +255,39 @@ def no_shows(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
 
 
 _REVENUE = """
-SELECT {period} coalesce(a.currency, :currency) AS currency,
+SELECT width_bucket(a.start_at, CAST(:bounds AS timestamptz[])) AS bucket, coalesce(a.currency, :currency) AS currency,
        sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status <> 'cancelled') AS booked,
        sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'completed') AS realised,
        sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'no_show') AS lost_no_show,
        sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'cancelled') AS lost_cancelled
-FROM appointment a WHERE {where} GROUP BY {group} ORDER BY {group}
+FROM appointment a WHERE {where} GROUP BY 1, 2
 """
 _MONEY = ("booked", "realised", "lost_no_show", "lost_cancelled")
 
 
 def revenue(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
-    where = _where(session, tenant.timezone, r)
-    params = dict(where.params, interval=r.interval, currency=tenant.currency)
-    period = "date_trunc(:interval, a.start_at AT TIME ZONE :tz)::date AS period,"
+    """Money per currency and period, this range's totals and the previous period's (one statement over both)."""
+    where = _where(session, tenant.timezone, r, with_previous=True)
+    params = dict(where.params, bounds=_bucket_bounds(r, tenant.timezone), currency=tenant.currency)
+    starts = periods(r)
     by_period: dict[str, dict[dt.date, dict]] = {}
-    for row in session.execute(text(_REVENUE.format(period=period, where=where.sql, group="1, 2")), params):
-        by_period.setdefault(row.currency, {})[row.period] = {k: _money(getattr(row, k)) for k in _MONEY}
-    totals = {
-        row.currency: {k: _money(getattr(row, k)) for k in _MONEY}
-        for row in session.execute(text(_REVENUE.format(period="", where=where.sql, group="1")), params)
-    }
-    prev = _where(session, tenant.timezone, r.previous())
-    previous = {
-        row.currency: {k: _money(getattr(row, k)) for k in _MONEY}
-        for row in session.execute(text(_REVENUE.format(period="", where=prev.sql, group="1")), dict(prev.params, currency=tenant.currency))
-    }
+    sums: dict[str, dict[str, decimal.Decimal]] = {}
+    previous: dict[str, dict] = {}
+    for row in session.execute(text(_REVENUE.format(where=where.sql)), params):
+        if row.bucket == 1:
+            previous[row.currency] = {k: _money(getattr(row, k)) for k in _MONEY}
+            continue
+        by_period.setdefault(row.currency, {})[starts[row.bucket - 2]] = {k: _money(getattr(row, k)) for k in _MONEY}
+        total = sums.setdefault(row.currency, {k: decimal.Decimal(0) for k in _MONEY})
+        for k in _MONEY:
+            total[k] += getattr(row, k) or 0
+    totals = {c: {k: _money(v) for k, v in money.items()} for c, money in sums.items()}
     zero = {k: "0.00" for k in _MONEY}
     currencies = sorted(set(totals) | set(previous)) or [tenant.currency]
     return _head(tenant, r, "revenue") | {
         "currencies": [
             {"currency": c, **totals.get(c, zero), "previous": previous.get(c, zero),
-             "series": [{"period": p.isoformat(), **by_period.get(c, {}).get(p, zero)} for p in periods(r)]}
+             "series": [{"period": p.isoformat(), **by_period.get(c, {}).get(p, zero)} for p in starts]}
             for c in currencies
         ],
     }
@@ -363,16 +385,23 @@ def lead_time(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
 
 
 _SOURCES = """
-SELECT a.source, count(*) AS bookings, count(*) FILTER (WHERE a.status = 'cancelled') AS cancelled
-FROM appointment a WHERE {where} GROUP BY 1 ORDER BY 2 DESC, 1
+SELECT a.start_at < :current AS earlier, a.source, count(*) AS bookings,
+       count(*) FILTER (WHERE a.status = 'cancelled') AS cancelled
+FROM appointment a WHERE {where} GROUP BY 1, 2
 """
 
 
 def sources(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
-    where = _where(session, tenant.timezone, r)
-    rows = [dict(row._mapping) for row in session.execute(text(_SOURCES.format(where=where.sql)), where.params)]
-    prev = _where(session, tenant.timezone, r.previous())
-    before = {row.source: row.bookings for row in session.execute(text(_SOURCES.format(where=prev.sql)), prev.params)}
+    """Bookings per source in the range (most first) with the previous period's; one statement over both."""
+    where = _where(session, tenant.timezone, r, with_previous=True)
+    current = local_bounds(r.date_from, r.date_to, tenant.timezone)[0]
+    rows, before = [], {}
+    for row in session.execute(text(_SOURCES.format(where=where.sql)), dict(where.params, current=current)):
+        if row.earlier:
+            before[row.source] = row.bookings
+        else:
+            rows.append({"source": row.source, "bookings": row.bookings, "cancelled": row.cancelled})
+    rows.sort(key=lambda item: (-item["bookings"], item["source"]))
     for row in rows:
         row["previous"] = before.get(row["source"], 0)
     return _head(tenant, r, "sources") | {"sources": rows}

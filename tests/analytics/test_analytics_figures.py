@@ -174,3 +174,45 @@ def test_cli_prints_the_same_json(app, dst_tenant):
     assert bad.exit_code != 0 and "error:" in bad.output
     missing = runner.invoke(args=["analytics", f"nope_{uuid.uuid4().hex[:6]}", "--from", "2027-03-27", "--to", "2027-03-29"])
     assert missing.exit_code != 0
+
+
+def test_period_buckets_match_local_dates_in_new_york_across_both_dst_changes(app, make_tenant, put_appointments):
+    """Periods are found by comparing instants with local midnights; the answer must be what the
+    local calendar date says, around local midnight on both DST change days and at month ends."""
+    import random
+    from collections import Counter
+    from zoneinfo import ZoneInfo
+
+    setup = minimal_setup()
+    setup["tenant"]["timezone"] = "America/New_York"
+    setup["locations"][0]["timezone"] = "America/New_York"
+    slug = make_tenant(setup)
+    zone = ZoneInfo("America/New_York")
+    rnd = random.Random(7)
+    starts = []
+    for day in ("2027-03-13", "2027-03-14", "2027-03-31", "2027-04-01", "2027-10-31", "2027-11-07", "2027-11-08"):
+        midnight = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), zone).astimezone(UTC)
+        # Minutes either side of local midnight, never overlapping (one staff member, 30-minute rows).
+        starts += [midnight + dt.timedelta(minutes=m) for m in (-95, -31, 0, 31, 95)]
+    starts += [dt.datetime(2027, 1, 1, tzinfo=UTC) + dt.timedelta(hours=5 * i + 0.5) for i in range(0, 1700, 37)]
+    statuses = ["confirmed", "cancelled", "completed", "no_show"]
+    rows = [dict(start=s, status=rnd.choice(statuses), price="10.00") for s in sorted(set(starts))]
+    put_appointments(slug, rows)
+    starts = [row["start"] for row in rows]
+
+    for interval, first in (("day", lambda d: d), ("week", lambda d: d - dt.timedelta(days=d.weekday())),
+                            ("month", lambda d: d.replace(day=1))):
+        lo, hi = dt.date(2027, 3, 1), dt.date(2027, 11, 30)
+        data = figure(app, slug, "bookings", **{"from": lo.isoformat(), "to": hi.isoformat(), "interval": interval})
+        local_days = [s.astimezone(zone).date() for s in starts]
+        expected = Counter(first(d).isoformat() for d in local_days if lo <= d <= hi)
+        got = {s["period"]: s["bookings"] for s in data["series"] if s["bookings"]}
+        assert got == dict(expected), interval
+        previous = hi - lo + dt.timedelta(days=1)
+        assert data["previous"]["total"] == sum(1 for d in local_days if lo - previous <= d < lo), interval
+        money = figure(app, slug, "revenue", **{"from": lo.isoformat(), "to": hi.isoformat(), "interval": interval})
+        [eur] = money["currencies"]
+        booked = Counter(first(row["start"].astimezone(zone).date()).isoformat() for row in rows
+                         if row["status"] != "cancelled" and lo <= row["start"].astimezone(zone).date() <= hi)
+        assert {s["period"]: s["booked"] for s in eur["series"] if s["booked"] != "0.00"} == {
+            period: f"{10 * n}.00" for period, n in booked.items()}, interval
