@@ -833,14 +833,14 @@ def problem_counts(session: Session, now: dt.datetime) -> dict[str, int]:
 
     Reads only: a business without a settings row gets the default alert delay, no row is written.
     """
-    prefs = session.get(CalendarSettings, 1)
-    minutes = prefs.failing_alert_minutes if prefs is not None else 30
     c = CalendarConnection
-    reconnect, failing = session.execute(select(
+    delay = func.coalesce(select(CalendarSettings.failing_alert_minutes).where(CalendarSettings.id == 1).scalar_subquery(), 30)
+    pushes = select(func.count()).select_from(CalendarEventLink).where(CalendarEventLink.push_status == "failed").scalar_subquery()
+    reconnect, failing, pushes = session.execute(select(
         func.count().filter(c.status == STATUS_RECONNECT),
-        func.count().filter(c.status == STATUS_ACTIVE, c.failing_since <= now - dt.timedelta(minutes=minutes)),
-    )).one()
-    pushes = session.scalar(select(func.count()).select_from(CalendarEventLink).where(CalendarEventLink.push_status == "failed"))
+        func.count().filter(c.status == STATUS_ACTIVE, c.failing_since <= now - func.make_interval(0, 0, 0, 0, 0, delay)),
+        pushes,
+    ).select_from(c)).one()
     return {"needs_reconnect": reconnect or 0, "failing": failing or 0, "failed_pushes": pushes or 0}
 
 
