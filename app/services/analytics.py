@@ -183,17 +183,33 @@ def _head(tenant, r: Range, metric: str) -> dict:
     }
 
 
-_COUNTS = """
-SELECT width_bucket(a.start_at, CAST(:bounds AS timestamptz[])) AS bucket,
+_BUCKETED = """
+SELECT width_bucket(a.start_at, CAST(:bounds AS timestamptz[])) AS bucket,{money}
        count(*) AS bookings,
        count(*) FILTER (WHERE a.status = 'cancelled') AS cancelled,
        count(*) FILTER (WHERE a.status = 'no_show') AS no_show,
        count(*) FILTER (WHERE a.status = 'completed') AS completed,
        count(*) FILTER (WHERE a.status <> 'cancelled' AND a.start_at <= :now) AS started
-FROM appointment a WHERE {where} GROUP BY 1
+FROM appointment a WHERE {where} GROUP BY {group}
 """
+_MONEY_COLUMNS = """
+       coalesce(a.currency, :currency) AS currency,
+       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status <> 'cancelled') AS booked,
+       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'completed') AS realised,
+       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'no_show') AS lost_no_show,
+       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'cancelled') AS lost_cancelled,"""
+_MONEY = ("booked", "realised", "lost_no_show", "lost_cancelled")
 
 _ZERO = {"bookings": 0, "cancelled": 0, "no_show": 0, "completed": 0, "started": 0}
+
+
+def _bucketed(session: Session, tenant, r: Range, now: dt.datetime, money: bool) -> list:
+    """Status counts (and with `money`, sums per currency) of the previous period (bucket 1) and of
+    each period of the range (bucket k >= 2 is periods(r)[k - 2]): one statement over both."""
+    where = _where(session, tenant.timezone, r, with_previous=True)
+    params = dict(where.params, bounds=_bucket_bounds(r, tenant.timezone), now=now, currency=tenant.currency)
+    sql = _BUCKETED.format(money=_MONEY_COLUMNS if money else "", where=where.sql, group="1, 2" if money else "1")
+    return list(session.execute(text(sql), params))
 
 
 @dataclass(frozen=True)
@@ -205,16 +221,28 @@ class Counts:
     previous: dict
 
 
-def counts(session: Session, tenant, r: Range, now: dt.datetime) -> Counts:
-    """One statement over the previous period and this one, bucketed by period (bookings, cancellations, no-shows)."""
-    where = _where(session, tenant.timezone, r, with_previous=True)
-    params = dict(where.params, bounds=_bucket_bounds(r, tenant.timezone), now=now)
-    rows = {row.bucket: dict(row._mapping) for row in session.execute(text(_COUNTS.format(where=where.sql)), params)}
-    series = [{**_ZERO, **{k: v for k, v in rows.get(i + 2, {}).items() if k != "bucket"}, "period": p.isoformat()}
-              for i, p in enumerate(periods(r))]
+def _counts_from(rows: list, r: Range) -> Counts:
+    by_bucket: dict[int, dict] = {}
+    for row in rows:  # with money, one row per currency: counts add up across currencies
+        into = by_bucket.setdefault(row.bucket, dict(_ZERO))
+        for k in _ZERO:
+            into[k] += getattr(row, k)
+    series = [{**by_bucket.get(i + 2, _ZERO), "period": p.isoformat()} for i, p in enumerate(periods(r))]
     total = {k: sum(item[k] for item in series) for k in _ZERO}
-    previous = {k: rows.get(1, _ZERO)[k] for k in _ZERO}
-    return Counts(series, total, previous)
+    return Counts(series, total, dict(by_bucket.get(1, _ZERO)))
+
+
+def counts(session: Session, tenant, r: Range, now: dt.datetime) -> Counts:
+    """Bookings, cancellations, no-shows and completions per period, in total and for the previous period."""
+    return _counts_from(_bucketed(session, tenant, r, now, money=False), r)
+
+
+def home_figures(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
+    """The dashboard home's four figures (bookings, cancellations, no-shows, revenue) from one statement."""
+    rows = _bucketed(session, tenant, r, now, money=True)
+    c = _counts_from(rows, r)
+    return {"bookings": bookings(session, tenant, r, now, c), "cancellations": cancellations(session, tenant, r, now, c),
+            "no_shows": no_shows(session, tenant, r, now, c), "revenue": _revenue_from(rows, tenant, r)}
 
 
 def _unpack(c: Counts) -> tuple[list[dict], dict, dict]:
@@ -254,26 +282,17 @@ def no_shows(session: Session, tenant, r: Range, now: dt.datetime, c: Counts | N
     }
 
 
-_REVENUE = """
-SELECT width_bucket(a.start_at, CAST(:bounds AS timestamptz[])) AS bucket, coalesce(a.currency, :currency) AS currency,
-       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status <> 'cancelled') AS booked,
-       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'completed') AS realised,
-       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'no_show') AS lost_no_show,
-       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'cancelled') AS lost_cancelled
-FROM appointment a WHERE {where} GROUP BY 1, 2
-"""
-_MONEY = ("booked", "realised", "lost_no_show", "lost_cancelled")
-
-
 def revenue(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
     """Money per currency and period, this range's totals and the previous period's (one statement over both)."""
-    where = _where(session, tenant.timezone, r, with_previous=True)
-    params = dict(where.params, bounds=_bucket_bounds(r, tenant.timezone), currency=tenant.currency)
+    return _revenue_from(_bucketed(session, tenant, r, now, money=True), tenant, r)
+
+
+def _revenue_from(rows: list, tenant, r: Range) -> dict:
     starts = periods(r)
     by_period: dict[str, dict[dt.date, dict]] = {}
     sums: dict[str, dict[str, decimal.Decimal]] = {}
     previous: dict[str, dict] = {}
-    for row in session.execute(text(_REVENUE.format(where=where.sql)), params):
+    for row in rows:
         if row.bucket == 1:
             previous[row.currency] = {k: _money(getattr(row, k)) for k in _MONEY}
             continue

@@ -99,13 +99,7 @@ def home_context(appbuilder) -> dict:
             )
             # The month's figures may be a few seconds stale: the replica's, when one is configured.
             with read_session(tenant.schema) as figures:
-                counted = analytics.counts(figures, tenant, r, now)  # one statement serves the three count figures
-                context.update(
-                    bookings=analytics.bookings(figures, tenant, r, now, counted),
-                    cancellations=analytics.cancellations(figures, tenant, r, now, counted),
-                    no_shows=analytics.no_shows(figures, tenant, r, now, counted),
-                    revenue=analytics.revenue(figures, tenant, r, now),
-                )
+                context.update(analytics.home_figures(figures, tenant, r, now))
     return context
 
 
