@@ -152,19 +152,6 @@ class UpzentoSecurityManager(SecurityManager):
             return roles
         return [role for role in roles if role.name in names]
 
-    def has_access(self, permission_name: str, view_name: str) -> bool:
-        """FAB's answer, remembered for the rest of the request (per user object, API-key flag and
-        working roles): the menu asks about sixty times a page, each time resolving the user again."""
-        if not has_request_context():
-            return super().has_access(permission_name, view_name)
-        # Flask-Login keeps the signed-in user in g._login_user: a log-in during the request changes it.
-        key = (permission_name, view_name, id(g.get("user")), id(g.get("_login_user")), bool(g.get("_api_key_user", False)),
-               frozenset(g.get("effective_roles") or ()))
-        memo = g.setdefault("_upz_access_memo", {})
-        if key not in memo:
-            memo[key] = super().has_access(permission_name, view_name)
-        return memo[key]
-
     def _has_view_access(self, user, permission_name: str, view_name: str) -> bool:
         """Answer from the user's (tenant-scoped) permission set, loaded once per request.
 
