@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from app.boundedcache import BoundedCache
 from app.errors import UnknownKey, ValidationError
 from app.models import tenant as m
 from app.models.public import Tenant
@@ -561,6 +562,27 @@ def agency_rollup(session: Session, tenants: list, date_from: dt.date, date_to: 
         "bookings": sum(i["bookings"] for i in out), "cancelled": sum(i["cancelled"] for i in out),
         "no_show": sum(i["no_show"] for i in out),
     }
+
+
+# Recent rollups of this process, by (businesses, dates); the caller says how old one may be.
+_ROLLUPS = BoundedCache("agency_rollups", 256)
+
+
+def recent_agency_rollup(session: Session, tenants: list, date_from: dt.date, date_to: dt.date, now: dt.datetime,
+                         max_age: float) -> dict:
+    """agency_rollup, or this process's copy of the same businesses and dates if at most `max_age` seconds old.
+
+    The key holds every business's id, name, currency and zone, so a user only ever gets a copy
+    made for exactly the businesses they may see. The copy is shared: callers must not change it.
+    """
+    if max_age <= 0:
+        return agency_rollup(session, tenants, date_from, date_to, now)
+    key = (tuple((t.id, t.slug, t.name, t.currency, t.timezone) for t in tenants), date_from, date_to)
+    found = _ROLLUPS.get(key, max_age=max_age)
+    if found is None:
+        found = agency_rollup(session, tenants, date_from, date_to, now)
+        _ROLLUPS.put(key, found)
+    return found
 
 
 def attention(item: dict) -> list[str]:

@@ -165,6 +165,33 @@ def test_agency_rollup_per_currency_and_only_its_tenants(app, make_tenant, put_a
     assert data["bookings"] == 7
 
 
+def test_recent_agency_rollup_is_reused_only_for_the_same_businesses_and_dates(app, make_tenant, put_appointments):
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models.public import Tenant
+    from app.services import analytics
+
+    first, second = make_tenant(), make_tenant()
+    put_appointments(first, [dict(start=z("2027-03-28T10:00:00Z"), price="10.00")])
+    lo, hi = dt.date(2027, 3, 27), dt.date(2027, 3, 29)
+    with app.app_context():
+        def tenants(*slugs):
+            return list(db.session.scalars(select(Tenant).where(Tenant.slug.in_(slugs)).order_by(Tenant.name)))
+
+        cached = analytics.recent_agency_rollup(db.session, tenants(first), lo, hi, NOW, max_age=60)
+        assert cached["bookings"] == 1
+        put_appointments(first, [dict(start=z("2027-03-28T12:00:00Z"), price="10.00")])
+        # Within max_age the same businesses and dates get the copy; a fresh read sees the new row.
+        assert analytics.recent_agency_rollup(db.session, tenants(first), lo, hi, NOW, max_age=60) is cached
+        assert analytics.recent_agency_rollup(db.session, tenants(first), lo, hi, NOW, max_age=0)["bookings"] == 2
+        # Another set of businesses or other dates is never answered from that copy.
+        both = analytics.recent_agency_rollup(db.session, tenants(first, second), lo, hi, NOW, max_age=60)
+        assert {t["tenant"] for t in both["tenants"]} == {first, second} and both["bookings"] == 2
+        assert analytics.recent_agency_rollup(db.session, tenants(first), lo, hi + dt.timedelta(days=1), NOW,
+                                              max_age=60)["bookings"] == 2
+
+
 def test_cli_prints_the_same_json(app, dst_tenant):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["analytics", dst_tenant, "--from", "2027-03-27", "--to", "2027-03-29", "--metric", "revenue"])
