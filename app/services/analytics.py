@@ -325,9 +325,9 @@ SELECT s.staff_id, sum(s.minutes) AS minutes FROM (
 def _everyone_setup(session: Session, r: Range, tz: str, staff_ids: set[int] | None):
     """The engine's Setup with every (or the chosen) staff member and their time off near the range."""
     from app.scheduling import model as sm
-    from app.services.availability import static_rules
+    from app.services.availability import static_rules_keyed
 
-    rules = static_rules(session)
+    rules_key, rules = static_rules_keyed(session)
     people: dict[int, sm.StaffRules] = {}
     for members in rules.staff_by_service.values():
         for sid, person in members:
@@ -344,7 +344,21 @@ def _everyone_setup(session: Session, r: Range, tz: str, staff_ids: set[int] | N
             off.setdefault(row.staff_id, []).append(sm.Interval(row.start_at, row.end_at))
     staff = {sid: replace(p, time_off=tuple(off.get(sid, ()))) for sid, p in people.items()}
     setup = sm.Setup(locations=rules.locations, services={}, staff={p.key: p for p in staff.values()})
-    return setup, staff, rules
+    return setup, staff, rules_key
+
+
+# Available seconds per (rules key, staff member, their time off, dates, location): every input of
+# available_seconds is in the key, so an answer is never stale; a dashboard asks again and again.
+_AVAILABLE = BoundedCache("available_seconds", 8192)
+
+
+def _available_seconds(setup, person, rules_key: tuple, date_from: dt.date, date_to: dt.date, location: str | None) -> int:
+    key = (rules_key, person.key, tuple((i.start, i.end) for i in person.time_off), date_from, date_to, location)
+    found = _AVAILABLE.get(key)
+    if found is None:
+        found = available_seconds(setup, person.key, date_from, date_to, location)
+        _AVAILABLE.put(key, found)
+    return found
 
 
 def utilisation(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
@@ -353,14 +367,14 @@ def utilisation(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
     chosen = None
     if "staff_id" in where.params or "only_staff_id" in where.params:
         chosen = {where.params.get("staff_id", where.params.get("only_staff_id"))}
-    setup, staff, rules = _everyone_setup(session, r, tenant.timezone, chosen)
+    setup, staff, rules_key = _everyone_setup(session, r, tenant.timezone, chosen)
     location_key = r.location
     names = dict(session.execute(select(m.Staff.id, m.Staff.name)).all())
     rows = []
     total_booked = total_available = 0.0
     for sid in sorted(set(staff) | set(booked), key=lambda i: names.get(i, "")):
         person = staff.get(sid)
-        available = available_seconds(setup, person.key, r.date_from, r.date_to, location_key) / 60 if person else 0.0
+        available = _available_seconds(setup, person, rules_key, r.date_from, r.date_to, location_key) / 60 if person else 0.0
         minutes = booked.get(sid, 0.0)
         total_booked += minutes
         total_available += available

@@ -94,6 +94,25 @@ def test_utilisation_counts_the_real_hours_of_a_dst_day(app, dst_tenant):
     assert ann["utilisation"] == round(120 / 780, 4)
 
 
+def test_utilisation_follows_new_time_off_and_changed_hours(app, dst_tenant):
+    """Available minutes are remembered per rules version and time off: a change to either shows at once."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+    from app.tenancy import tenant_session
+
+    assert figure(app, dst_tenant, "utilisation")["staff"][0]["available_minutes"] == 780.0
+    with app.app_context(), tenant_session(db.engine, dst_tenant) as (session, _ref):
+        # Mon 29 March 09:00-10:00 Berlin off.
+        session.execute(text("INSERT INTO time_off (staff_id, start_at, end_at) SELECT id, :a, :b FROM staff"),
+                        {"a": z("2027-03-29T07:00:00Z"), "b": z("2027-03-29T08:00:00Z")})
+    assert figure(app, dst_tenant, "utilisation")["staff"][0]["available_minutes"] == 720.0
+    with app.app_context(), tenant_session(db.engine, dst_tenant) as (session, _ref):
+        # Monday's hours end at 16:00 instead of 17:00 (a rules change: the version moves on).
+        session.execute(text("UPDATE staff_hours SET end_min = 960 WHERE weekday = 0"))
+    assert figure(app, dst_tenant, "utilisation")["staff"][0]["available_minutes"] == 660.0
+
+
 def test_lead_time_heatmap_and_sources(app, dst_tenant):
     lead = figure(app, dst_tenant, "lead_time")
     assert lead["appointments"] == 4
