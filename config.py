@@ -92,6 +92,9 @@ class Config:
     # streaming replica while it lags less than REPLICA_MAX_LAG_SECONDS; else to the primary.
     DATABASE_REPLICA_URL = database_url(_env("DATABASE_REPLICA_URL"))
     REPLICA_MAX_LAG_SECONDS = float(_env("REPLICA_MAX_LAG_SECONDS", "5"))
+    # The agency rollup (owner's home, /api/v1/analytics/agency) may be this many seconds old
+    # (one copy per process, per set of businesses and date range); 0 reads it fresh every time.
+    AGENCY_ROLLUP_CACHE_SECONDS = float(_env("AGENCY_ROLLUP_CACHE_SECONDS", "30"))
     # A direct (not pooled) connection for the outbox relay's LISTEN: LISTEN/NOTIFY does not
     # survive a transaction pooler. Defaults to DATABASE_URL.
     DATABASE_DIRECT_URL = database_url(_env("DATABASE_DIRECT_URL"))

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from app.boundedcache import BoundedCache
 from app.errors import UnknownKey, ValidationError
 from app.models import tenant as m
 from app.models.public import Tenant
@@ -110,8 +111,11 @@ class _Where:
     params: dict
 
 
-def _where(session: Session, tz: str, r: Range) -> _Where:
+def _where(session: Session, tz: str, r: Range, with_previous: bool = False) -> _Where:
+    """The range's SQL condition and parameters; `with_previous` starts it at the previous period."""
     lo, hi = local_bounds(r.date_from, r.date_to, tz)
+    if with_previous:
+        lo = local_bounds(r.previous().date_from, r.date_to, tz)[0]
     parts = ["a.start_at >= :lo", "a.start_at < :hi"]
     params: dict = {"lo": lo, "hi": hi, "tz": tz}
     for name, model in (("location", m.Location), ("staff", m.Staff), ("service", m.Service)):
@@ -146,6 +150,19 @@ def periods(r: Range) -> list[dt.date]:
     return out
 
 
+def _bucket_bounds(r: Range, tz: str) -> list[dt.datetime]:
+    """Thresholds for `width_bucket(start_at, bounds)` over the previous period and this one.
+
+    Bucket 1 is the previous period, bucket k >= 2 the k-2th of `periods(r)`. The bounds are
+    local midnights as UTC instants (DST-correct, like local_bounds), so PostgreSQL compares
+    instants instead of converting every row to local time.
+    """
+    zone = ZoneInfo(tz)
+    starts = periods(r)[1:]
+    return [local_bounds(r.previous().date_from, r.date_to, tz)[0], local_bounds(r.date_from, r.date_to, tz)[0],
+            *(dt.datetime.combine(p, dt.time(), zone).astimezone(UTC) for p in starts)]
+
+
 def _money(value) -> str:
     return str((decimal.Decimal(value or 0)).quantize(decimal.Decimal("0.01")))
 
@@ -167,41 +184,74 @@ def _head(tenant, r: Range, metric: str) -> dict:
     }
 
 
-_COUNTS = """
-SELECT date_trunc(:interval, a.start_at AT TIME ZONE :tz)::date AS period,
+_BUCKETED = """
+SELECT width_bucket(a.start_at, CAST(:bounds AS timestamptz[])) AS bucket,{money}
        count(*) AS bookings,
        count(*) FILTER (WHERE a.status = 'cancelled') AS cancelled,
        count(*) FILTER (WHERE a.status = 'no_show') AS no_show,
        count(*) FILTER (WHERE a.status = 'completed') AS completed,
        count(*) FILTER (WHERE a.status <> 'cancelled' AND a.start_at <= :now) AS started
-FROM appointment a WHERE {where} GROUP BY 1 ORDER BY 1
+FROM appointment a WHERE {where} GROUP BY {group}
 """
-
-_TOTALS = """
-SELECT count(*) AS bookings,
-       count(*) FILTER (WHERE a.status = 'cancelled') AS cancelled,
-       count(*) FILTER (WHERE a.status = 'no_show') AS no_show,
-       count(*) FILTER (WHERE a.status = 'completed') AS completed,
-       count(*) FILTER (WHERE a.status <> 'cancelled' AND a.start_at <= :now) AS started
-FROM appointment a WHERE {where}
-"""
+_MONEY_COLUMNS = """
+       coalesce(a.currency, :currency) AS currency,
+       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status <> 'cancelled') AS booked,
+       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'completed') AS realised,
+       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'no_show') AS lost_no_show,
+       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'cancelled') AS lost_cancelled,"""
+_MONEY = ("booked", "realised", "lost_no_show", "lost_cancelled")
 
 _ZERO = {"bookings": 0, "cancelled": 0, "no_show": 0, "completed": 0, "started": 0}
 
 
-def _counts(session: Session, tenant, r: Range, now: dt.datetime) -> tuple[list[dict], dict, dict]:
-    where = _where(session, tenant.timezone, r)
-    params = dict(where.params, interval=r.interval, now=now)
-    rows = {row.period: dict(row._mapping) for row in session.execute(text(_COUNTS.format(where=where.sql)), params)}
-    series = [{**_ZERO, **rows.get(p, {}), "period": p.isoformat()} for p in periods(r)]
-    total = dict(session.execute(text(_TOTALS.format(where=where.sql)), params).one()._mapping)
-    prev_where = _where(session, tenant.timezone, r.previous())
-    previous = dict(session.execute(text(_TOTALS.format(where=prev_where.sql)), dict(prev_where.params, now=now)).one()._mapping)
-    return series, total, previous
+def _bucketed(session: Session, tenant, r: Range, now: dt.datetime, money: bool) -> list:
+    """Status counts (and with `money`, sums per currency) of the previous period (bucket 1) and of
+    each period of the range (bucket k >= 2 is periods(r)[k - 2]): one statement over both."""
+    where = _where(session, tenant.timezone, r, with_previous=True)
+    params = dict(where.params, bounds=_bucket_bounds(r, tenant.timezone), now=now, currency=tenant.currency)
+    sql = _BUCKETED.format(money=_MONEY_COLUMNS if money else "", where=where.sql, group="1, 2" if money else "1")
+    return list(session.execute(text(sql), params))
 
 
-def bookings(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
-    series, total, previous = _counts(session, tenant, r, now)
+@dataclass(frozen=True)
+class Counts:
+    """Status counts of a range: per period, the whole range and the previous period."""
+
+    series: list[dict]
+    total: dict
+    previous: dict
+
+
+def _counts_from(rows: list, r: Range) -> Counts:
+    by_bucket: dict[int, dict] = {}
+    for row in rows:  # with money, one row per currency: counts add up across currencies
+        into = by_bucket.setdefault(row.bucket, dict(_ZERO))
+        for k in _ZERO:
+            into[k] += getattr(row, k)
+    series = [{**by_bucket.get(i + 2, _ZERO), "period": p.isoformat()} for i, p in enumerate(periods(r))]
+    total = {k: sum(item[k] for item in series) for k in _ZERO}
+    return Counts(series, total, dict(by_bucket.get(1, _ZERO)))
+
+
+def counts(session: Session, tenant, r: Range, now: dt.datetime) -> Counts:
+    """Bookings, cancellations, no-shows and completions per period, in total and for the previous period."""
+    return _counts_from(_bucketed(session, tenant, r, now, money=False), r)
+
+
+def home_figures(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
+    """The dashboard home's four figures (bookings, cancellations, no-shows, revenue) from one statement."""
+    rows = _bucketed(session, tenant, r, now, money=True)
+    c = _counts_from(rows, r)
+    return {"bookings": bookings(session, tenant, r, now, c), "cancellations": cancellations(session, tenant, r, now, c),
+            "no_shows": no_shows(session, tenant, r, now, c), "revenue": _revenue_from(rows, tenant, r)}
+
+
+def _unpack(c: Counts) -> tuple[list[dict], dict, dict]:
+    return c.series, c.total, c.previous
+
+
+def bookings(session: Session, tenant, r: Range, now: dt.datetime, c: Counts | None = None) -> dict:
+    series, total, previous = _unpack(c or counts(session, tenant, r, now))
     return _head(tenant, r, "bookings") | {
         "series": [{"period": s["period"], "bookings": s["bookings"], "cancelled": s["cancelled"],
                     "no_show": s["no_show"], "completed": s["completed"]} for s in series],
@@ -211,8 +261,8 @@ def bookings(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
     }
 
 
-def cancellations(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
-    series, total, previous = _counts(session, tenant, r, now)
+def cancellations(session: Session, tenant, r: Range, now: dt.datetime, c: Counts | None = None) -> dict:
+    series, total, previous = _unpack(c or counts(session, tenant, r, now))
     return _head(tenant, r, "cancellations") | {
         "series": [{"period": s["period"], "bookings": s["bookings"], "cancelled": s["cancelled"],
                     "rate": _rate(s["cancelled"], s["bookings"])} for s in series],
@@ -222,8 +272,8 @@ def cancellations(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
     }
 
 
-def no_shows(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
-    series, total, previous = _counts(session, tenant, r, now)
+def no_shows(session: Session, tenant, r: Range, now: dt.datetime, c: Counts | None = None) -> dict:
+    series, total, previous = _unpack(c or counts(session, tenant, r, now))
     return _head(tenant, r, "no_shows") | {
         "series": [{"period": s["period"], "started": s["started"], "no_show": s["no_show"],
                     "rate": _rate(s["no_show"], s["started"])} for s in series],
@@ -233,39 +283,31 @@ def no_shows(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
     }
 
 
-_REVENUE = """
-SELECT {period} coalesce(a.currency, :currency) AS currency,
-       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status <> 'cancelled') AS booked,
-       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'completed') AS realised,
-       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'no_show') AS lost_no_show,
-       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'cancelled') AS lost_cancelled
-FROM appointment a WHERE {where} GROUP BY {group} ORDER BY {group}
-"""
-_MONEY = ("booked", "realised", "lost_no_show", "lost_cancelled")
-
-
 def revenue(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
-    where = _where(session, tenant.timezone, r)
-    params = dict(where.params, interval=r.interval, currency=tenant.currency)
-    period = "date_trunc(:interval, a.start_at AT TIME ZONE :tz)::date AS period,"
+    """Money per currency and period, this range's totals and the previous period's (one statement over both)."""
+    return _revenue_from(_bucketed(session, tenant, r, now, money=True), tenant, r)
+
+
+def _revenue_from(rows: list, tenant, r: Range) -> dict:
+    starts = periods(r)
     by_period: dict[str, dict[dt.date, dict]] = {}
-    for row in session.execute(text(_REVENUE.format(period=period, where=where.sql, group="1, 2")), params):
-        by_period.setdefault(row.currency, {})[row.period] = {k: _money(getattr(row, k)) for k in _MONEY}
-    totals = {
-        row.currency: {k: _money(getattr(row, k)) for k in _MONEY}
-        for row in session.execute(text(_REVENUE.format(period="", where=where.sql, group="1")), params)
-    }
-    prev = _where(session, tenant.timezone, r.previous())
-    previous = {
-        row.currency: {k: _money(getattr(row, k)) for k in _MONEY}
-        for row in session.execute(text(_REVENUE.format(period="", where=prev.sql, group="1")), dict(prev.params, currency=tenant.currency))
-    }
+    sums: dict[str, dict[str, decimal.Decimal]] = {}
+    previous: dict[str, dict] = {}
+    for row in rows:
+        if row.bucket == 1:
+            previous[row.currency] = {k: _money(getattr(row, k)) for k in _MONEY}
+            continue
+        by_period.setdefault(row.currency, {})[starts[row.bucket - 2]] = {k: _money(getattr(row, k)) for k in _MONEY}
+        total = sums.setdefault(row.currency, {k: decimal.Decimal(0) for k in _MONEY})
+        for k in _MONEY:
+            total[k] += getattr(row, k) or 0
+    totals = {c: {k: _money(v) for k, v in money.items()} for c, money in sums.items()}
     zero = {k: "0.00" for k in _MONEY}
     currencies = sorted(set(totals) | set(previous)) or [tenant.currency]
     return _head(tenant, r, "revenue") | {
         "currencies": [
             {"currency": c, **totals.get(c, zero), "previous": previous.get(c, zero),
-             "series": [{"period": p.isoformat(), **by_period.get(c, {}).get(p, zero)} for p in periods(r)]}
+             "series": [{"period": p.isoformat(), **by_period.get(c, {}).get(p, zero)} for p in starts]}
             for c in currencies
         ],
     }
@@ -283,9 +325,9 @@ SELECT s.staff_id, sum(s.minutes) AS minutes FROM (
 def _everyone_setup(session: Session, r: Range, tz: str, staff_ids: set[int] | None):
     """The engine's Setup with every (or the chosen) staff member and their time off near the range."""
     from app.scheduling import model as sm
-    from app.services.availability import static_rules
+    from app.services.availability import static_rules_keyed
 
-    rules = static_rules(session)
+    rules_key, rules = static_rules_keyed(session)
     people: dict[int, sm.StaffRules] = {}
     for members in rules.staff_by_service.values():
         for sid, person in members:
@@ -302,7 +344,21 @@ def _everyone_setup(session: Session, r: Range, tz: str, staff_ids: set[int] | N
             off.setdefault(row.staff_id, []).append(sm.Interval(row.start_at, row.end_at))
     staff = {sid: replace(p, time_off=tuple(off.get(sid, ()))) for sid, p in people.items()}
     setup = sm.Setup(locations=rules.locations, services={}, staff={p.key: p for p in staff.values()})
-    return setup, staff, rules
+    return setup, staff, rules_key
+
+
+# Available seconds per (rules key, staff member, their time off, dates, location): every input of
+# available_seconds is in the key, so an answer is never stale; a dashboard asks again and again.
+_AVAILABLE = BoundedCache("available_seconds", 8192)
+
+
+def _available_seconds(setup, person, rules_key: tuple, date_from: dt.date, date_to: dt.date, location: str | None) -> int:
+    key = (rules_key, person.key, tuple((i.start, i.end) for i in person.time_off), date_from, date_to, location)
+    found = _AVAILABLE.get(key)
+    if found is None:
+        found = available_seconds(setup, person.key, date_from, date_to, location)
+        _AVAILABLE.put(key, found)
+    return found
 
 
 def utilisation(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
@@ -311,14 +367,14 @@ def utilisation(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
     chosen = None
     if "staff_id" in where.params or "only_staff_id" in where.params:
         chosen = {where.params.get("staff_id", where.params.get("only_staff_id"))}
-    setup, staff, rules = _everyone_setup(session, r, tenant.timezone, chosen)
+    setup, staff, rules_key = _everyone_setup(session, r, tenant.timezone, chosen)
     location_key = r.location
     names = dict(session.execute(select(m.Staff.id, m.Staff.name)).all())
     rows = []
     total_booked = total_available = 0.0
     for sid in sorted(set(staff) | set(booked), key=lambda i: names.get(i, "")):
         person = staff.get(sid)
-        available = available_seconds(setup, person.key, r.date_from, r.date_to, location_key) / 60 if person else 0.0
+        available = _available_seconds(setup, person, rules_key, r.date_from, r.date_to, location_key) / 60 if person else 0.0
         minutes = booked.get(sid, 0.0)
         total_booked += minutes
         total_available += available
@@ -363,16 +419,23 @@ def lead_time(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
 
 
 _SOURCES = """
-SELECT a.source, count(*) AS bookings, count(*) FILTER (WHERE a.status = 'cancelled') AS cancelled
-FROM appointment a WHERE {where} GROUP BY 1 ORDER BY 2 DESC, 1
+SELECT a.start_at < :current AS earlier, a.source, count(*) AS bookings,
+       count(*) FILTER (WHERE a.status = 'cancelled') AS cancelled
+FROM appointment a WHERE {where} GROUP BY 1, 2
 """
 
 
 def sources(session: Session, tenant, r: Range, now: dt.datetime) -> dict:
-    where = _where(session, tenant.timezone, r)
-    rows = [dict(row._mapping) for row in session.execute(text(_SOURCES.format(where=where.sql)), where.params)]
-    prev = _where(session, tenant.timezone, r.previous())
-    before = {row.source: row.bookings for row in session.execute(text(_SOURCES.format(where=prev.sql)), prev.params)}
+    """Bookings per source in the range (most first) with the previous period's; one statement over both."""
+    where = _where(session, tenant.timezone, r, with_previous=True)
+    current = local_bounds(r.date_from, r.date_to, tenant.timezone)[0]
+    rows, before = [], {}
+    for row in session.execute(text(_SOURCES.format(where=where.sql)), dict(where.params, current=current)):
+        if row.earlier:
+            before[row.source] = row.bookings
+        else:
+            rows.append({"source": row.source, "bookings": row.bookings, "cancelled": row.cancelled})
+    rows.sort(key=lambda item: (-item["bookings"], item["source"]))
     for row in rows:
         row["previous"] = before.get(row["source"], 0)
     return _head(tenant, r, "sources") | {"sources": rows}
@@ -513,6 +576,27 @@ def agency_rollup(session: Session, tenants: list, date_from: dt.date, date_to: 
         "bookings": sum(i["bookings"] for i in out), "cancelled": sum(i["cancelled"] for i in out),
         "no_show": sum(i["no_show"] for i in out),
     }
+
+
+# Recent rollups of this process, by (businesses, dates); the caller says how old one may be.
+_ROLLUPS = BoundedCache("agency_rollups", 256)
+
+
+def recent_agency_rollup(session: Session, tenants: list, date_from: dt.date, date_to: dt.date, now: dt.datetime,
+                         max_age: float) -> dict:
+    """agency_rollup, or this process's copy of the same businesses and dates if at most `max_age` seconds old.
+
+    The key holds every business's id, name, currency and zone, so a user only ever gets a copy
+    made for exactly the businesses they may see. The copy is shared: callers must not change it.
+    """
+    if max_age <= 0:
+        return agency_rollup(session, tenants, date_from, date_to, now)
+    key = (tuple((t.id, t.slug, t.name, t.currency, t.timezone) for t in tenants), date_from, date_to)
+    found = _ROLLUPS.get(key, max_age=max_age)
+    if found is None:
+        found = agency_rollup(session, tenants, date_from, date_to, now)
+        _ROLLUPS.put(key, found)
+    return found
 
 
 def attention(item: dict) -> list[str]:

@@ -148,6 +148,12 @@ def _static_rules_keyed(session: Session) -> tuple[tuple, StaticRules]:
     return versioned(session, "rules", _load_static)
 
 
+def static_rules_keyed(session: Session) -> tuple[tuple, StaticRules]:
+    """The static rules with the key they are cached under (database, schema, rules version):
+    a new key whenever any rule changes, so results computed from the rules may be cached on it."""
+    return _static_rules_keyed(session)
+
+
 # Tables whose rows are cached per rules version: a trigger on each bumps the
 # version (migrations t0004c and t0005v), and so does a write through the ORM
 # below, for the rest of the writing transaction. Versions come from one

@@ -1091,6 +1091,23 @@ def health(session: Session, now: dt.datetime, *, staff_id: int | None = None) -
     return out
 
 
+def problem_counts(session: Session, now: dt.datetime) -> dict[str, int]:
+    """How many connections need reconnecting, how many have failed longer than the alert setting
+    (the same rule as `health`'s "alert"), and how many pushes gave up: the dashboard home's alerts.
+
+    Reads only: a business without a settings row gets the default alert delay, no row is written.
+    """
+    c = CalendarConnection
+    delay = func.coalesce(select(CalendarSettings.failing_alert_minutes).where(CalendarSettings.id == 1).scalar_subquery(), 30)
+    pushes = select(func.count()).select_from(CalendarEventLink).where(CalendarEventLink.push_status == "failed").scalar_subquery()
+    reconnect, failing, pushes = session.execute(select(
+        func.count().filter(c.status == STATUS_RECONNECT),
+        func.count().filter(c.status == STATUS_ACTIVE, c.failing_since <= now - func.make_interval(0, 0, 0, 0, 0, delay)),
+        pushes,
+    ).select_from(c)).one()
+    return {"needs_reconnect": reconnect or 0, "failing": failing or 0, "failed_pushes": pushes or 0}
+
+
 def _iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import g, jsonify, request
+from flask import current_app, g, jsonify, request
 from flask_appbuilder.api import BaseApi, expose, protect
 
 from app import security
@@ -71,7 +71,8 @@ class AnalyticsApi(BaseApi):
         tenants = []
         for agency_id in sorted(scope.agency_ids):
             tenants += analytics.agency_tenants(db.session, agency_id)
-        body = analytics.agency_rollup(db.session, tenants, r.date_from, r.date_to, dt.datetime.now(UTC))
+        body = analytics.recent_agency_rollup(db.session, tenants, r.date_from, r.date_to, dt.datetime.now(UTC),
+                                              current_app.config.get("AGENCY_ROLLUP_CACHE_SECONDS", 0))
         return jsonify(body)
 
     @expose("/<metric>", methods=["GET"])

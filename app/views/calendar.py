@@ -111,8 +111,9 @@ class CalendarView(BaseView):
     @has_access_api
     @permission_name("list")
     def events(self):
-        locations, _staff, _services = self._catalog()
-        tz = _zone(request.args.get("timezone"), self._default_zone(locations))
+        # Only the first active location's zone is needed here (not the whole catalogue).
+        first = db.session.scalars(select(m.Location).where(m.Location.active.is_(True)).order_by(m.Location.name).limit(1)).all()
+        tz = _zone(request.args.get("timezone"), self._default_zone(first))
         try:
             lo, hi = cal.parse_window(request.args.get("start", ""), request.args.get("end", ""), tz)
         except ValueError:

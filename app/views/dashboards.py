@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from flask import abort, flash, g, redirect, request, url_for
+from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.security.decorators import permission_name
 from flask_appbuilder.views import IndexView
@@ -38,8 +38,6 @@ def _now() -> dt.datetime:
 
 def _checklist():
     """The getting-started checklist of an empty business, when the admin home provides one."""
-    from flask import current_app
-
     fn = current_app.jinja_env.globals.get("home_checklist")
     try:
         return fn() if fn else None
@@ -54,7 +52,24 @@ def _rollup_for_agencies(agency_ids, now: dt.datetime) -> dict | None:
     tenants = []
     for agency_id in sorted(agency_ids):
         tenants += analytics.agency_tenants(db.session, agency_id)
-    return analytics.agency_rollup(db.session, tenants, today - dt.timedelta(days=29), today, now)
+    return analytics.recent_agency_rollup(db.session, tenants, today - dt.timedelta(days=29), today, now,
+                                          current_app.config.get("AGENCY_ROLLUP_CACHE_SECONDS", 0))
+
+
+# Where an alert is dealt with: (endpoint, permission, view) per alert kind.
+ALERT_PAGES = {
+    "calendar_sync": ("CalendarConnectionsView.index", "can_index", "CalendarConnections"),
+    "notifications": ("FailedJobsView.list", "can_list", "NotificationFailures"),
+}
+
+
+def _with_links(appbuilder, alerts: list[dict]) -> list[dict]:
+    """Each alert with the address of the page that deals with it, when this user may open that page."""
+    for alert in alerts:
+        page = ALERT_PAGES.get(alert["kind"])
+        if page and appbuilder.sm.has_access(page[1], page[2]):
+            alert["url"] = url_for(page[0])
+    return alerts
 
 
 def home_context(appbuilder) -> dict:
@@ -78,17 +93,12 @@ def home_context(appbuilder) -> dict:
             r = analytics.Range(today - dt.timedelta(days=29), today)
             context.update(
                 upcoming=dashboards.upcoming_count(db.session, now),
-                alerts=dashboards.alerts(db.session, now),
+                alerts=_with_links(appbuilder, dashboards.alerts(db.session, now)),
                 checklist=_checklist(),
             )
             # The month's figures may be a few seconds stale: the replica's, when one is configured.
             with read_session(tenant.schema) as figures:
-                context.update(
-                    bookings=analytics.bookings(figures, tenant, r, now),
-                    cancellations=analytics.cancellations(figures, tenant, r, now),
-                    no_shows=analytics.no_shows(figures, tenant, r, now),
-                    revenue=analytics.revenue(figures, tenant, r, now),
-                )
+                context.update(analytics.home_figures(figures, tenant, r, now))
     return context
 
 
@@ -183,7 +193,8 @@ class AnalyticsView(BaseView):
         tenants = []
         for agency_id in sorted(scope.agency_ids):
             tenants += analytics.agency_tenants(db.session, agency_id)
-        rollup = analytics.agency_rollup(db.session, tenants, r.date_from, r.date_to, _now())
+        rollup = analytics.recent_agency_rollup(db.session, tenants, r.date_from, r.date_to, _now(),
+                                                current_app.config.get("AGENCY_ROLLUP_CACHE_SECONDS", 0))
         return self.render_template("dash_agency.html", rollup=rollup, r=r)
 
 

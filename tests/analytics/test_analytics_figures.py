@@ -94,6 +94,25 @@ def test_utilisation_counts_the_real_hours_of_a_dst_day(app, dst_tenant):
     assert ann["utilisation"] == round(120 / 780, 4)
 
 
+def test_utilisation_follows_new_time_off_and_changed_hours(app, dst_tenant):
+    """Available minutes are remembered per rules version and time off: a change to either shows at once."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+    from app.tenancy import tenant_session
+
+    assert figure(app, dst_tenant, "utilisation")["staff"][0]["available_minutes"] == 780.0
+    with app.app_context(), tenant_session(db.engine, dst_tenant) as (session, _ref):
+        # Mon 29 March 09:00-10:00 Berlin off.
+        session.execute(text("INSERT INTO time_off (staff_id, start_at, end_at) SELECT id, :a, :b FROM staff"),
+                        {"a": z("2027-03-29T07:00:00Z"), "b": z("2027-03-29T08:00:00Z")})
+    assert figure(app, dst_tenant, "utilisation")["staff"][0]["available_minutes"] == 720.0
+    with app.app_context(), tenant_session(db.engine, dst_tenant) as (session, _ref):
+        # Monday's hours end at 16:00 instead of 17:00 (a rules change: the version moves on).
+        session.execute(text("UPDATE staff_hours SET end_min = 960 WHERE weekday = 0"))
+    assert figure(app, dst_tenant, "utilisation")["staff"][0]["available_minutes"] == 660.0
+
+
 def test_lead_time_heatmap_and_sources(app, dst_tenant):
     lead = figure(app, dst_tenant, "lead_time")
     assert lead["appointments"] == 4
@@ -165,6 +184,33 @@ def test_agency_rollup_per_currency_and_only_its_tenants(app, make_tenant, put_a
     assert data["bookings"] == 7
 
 
+def test_recent_agency_rollup_is_reused_only_for_the_same_businesses_and_dates(app, make_tenant, put_appointments):
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models.public import Tenant
+    from app.services import analytics
+
+    first, second = make_tenant(), make_tenant()
+    put_appointments(first, [dict(start=z("2027-03-28T10:00:00Z"), price="10.00")])
+    lo, hi = dt.date(2027, 3, 27), dt.date(2027, 3, 29)
+    with app.app_context():
+        def tenants(*slugs):
+            return list(db.session.scalars(select(Tenant).where(Tenant.slug.in_(slugs)).order_by(Tenant.name)))
+
+        cached = analytics.recent_agency_rollup(db.session, tenants(first), lo, hi, NOW, max_age=60)
+        assert cached["bookings"] == 1
+        put_appointments(first, [dict(start=z("2027-03-28T12:00:00Z"), price="10.00")])
+        # Within max_age the same businesses and dates get the copy; a fresh read sees the new row.
+        assert analytics.recent_agency_rollup(db.session, tenants(first), lo, hi, NOW, max_age=60) is cached
+        assert analytics.recent_agency_rollup(db.session, tenants(first), lo, hi, NOW, max_age=0)["bookings"] == 2
+        # Another set of businesses or other dates is never answered from that copy.
+        both = analytics.recent_agency_rollup(db.session, tenants(first, second), lo, hi, NOW, max_age=60)
+        assert {t["tenant"] for t in both["tenants"]} == {first, second} and both["bookings"] == 2
+        assert analytics.recent_agency_rollup(db.session, tenants(first), lo, hi + dt.timedelta(days=1), NOW,
+                                              max_age=60)["bookings"] == 2
+
+
 def test_cli_prints_the_same_json(app, dst_tenant):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["analytics", dst_tenant, "--from", "2027-03-27", "--to", "2027-03-29", "--metric", "revenue"])
@@ -174,3 +220,45 @@ def test_cli_prints_the_same_json(app, dst_tenant):
     assert bad.exit_code != 0 and "error:" in bad.output
     missing = runner.invoke(args=["analytics", f"nope_{uuid.uuid4().hex[:6]}", "--from", "2027-03-27", "--to", "2027-03-29"])
     assert missing.exit_code != 0
+
+
+def test_period_buckets_match_local_dates_in_new_york_across_both_dst_changes(app, make_tenant, put_appointments):
+    """Periods are found by comparing instants with local midnights; the answer must be what the
+    local calendar date says, around local midnight on both DST change days and at month ends."""
+    import random
+    from collections import Counter
+    from zoneinfo import ZoneInfo
+
+    setup = minimal_setup()
+    setup["tenant"]["timezone"] = "America/New_York"
+    setup["locations"][0]["timezone"] = "America/New_York"
+    slug = make_tenant(setup)
+    zone = ZoneInfo("America/New_York")
+    rnd = random.Random(7)
+    starts = []
+    for day in ("2027-03-13", "2027-03-14", "2027-03-31", "2027-04-01", "2027-10-31", "2027-11-07", "2027-11-08"):
+        midnight = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), zone).astimezone(UTC)
+        # Minutes either side of local midnight, never overlapping (one staff member, 30-minute rows).
+        starts += [midnight + dt.timedelta(minutes=m) for m in (-95, -31, 0, 31, 95)]
+    starts += [dt.datetime(2027, 1, 1, tzinfo=UTC) + dt.timedelta(hours=5 * i + 0.5) for i in range(0, 1700, 37)]
+    statuses = ["confirmed", "cancelled", "completed", "no_show"]
+    rows = [dict(start=s, status=rnd.choice(statuses), price="10.00") for s in sorted(set(starts))]
+    put_appointments(slug, rows)
+    starts = [row["start"] for row in rows]
+
+    for interval, first in (("day", lambda d: d), ("week", lambda d: d - dt.timedelta(days=d.weekday())),
+                            ("month", lambda d: d.replace(day=1))):
+        lo, hi = dt.date(2027, 3, 1), dt.date(2027, 11, 30)
+        data = figure(app, slug, "bookings", **{"from": lo.isoformat(), "to": hi.isoformat(), "interval": interval})
+        local_days = [s.astimezone(zone).date() for s in starts]
+        expected = Counter(first(d).isoformat() for d in local_days if lo <= d <= hi)
+        got = {s["period"]: s["bookings"] for s in data["series"] if s["bookings"]}
+        assert got == dict(expected), interval
+        previous = hi - lo + dt.timedelta(days=1)
+        assert data["previous"]["total"] == sum(1 for d in local_days if lo - previous <= d < lo), interval
+        money = figure(app, slug, "revenue", **{"from": lo.isoformat(), "to": hi.isoformat(), "interval": interval})
+        [eur] = money["currencies"]
+        booked = Counter(first(row["start"].astimezone(zone).date()).isoformat() for row in rows
+                         if row["status"] != "cancelled" and lo <= row["start"].astimezone(zone).date() <= hi)
+        assert {s["period"]: s["booked"] for s in eur["series"] if s["booked"] != "0.00"} == {
+            period: f"{10 * n}.00" for period, n in booked.items()}, interval

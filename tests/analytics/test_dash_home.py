@@ -102,3 +102,55 @@ def test_agency_owner_sees_its_businesses_and_those_needing_attention(app, clien
     # Two header rows, one currency, two businesses: the outsider (another agency) is not listed.
     assert overview.count("<tr>") == 5
     assert "30.00 EUR" in overview
+
+
+def test_client_admin_home_alerts_calendar_connections_to_reconnect_or_failing(app, client, make_tenant, make_user, login, staff_ids):
+    import re
+
+    from app.extensions import db
+    from app.models.calendar_sync import CalendarConnection
+    from app.services.calendar_sync import health
+    from app.tenancy import tenant_session
+
+    slug = make_tenant(two_staff())
+    ann, bob = staff_ids(slug)["ann"], staff_ids(slug)["bob"]
+    admin = make_user("Client Admin", tenant=slug)
+    login(client, admin)
+
+    def alerts_of(html: str) -> list[tuple[str, str | None]]:
+        """(text, link or None) of each alert on the home."""
+        [listing] = re.findall(r'<ul id="dash-alerts-list">(.*?)</ul>', html, re.S)
+        out = []
+        for item in re.findall(r"<li[^>]*>(.*?)</li>", listing, re.S):
+            link = re.fullmatch(r'<a href="([^"]+)">(.*)</a>', item.strip(), re.S)
+            out.append((link.group(2), link.group(1)) if link else (item.strip(), None))
+        return out
+
+    assert "No alerts." in client.get("/dashboard/").get_data(as_text=True)
+    now = dt.datetime.now(UTC)
+    with app.app_context(), tenant_session(db.engine, slug) as (session, _ref):
+        session.add_all([
+            CalendarConnection(provider="google", staff_id=ann, status="needs_reconnect", account="ann@example.org"),
+            # Failing for two hours (past the default 30 minutes): an alert.
+            CalendarConnection(provider="caldav", staff_id=bob, status="active", failing_since=now - dt.timedelta(hours=2),
+                               last_error="401 Unauthorized"),
+            # Failing for five minutes: not yet; a disconnected one never.
+            CalendarConnection(provider="microsoft", staff_id=bob, status="active", failing_since=now - dt.timedelta(minutes=5)),
+            CalendarConnection(provider="google", staff_id=ann, status="disconnected", failing_since=now - dt.timedelta(days=3)),
+        ])
+        session.flush()
+        # The home counts what the health page marks as alerts.
+        assert sum(row["alert"] for row in health(session, now)) == 2
+
+    alerts = alerts_of(client.get("/dashboard/").get_data(as_text=True))
+    assert ("1 calendar connection(s) need to be reconnected", "/calendar-connections/") in alerts
+    assert ("1 calendar connection(s) failing to sync", "/calendar-connections/") in alerts
+    assert client.get("/calendar-connections/").status_code == 200
+
+    # An auditor reads the same counts but gets no link to a page they may not open.
+    auditor = make_user("Auditor", tenant=slug)
+    other = app.test_client()
+    login(other, auditor)
+    seen = alerts_of(other.get("/dashboard/").get_data(as_text=True))
+    assert ("1 calendar connection(s) failing to sync", None) in seen
+    assert other.get("/calendar-connections/").status_code != 200
