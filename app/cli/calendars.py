@@ -11,6 +11,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from app.cli.common import fail
+from app.uow import run_unit
 
 calendars_group = AppGroup("calendars", help="Calendar sync connections of a business.")
 
@@ -232,11 +233,9 @@ def app_set(agency, provider, client_id, client_secret, ms_tenant):
 
     agency_id = _agency_id(agency)
     try:
-        out = cal.set_agency_app(db.session, agency_id, provider, client_id=client_id, client_secret=client_secret,
-                                 ms_tenant=ms_tenant)
-        db.session.commit()
+        out = run_unit(lambda: cal.set_agency_app(db.session, agency_id, provider, client_id=client_id,
+                                                  client_secret=client_secret, ms_tenant=ms_tenant))
     except cal.CalendarError as exc:
-        db.session.rollback()
         fail(str(exc))
     from app.jobs.calendar_sync import check_agency_apps
 
@@ -266,8 +265,7 @@ def app_remove(agency, provider):
     from app.services import calendar_sync as cal
 
     agency_id = _agency_id(agency)
-    removed = cal.remove_agency_app(db.session, agency_id, provider)
-    db.session.commit()
+    removed = run_unit(lambda: cal.remove_agency_app(db.session, agency_id, provider))
     if not removed:
         fail(f"agency {agency!r} has no {provider} app of its own")
     from app.jobs.calendar_sync import check_agency_apps
