@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text
@@ -185,23 +186,48 @@ def _head(tenant, r: Range, metric: str) -> dict:
 
 
 _BUCKETED = """
-SELECT width_bucket(a.start_at, CAST(:bounds AS timestamptz[])) AS bucket,{money}
+SELECT width_bucket(a.start_at, CAST(:bounds AS timestamptz[])) AS bucket,
        count(*) AS bookings,
        count(*) FILTER (WHERE a.status = 'cancelled') AS cancelled,
        count(*) FILTER (WHERE a.status = 'no_show') AS no_show,
        count(*) FILTER (WHERE a.status = 'completed') AS completed,
        count(*) FILTER (WHERE a.status <> 'cancelled' AND a.start_at <= :now) AS started
-FROM appointment a WHERE {where} GROUP BY {group}
+FROM appointment a WHERE {where} GROUP BY 1
 """
-_MONEY_COLUMNS = """
-       coalesce(a.currency, :currency) AS currency,
-       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status <> 'cancelled') AS booked,
-       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'completed') AS realised,
-       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'no_show') AS lost_no_show,
-       sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.status = 'cancelled') AS lost_cancelled,"""
 _MONEY = ("booked", "realised", "lost_no_show", "lost_cancelled")
 
 _ZERO = {"bookings": 0, "cancelled": 0, "no_show": 0, "completed": 0, "started": 0}
+
+
+# With money: one price × seats product per row (not one per FILTERed sum), grouped by status and
+# "has started"; `_fold_money` adds the groups up into the same rows as _BUCKETED's.
+_BUCKETED_MONEY = """
+SELECT width_bucket(a.start_at, CAST(:bounds AS timestamptz[])) AS bucket,
+       coalesce(a.currency, :currency) AS currency, a.status, a.start_at <= :now AS began,
+       count(*) AS n, sum(coalesce(a.price, 0) * a.seats) AS amount
+FROM appointment a WHERE {where} GROUP BY 1, 2, 3, 4
+"""
+_MONEY_OF_STATUS = {"completed": "realised", "no_show": "lost_no_show", "cancelled": "lost_cancelled"}
+
+
+def _fold_money(groups) -> list[SimpleNamespace]:
+    rows: dict[tuple, SimpleNamespace] = {}
+    for g in groups:
+        row = rows.get((g.bucket, g.currency))
+        if row is None:
+            row = rows[(g.bucket, g.currency)] = SimpleNamespace(bucket=g.bucket, currency=g.currency, **_ZERO,
+                                                                 **{k: decimal.Decimal(0) for k in _MONEY})
+        row.bookings += g.n
+        if g.status in ("cancelled", "no_show", "completed"):
+            setattr(row, g.status, getattr(row, g.status) + g.n)
+        if g.status != "cancelled":
+            row.booked += g.amount or 0
+            if g.began:
+                row.started += g.n
+        if g.status in _MONEY_OF_STATUS:
+            name = _MONEY_OF_STATUS[g.status]
+            setattr(row, name, getattr(row, name) + (g.amount or 0))
+    return [rows[k] for k in sorted(rows)]
 
 
 def _bucketed(session: Session, tenant, r: Range, now: dt.datetime, money: bool) -> list:
@@ -209,7 +235,9 @@ def _bucketed(session: Session, tenant, r: Range, now: dt.datetime, money: bool)
     each period of the range (bucket k >= 2 is periods(r)[k - 2]): one statement over both."""
     where = _where(session, tenant.timezone, r, with_previous=True)
     params = dict(where.params, bounds=_bucket_bounds(r, tenant.timezone), now=now, currency=tenant.currency)
-    sql = _BUCKETED.format(money=_MONEY_COLUMNS if money else "", where=where.sql, group="1, 2" if money else "1")
+    if money:
+        return _fold_money(session.execute(text(_BUCKETED_MONEY.format(where=where.sql)), params))
+    sql = _BUCKETED.format(where=where.sql)
     return list(session.execute(text(sql), params))
 
 
