@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -66,7 +67,7 @@ def scratch_db(services):
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = create_engine(url.rsplit("/", 1)[0] + f"/{name}")
+    engine = create_engine(urlunsplit(urlsplit(url)._replace(path=f"/{name}")))
     migrate.migrate_public(engine)
     yield engine
     engine.dispose()
