@@ -164,3 +164,15 @@ def backlog(tenant: str) -> tuple[int, int]:
     pending, running, _ = _keys(tenant)
     connection = redis_connection()
     return connection.llen(pending), connection.zcard(running)
+
+
+def waiting_figures() -> tuple[int, int]:
+    """(businesses with long work waiting or running, jobs waiting for a turn) over all businesses."""
+    connection = redis_connection()
+    tenants = [t.decode() if isinstance(t, bytes) else t for t in connection.smembers(f"{PREFIX}tenants")]
+    if not tenants:
+        return 0, 0
+    with connection.pipeline(transaction=False) as pipe:
+        for tenant in tenants:
+            pipe.llen(_keys(tenant)[0])
+        return len(tenants), sum(pipe.execute())

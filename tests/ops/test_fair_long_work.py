@@ -65,7 +65,8 @@ def _schema(app, slug: str) -> str:
         return conn.execute(text("SELECT schema_name FROM public.tenant WHERE slug = :s"), {"s": slug}).scalar()
 
 
-def test_one_business_with_many_reports_does_not_delay_another_ones(app, make_tenant, private_redis, services):
+def test_one_business_with_many_reports_does_not_delay_another_ones(app, client, make_tenant, private_redis,
+                                                                   services):
     from devserver.embedded import ManagedProcess
 
     from app import fairqueue
@@ -79,6 +80,9 @@ def test_one_business_with_many_reports_does_not_delay_another_ones(app, make_te
         assert fairqueue.backlog(busy) == (MANY - 1, 1)  # one turn in RQ, the rest wait in its list
         fairqueue.submit(quiet, "app.jobs.reports.build_report", one)
         assert fairqueue.backlog(quiet) == (0, 1)
+    scrape = client.get("/metrics").get_data(as_text=True)
+    assert f"\nupzento_long_jobs_waiting {float(MANY - 1)}" in scrape
+    assert "\nupzento_long_jobs_businesses 2.0" in scrape
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": services[0], "REDIS_URL": private_redis.url,
            "SECRET_KEY": app.config["SECRET_KEY"], "LONG_JOBS_PER_TENANT": "1"}
