@@ -176,15 +176,23 @@ class PortalCustomer(_Client):
                 answer.failure(f"not signed in: {answer.status_code} {answer.url}")
                 return
             csrf = _csrf(answer.text)
-        home = self.client.get(f"{portal}/", name="portal: / (signed in)")
+        home = self.portal_page(f"{portal}/", "portal: / (signed in)", signed_in=True)
         csrf = _csrf(home.text) or csrf
-        self.client.get(answer.url.split("?", 1)[0], name="portal: /appointments/<id>")
+        self.portal_page(answer.url.split("?", 1)[0], "portal: /appointments/<id>", signed_in=True)
         self.client.post(f"{portal}/logout", name="portal: /logout", data={"csrf_token": csrf})
-        page = self.client.get(f"{portal}/", name="portal: / (sign-in page)")
+        page = self.portal_page(f"{portal}/", "portal: / (sign-in page)", signed_in=False)
         with self.client.post(f"{portal}/login", name="portal: /login (magic link)", catch_response=True,
                               data={"email": email, "csrf_token": _csrf(page.text)}) as sent:
             if sent.status_code != 200:
                 sent.failure(f"{sent.status_code} {sent.text[:200]}")
+
+
+    def portal_page(self, path: str, name: str, signed_in: bool):
+        """GET a portal page; a failure unless it shows the sign-out form exactly when signed in."""
+        with self.client.get(path, name=name, catch_response=True) as answer:
+            if answer.status_code != 200 or ('/logout"' in answer.text) != signed_in:
+                answer.failure(f"{answer.status_code}, signed in: {not signed_in}")
+        return answer
 
 
 class BusinessAdmin(_Client):
@@ -201,19 +209,25 @@ class BusinessAdmin(_Client):
             if answer.status_code != 302 or "/login" in answer.headers.get("Location", ""):
                 answer.failure(f"log-in refused: {answer.status_code}")
 
+    def signed_in_get(self, path: str, name: str, **params) -> None:
+        """GET a page of the signed-in admin; being sent to the sign-in page is a failure, not a 200."""
+        with self.client.get(path, name=name, params=params or None, catch_response=True) as answer:
+            if answer.status_code != 200 or "/login" in answer.url:
+                answer.failure(f"{answer.status_code} at {answer.url}")
+
     @task(3)
     def appointments_list(self) -> None:
-        self.client.get("/appointments/", name="admin: /appointments/")
+        self.signed_in_get("/appointments/", "admin: /appointments/")
 
     @task(1)
     def calendar_page(self) -> None:
-        self.client.get("/calendar/", name="admin: /calendar/")
+        self.signed_in_get("/calendar/", "admin: /calendar/")
 
     @task(3)
     def calendar_events(self) -> None:
         start, end = _days(random.randint(0, 21), 7)
-        self.client.get("/calendar/events", name="admin: /calendar/events (week)",
-                        params={"start": start, "end": end, "timezone": TIMEZONE})
+        self.signed_in_get("/calendar/events", "admin: /calendar/events (week)", start=start, end=end,
+                           timezone=TIMEZONE)
 
 
 class ApiClient(_Client):
