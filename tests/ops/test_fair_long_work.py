@@ -133,3 +133,21 @@ def test_the_sweep_frees_the_turn_of_a_lost_job_and_queues_the_next(app, make_te
         assert fairqueue.sweep(now=time.time() + fairqueue.LOST_AFTER_SECONDS + 1) == 1
         assert fairqueue.backlog(slug) == (0, 1)
         assert Queue("default", connection=connection).get_job_ids() == [second]
+
+
+def test_a_business_holds_no_more_turns_than_its_cap(app, make_tenant, private_redis, monkeypatch):
+    from rq import Queue
+
+    from app import fairqueue
+    from app.queueing import redis_connection
+
+    monkeypatch.setitem(app.config, "LONG_JOBS_PER_TENANT", 2)
+    slug, other = make_tenant(), make_tenant()
+    ids = _ask_reports(app, slug, 5)
+    [one] = _ask_reports(app, other, 1)
+    with app.app_context():
+        jobs = [fairqueue.submit(slug, "app.jobs.reports.build_report", report_id) for report_id in ids]
+        last = fairqueue.submit(other, "app.jobs.reports.build_report", one)
+        assert fairqueue.backlog(slug) == (3, 2) and fairqueue.backlog(other) == (0, 1)
+        assert Queue("default", connection=redis_connection()).get_job_ids() == [jobs[0], jobs[1], last]
+        assert fairqueue.waiting_figures() == (2, 3)
