@@ -195,6 +195,8 @@ class Config:
     PUBLIC_RATE_LIMIT_PER_IP = _env("PUBLIC_RATE_LIMIT_PER_IP", "600/minute")
     PUBLIC_BOOKING_RATE_LIMIT_PER_IP = _env("PUBLIC_BOOKING_RATE_LIMIT_PER_IP", "30/minute")
     IDEMPOTENCY_TTL_HOURS = 24
+    # Long RQ jobs (auditor reports) one business may have queued or running at once (app/fairqueue.py).
+    LONG_JOBS_PER_TENANT = _int("LONG_JOBS_PER_TENANT", 1)
 
     # --- mail / SMS (external calls always go through a configurable URL) --
     SMTP_HOST = _env("SMTP_HOST")

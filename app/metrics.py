@@ -13,7 +13,8 @@ Series (all prefixed `upzento_`):
 - jobs_total{queue,outcome}                           jobs finished / failed / retried, by the worker
 - db_pool_checked_out                                 connections in use (summed over live processes)
 - rq_queue_depth{queue}, rq_failed_jobs{queue}, rq_scheduled_jobs{queue}, outbox_pending_events,
-  outbox_oldest_pending_seconds                       read at scrape time (app.observability)
+  outbox_oldest_pending_seconds, long_jobs_waiting, long_jobs_businesses
+                                                      read at scrape time (app.observability)
 """
 
 from __future__ import annotations

@@ -201,6 +201,19 @@ class _ScrapeRegistry:
         except Exception:  # noqa: BLE001 - a scrape must not fail because Redis is down
             log.warning("metrics: queue figures unavailable", exc_info=True)
         yield from (depth, failed, scheduled)
+        long_waiting = GaugeMetricFamily("upzento_long_jobs_waiting",
+                                         "Long jobs (reports) waiting for their business's turn (app.fairqueue).")
+        long_tenants = GaugeMetricFamily("upzento_long_jobs_businesses",
+                                         "Businesses with long jobs waiting or running.")
+        try:
+            from app.fairqueue import waiting_figures
+
+            businesses, waiting = waiting_figures()
+            long_waiting.add_metric([], waiting)
+            long_tenants.add_metric([], businesses)
+        except Exception:  # noqa: BLE001
+            log.warning("metrics: long-work figures unavailable", exc_info=True)
+        yield from (long_waiting, long_tenants)
         pending = GaugeMetricFamily("upzento_outbox_pending_events", "Outbox events not relayed yet (all tenants).")
         oldest = GaugeMetricFamily("upzento_outbox_oldest_pending_seconds", "Age of the oldest event waiting for the relay.")
         try:

@@ -5,6 +5,7 @@ The relay pass here is a safety net; `python -m app.jobs.relay` relays on commit
 
 from rq import cron
 
+from app import fairqueue
 from app.jobs import calendar_sync, meetings, periodic, relay, webhooks
 
 cron.register(relay.relay_job, queue_name="default", interval=30, name="outbox-relay-sweep")
@@ -15,3 +16,4 @@ cron.register(calendar_sync.tick, queue_name="integrations", interval=60, name="
 cron.register(webhooks.sweep, queue_name="integrations", interval=60, name="webhook-sweep")
 cron.register(meetings.sweep, queue_name="integrations", interval=120, name="meeting-sweep")
 cron.register(periodic.retention_policies, queue_name="default", cron="37 3 * * *", name="retention-policies")
+cron.register(fairqueue.sweep, queue_name="default", interval=60, name="long-work-sweep")

@@ -71,11 +71,7 @@ def test_auditor_builds_and_downloads_a_report_but_cannot_approve(app, client, a
         db.session.commit()
     queued = []
 
-    class FakeQueue:
-        def enqueue(self, name, *args, **kwargs):
-            queued.append(args)
-
-    monkeypatch.setattr("app.queueing.queue", lambda name="default": FakeQueue())
+    monkeypatch.setattr("app.fairqueue.submit", lambda tenant, func, *args, **kw: queued.append((tenant, *args)))
     _login(client, f"au_{slug}")
     assert client.post("/privacy/reports/", data={"from": "2020-01-01", "to": "2030-12-31", "format": "pdf"}).status_code == 302
     [(job_slug, report_id)] = queued
