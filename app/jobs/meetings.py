@@ -38,7 +38,6 @@ UTC = dt.timezone.utc
 SYNC_JOB = "app.jobs.meetings.sync"
 QUEUE = "integrations"
 SCHEDULE = (30, 120, 600, 1800, 3600, 3600, 3600, 3600)
-HELD_KINDS = svc.HELD_KINDS
 MEETING_EVENTS = (events.BOOKED, events.RESCHEDULED, events.CANCELLED, events.STATUS_CHANGED)
 LOCK_TTL = 60
 
@@ -127,19 +126,18 @@ def _sync_once(tenant: str, appointment_id: str) -> tuple[str, bool]:
         if appt is None:
             return "gone", False
         wanted = svc.wants_meeting(appt)
-        if svc.made_on_calendar(appt) or (wanted and not appt.meeting_id):
+        on_event = svc.made_on_calendar(appt)
+        if on_event or (wanted and not appt.meeting_id):
             on_calendar = svc.calendar_connection_for_meeting(session, appt)
             if on_calendar is not None:
                 # The staff member's own calendar event carries the link (the calendar push makes,
                 # moves and deletes it with the event): nothing for the provider's API.
-                if appt.meeting_status not in ("ready", "pending") or not svc.made_on_calendar(appt):
-                    svc.store_calendar_meeting(session, appt, on_calendar, "", None, {})
+                svc.store_calendar_meeting(session, appt, on_calendar, "", None, {})
                 return "on the staff member's calendar", False
-            if svc.made_on_calendar(appt) and wanted and appt.meeting_join_url \
-                    and svc.calendar_meeting_owner(session, appt) == appt.staff_id:
-                # Their connection needs a reconnect: the event and its link still exist; keep them.
-                return "on the staff member's calendar", False
-            if svc.made_on_calendar(appt):
+            if on_event:
+                if wanted and appt.meeting_join_url and svc.calendar_meeting_owner(session, appt) == appt.staff_id:
+                    # Their connection needs a reconnect: the event and its link still exist; keep them.
+                    return "on the staff member's calendar", False
                 # Cancelled, or the staff member or their connection changed: the push removes the
                 # old event with its link; a still wanted meeting is made afresh below.
                 appt.meeting_id, appt.meeting_join_url, appt.meeting_details = None, None, {}
@@ -200,16 +198,11 @@ def _sync_once(tenant: str, appointment_id: str) -> tuple[str, bool]:
         if action != "deleted" and appt.meeting_join_url and appt.meeting_join_url != before_url:
             released = svc.link_ready(session, ref.slug, appt, now)
         else:
-            released = _release_held(session, key, now) if action != "deleted" else []
+            released = svc.release_held_confirmations(session, key, now) if action != "deleted" else []
     if released:
         dispatch_confirmations(tenant, released)
     log.info("meeting %s for appointment %s of %s", action, appointment_id, tenant)
     return action, changed
-
-
-def _release_held(session, appointment_id, now: dt.datetime) -> list[int]:
-    """Confirmations held for the link go out now."""
-    return svc.release_held_confirmations(session, appointment_id, now)
 
 
 def dispatch_confirmations(tenant: str, delivery_ids: list[int]) -> None:
@@ -235,7 +228,7 @@ def _failed(tenant: str, key: uuid.UUID, provider: str, exc: MeetingError) -> st
         appt.meeting_provider = appt.meeting_provider or provider
         final = attempts > len(schedule) or not exc.temporary and attempts >= 3
         appt.meeting_status = "failed" if final else "retry"
-        released = _release_held(session, key, now) if final else []
+        released = svc.release_held_confirmations(session, key, now) if final else []
         staff = appt.staff
         if attempts == 1 and staff is not None and staff.email:
             _tell_staff(session, staff.email, appt, ref, exc)

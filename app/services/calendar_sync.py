@@ -664,6 +664,9 @@ def push_appointment(session: Session, slug: str, appointment_id, cfg: SyncConfi
         select(CalendarEventLink).where(CalendarEventLink.appointment_id == appt.id).with_for_update())}
     wanted = {c.id: c for c in _connections_for(session, appt)} if appt.status != m.STATUS_CANCELLED else {}
     conn_ids = set(wanted) | {cid for cid, l in links.items() if not l.deleted}
+    # The one connection (if any) whose event carries the appointment's Meet / Teams link.
+    on_calendar = meetings.calendar_connection_for_meeting(session, appt) if wanted else None
+    meeting_conn_id = on_calendar.id if on_calendar is not None else None
     if only is not None:
         conn_ids &= {only}
     outcomes = []
@@ -672,19 +675,18 @@ def push_appointment(session: Session, slug: str, appointment_id, cfg: SyncConfi
         if conn is None or conn.status != STATUS_ACTIVE:
             continue
         link = links.get(cid)
-        outcomes.append(_push_one(session, slug, conn, appt, link, cid in wanted, prefs, cfg, now, clients))
+        outcomes.append(_push_one(session, slug, conn, appt, link, cid in wanted, prefs, cfg, now, clients,
+                                  meeting_conn_id))
     session.flush()
     return outcomes
 
 
-def _push_one(session, slug, conn, appt, link, want: bool, prefs, cfg, now, clients) -> PushOutcome:
+def _push_one(session, slug, conn, appt, link, want: bool, prefs, cfg, now, clients,
+              meeting_conn_id: int | None = None) -> PushOutcome:
     event = render_event(session, slug, appt, prefs) if want else None
-    makes_meeting = False
-    if event is not None:
-        on_calendar = meetings.calendar_connection_for_meeting(session, appt)
-        makes_meeting = on_calendar is not None and on_calendar.id == conn.id
-        if makes_meeting:
-            event.extra = meetings.calendar_meeting_request(conn.provider, appt)
+    makes_meeting = event is not None and conn.id == meeting_conn_id
+    if makes_meeting:
+        event.extra = meetings.calendar_meeting_request(conn.provider, appt)
     digest = content_hash(event) if event else None
     if link is not None and ((want and not link.deleted and link.content_hash == digest) or (not want and link.deleted)):
         if link.push_status != "ok":

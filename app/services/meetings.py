@@ -159,6 +159,8 @@ def wants_meeting(appt: m.Appointment) -> bool:
 # Without such a connection the meeting job makes it with the business's credentials.
 CALENDAR_PROVIDER = {"google_meet": "google", "teams": "microsoft"}
 VIA_CALENDAR = "calendar"
+# Confirmations held for the link (app.services.notify.meeting_hold).
+HELD_KINDS = ("booking_confirmed", "booking_confirmed_staff")
 
 
 def made_on_calendar(appt: m.Appointment) -> bool:
@@ -254,5 +256,3 @@ def release_held_confirmations(session: Session, appointment_id, now) -> list[in
                NotificationDelivery.kind.in_(HELD_KINDS), NotificationDelivery.not_before > now)
         .values(not_before=now, updated_at=now).returning(NotificationDelivery.id)))
 
-
-HELD_KINDS = ("booking_confirmed", "booking_confirmed_staff")
