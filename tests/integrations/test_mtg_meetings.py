@@ -234,6 +234,19 @@ def test_teams_meeting_made_moved_and_deleted_through_graph(app, client, make_te
     wait_until(lambda: row["meeting_id"] not in graph.meetings, timeout=60)
 
 
+def _connect_ann(app, slug, provider, fake):
+    """Ann's own Google / Microsoft calendar connection, signed in at the fake (it receives our events)."""
+    from app.extensions import db
+    from app.models import tenant as m
+    from app.services import calendar_sync as cal
+    from app.tenancy import tenant_session
+
+    with app.app_context(), tenant_session(db.engine, slug) as (session, _ref):
+        ann = session.query(m.Staff).filter_by(key="ann").one()
+        cal.connect_oauth(session, provider=provider, owner_kind="staff", staff_id=ann.id, tokens=fake.grant(),
+                          account=fake.email, cfg=cal.SyncConfig.from_config(app.config))
+
+
 def test_meet_link_is_made_on_the_staff_members_own_google_event(app, client, make_tenant, pinned_now, integ,
                                                                  integ_config, integ_smtp, integ_workers):
     """A staff member with a Google calendar connection: the pushed event itself asks for the Meet
@@ -241,21 +254,13 @@ def test_meet_link_is_made_on_the_staff_members_own_google_event(app, client, ma
     business-level Meet call; a reschedule moves that event and a cancel removes it with its link."""
     from fakes.google_calendar import GoogleCalendarFake
 
-    from app.extensions import db
-    from app.models import tenant as m
-    from app.services import calendar_sync as cal
-    from app.tenancy import tenant_session
-
     pinned_now("2027-01-01T00:00:00Z")
     slug = make_tenant(_setup("google_meet"))
     with GoogleCalendarFake() as google:
         integ_config(GOOGLE_API_BASE_URL=google.api_base, GOOGLE_OAUTH_URL=google.base_url,
                      GOOGLE_AUTH_URL=google.base_url + "/o/oauth2/v2/auth", GOOGLE_CLIENT_ID="gid",
                      GOOGLE_CLIENT_SECRET="gsecret", MEETING_HOLD_SECONDS=300)
-        with app.app_context(), tenant_session(db.engine, slug) as (session, _ref):
-            ann = session.query(m.Staff).filter_by(key="ann").one()
-            cal.connect_oauth(session, provider="google", owner_kind="staff", staff_id=ann.id, tokens=google.grant(),
-                              account=google.email, cfg=cal.SyncConfig.from_config(app.config))
+        _connect_ann(app, slug, "google", google)
 
         booked = book(client, slug)
         appointment_id, token = booked["appointment"]["id"], booked["manage_token"]
@@ -302,20 +307,12 @@ def test_teams_link_is_made_on_the_staff_members_own_outlook_event(app, client, 
     joinUrl becomes the appointment's link; the onlineMeetings API (business credentials) is not used."""
     from fakes.graph import GraphFake
 
-    from app.extensions import db
-    from app.models import tenant as m
-    from app.services import calendar_sync as cal
-    from app.tenancy import tenant_session
-
     pinned_now("2027-01-01T00:00:00Z")
     slug = make_tenant(_setup("teams"))
     with GraphFake() as graph:
         integ_config(MS_GRAPH_BASE_URL=graph.graph_base, MS_LOGIN_BASE_URL=graph.base_url, MS_CLIENT_ID="mid",
                      MS_CLIENT_SECRET="msecret", MEETING_HOLD_SECONDS=300)
-        with app.app_context(), tenant_session(db.engine, slug) as (session, _ref):
-            ann = session.query(m.Staff).filter_by(key="ann").one()
-            cal.connect_oauth(session, provider="microsoft", owner_kind="staff", staff_id=ann.id, tokens=graph.grant(),
-                              account=graph.email, cfg=cal.SyncConfig.from_config(app.config))
+        _connect_ann(app, slug, "microsoft", graph)
         booked = book(client, slug)
         appointment_id, token = booked["appointment"]["id"], booked["manage_token"]
         relay(app, slug)
