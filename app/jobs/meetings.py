@@ -31,6 +31,7 @@ from app.jobs.runtime import config, job_session
 from app.meetings import MeetingError
 from app.models import tenant as m
 from app.services import events
+from app.services import calendar_sync
 from app.services import meetings as svc
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,10 @@ def _sync_once(tenant: str, appointment_id: str) -> tuple[str, bool]:
             on_calendar = svc.calendar_connection_for_meeting(session, appt)
             if on_calendar is not None:
                 # The staff member's own calendar event carries the link (the calendar push makes,
-                # moves and deletes it with the event): nothing for the provider's API.
+                # moves and deletes it with the event): nothing for the provider's API. Taken in
+                # turn with that push and read again, so a link it has just stored is kept.
+                calendar_sync.lock_appointment(session, key)
+                session.refresh(appt, svc.MEETING_COLUMNS)
                 svc.store_calendar_meeting(session, appt, on_calendar, "", None, {})
                 return "on the staff member's calendar", False
             if on_event:

@@ -161,6 +161,8 @@ CALENDAR_PROVIDER = {"google_meet": "google", "teams": "microsoft"}
 VIA_CALENDAR = "calendar"
 # Confirmations held for the link (app.services.notify.meeting_hold).
 HELD_KINDS = ("booking_confirmed", "booking_confirmed_staff")
+# The appointment's meeting fields, read again under a lock by whoever decides from them.
+MEETING_COLUMNS = ("meeting_provider", "meeting_id", "meeting_join_url", "meeting_status", "meeting_details")
 
 
 def made_on_calendar(appt: m.Appointment) -> bool:

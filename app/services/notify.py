@@ -32,6 +32,7 @@ from app.models.notifications import (
 from app.models.public import Agency, Tenant
 from app.notifications import ics, templating
 from app.services import events
+from app.services.meetings import MEETING_COLUMNS
 from app.tenancy import TenantRef
 
 UTC = dt.timezone.utc
@@ -227,14 +228,14 @@ def meeting_hold(session: Session, appt: m.Appointment, settings: Settings, now:
     link is stored; if the provider is down they go out without it when the hold ends.
     The row lock orders this read with the meeting job's write of the link: either
     the link is seen here, or the job's update waits for these rows to commit and
-    then finds and releases them.
+    then finds and releases them. The read refreshes the appointment object itself:
+    it was loaded before the lock, and the message rendered from it must carry a
+    link committed in between.
     """
     if appt.service is None or appt.service.meeting in (None, "none"):
         return now
-    url, status = session.execute(
-        select(m.Appointment.meeting_join_url, m.Appointment.meeting_status)
-        .where(m.Appointment.id == appt.id).with_for_update(read=True)).one()
-    if url or status == "failed":
+    session.refresh(appt, MEETING_COLUMNS, with_for_update={"read": True})
+    if appt.meeting_join_url or appt.meeting_status == "failed":
         return now
     return now + dt.timedelta(seconds=settings.meeting_hold_seconds)
 

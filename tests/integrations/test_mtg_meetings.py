@@ -328,3 +328,38 @@ def test_teams_link_is_made_on_the_staff_members_own_outlook_event(app, client, 
         wait_until(lambda: graph.live() == [], timeout=60)
         wait_until(lambda: _appointment(app, slug, appointment_id)["meeting_status"] == "deleted", timeout=60)
         assert graph.violations == []
+
+
+def test_a_link_committed_while_the_confirmation_is_planned_is_in_the_message(app, client, make_tenant, pinned_now):
+    """The plan loads the appointment, then the calendar push commits the link, then the plan asks
+    whether to hold: it sends at once, and the message it renders from its appointment carries the
+    link (the object is refreshed under the lock, not kept as it was first read)."""
+    import datetime as dt
+
+    from app.extensions import db
+    from app.services import notify
+    from app.tenancy import tenant_session
+
+    pinned_now("2027-01-01T00:00:00Z")
+    slug = make_tenant(_setup("google_meet"))
+    appointment_id = book(client, slug)["appointment"]["id"]
+    link = "https://meet.google.com/abc-defg-hij"
+    now = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)
+    settings = notify.Settings.from_config(app.config)
+    with app.app_context(), tenant_session(db.engine, slug) as (session, _ref):
+        appt = notify.load_appointment(session, appointment_id)
+        assert appt.meeting_join_url is None
+        with db.engine.begin() as other:  # the push's transaction, committed in between
+            other.execute(text(f'UPDATE "tenant_{slug}".appointment SET meeting_join_url = :u, meeting_status = \'ready\' '
+                               'WHERE id = :id'), {"u": link, "id": appointment_id})
+        assert notify.meeting_hold(session, appt, settings, now) == now
+        assert notify.meeting_url(notify.load_appointment(session, appointment_id)) == link
+        session.rollback()
+
+    with app.app_context(), tenant_session(db.engine, slug) as (session, _ref):
+        with db.engine.begin() as other:  # no link yet: held for MEETING_HOLD_SECONDS
+            other.execute(text(f'UPDATE "tenant_{slug}".appointment SET meeting_join_url = NULL, meeting_status = \'pending\' '
+                               'WHERE id = :id'), {"id": appointment_id})
+        appt = notify.load_appointment(session, appointment_id)
+        assert notify.meeting_hold(session, appt, settings, now) == now + dt.timedelta(seconds=settings.meeting_hold_seconds)
+        session.rollback()
