@@ -139,6 +139,25 @@ def pinned_now(app):
     app.config["PUBLIC_API_NOW"] = previous
 
 
+@pytest.fixture()
+def long_work_redis(app, monkeypatch):
+    """A private redis-server for the app's queues (long work, app/fairqueue.py), one turn per business."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from devserver.embedded import EmbeddedRedis
+
+    tmp = Path(tempfile.mkdtemp(prefix="upz-fair-redis-", dir="/var/tmp"))
+    server = EmbeddedRedis(tmp)
+    server.start()
+    monkeypatch.setitem(app.config, "REDIS_URL", server.url)
+    monkeypatch.setitem(app.config, "LONG_JOBS_PER_TENANT", 1)
+    yield server
+    server.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- log-ins and API keys
 
 PASSWORD = "password-1"

@@ -65,8 +65,12 @@ def sweep_due(now=None) -> int:
 
 
 def retention(now=None) -> int:
-    """RQ/cron job: drop relayed outbox rows and finished delivery bodies past their retention."""
+    """RQ/cron job: drop relayed outbox rows, finished delivery bodies past their retention, and
+    background exports past their keeping time."""
+    from app.services import exports
+
     when = _parse(now)
+    limits = exports.Limits.from_config(config())
     outbox_days = setting("OUTBOX_RETENTION_DAYS", 14)
     body_days = setting("NOTIFY_BODY_RETENTION_DAYS", 90)
     removed = 0
@@ -79,6 +83,7 @@ def retention(now=None) -> int:
                 "UPDATE notification_delivery SET subject = NULL, body_text = NULL, body_html = NULL "
                 "WHERE created_at < :cutoff AND status IN ('sent', 'delivered', 'failed', 'bounced', 'skipped') "
                 "AND body_text IS NOT NULL"), {"cutoff": when - dt.timedelta(days=body_days)})
+            exports.purge(session, when, limits)
     return removed
 
 

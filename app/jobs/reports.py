@@ -36,3 +36,16 @@ def build_report(slug: str, report_id: int) -> int:
         raise
     _set(slug, report_id, status="done", progress=100, step="done", content=content, finished_at=dt.datetime.now(UTC))
     return len(content)
+
+
+LOST = "the worker building this report stopped before it finished; ask for it again"
+
+
+def lost_report(slug: str, report_id: int) -> None:
+    """Called by the long work sweep when the report's job is gone (its worker died): a queued
+    or running report fails, saying so."""
+    with tenant_session(engine(), slug) as (session, _ref):
+        row = session.get(AuditReport, report_id)
+        if row is not None and row.status in ("queued", "running"):
+            row.status, row.finished_at = "failed", dt.datetime.now(UTC)
+            row.error = LOST

@@ -7,15 +7,13 @@ rows change, through booking.cancel / set_status (outbox events, so notification
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import os
 import tempfile
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from flask import Response, flash, g, redirect, request, send_file, stream_with_context, url_for
+from flask import Response, current_app, flash, g, redirect, request, send_file, stream_with_context, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.security.decorators import permission_name
 from sqlalchemy import select
@@ -28,6 +26,7 @@ from app.models import tenant as m
 from app.services import appointment_list as al
 from app.services import booking
 from app.services import calendar as cal
+from app.services import exports
 from app.tenancy import TENANT_INFO_KEY
 from app.uow import discard, run_unit
 
@@ -47,6 +46,10 @@ def _filter_from(args) -> al.ListFilter:
 
 def _query_string(args) -> str:
     return urlencode([(k, args.get(k)) for k in al.FILTER_KEYS if args.get(k)])
+
+
+def _file_of(row) -> tuple[str, int, str]:
+    return exports.file_name(row), row.size, row.format
 
 
 class AppointmentListView(BaseView):
@@ -83,60 +86,104 @@ class AppointmentListView(BaseView):
             to_local=lambda instant: instant.astimezone(ZoneInfo(self._tz())).strftime("%Y-%m-%d %H:%M"),
         )
 
-    @expose("/export.csv")
-    @has_access
-    @permission_name("list")
-    def export_csv(self):
+    def _export(self, fmt: str):
+        """Small exports stream now; one over EXPORT_INLINE_ROWS rows is built in the background."""
         try:
             f = _filter_from(request.args)
         except ValidationError as exc:
             return Response(exc.message + "\n", status=422, mimetype="text/plain")
-        tz, schema = self._tz(), g.tenant.schema
+        tz, limits = self._tz(), exports.Limits.from_config(current_app.config)
+        total = al.count(db.session, f, tz)
+        if total > limits.inline_rows:
+            return self._in_background(fmt, f, tz, total)
+        if fmt == "csv":
+            return self._stream_csv(f, tz)
+        return self._send_xlsx(f, tz)
+
+    @expose("/export.csv")
+    @has_access
+    @permission_name("list")
+    def export_csv(self):
+        return self._export("csv")
+
+    @expose("/export.xlsx")
+    @has_access
+    @permission_name("list")
+    def export_xlsx(self):
+        return self._export("xlsx")
+
+    def _stream_csv(self, f: al.ListFilter, tz: str):
+        schema = g.tenant.schema
 
         def generate():
             # Its own read-only session: the request's session is finished once the response starts.
             with Session(db.engine, info={TENANT_INFO_KEY: schema}) as session:
-                buffer = io.StringIO()
-                writer = csv.writer(buffer)
-                writer.writerow(al.EXPORT_COLUMNS)
-                n = 0
-                for row in al.export_rows(session, f, tz):
-                    writer.writerow(row)
-                    n += 1
-                    if n % 1000 == 0:
-                        yield buffer.getvalue()
-                        buffer.seek(0)
-                        buffer.truncate()
-                yield buffer.getvalue()
+                yield from exports.csv_pieces(al.export_rows(session, f, tz))
                 discard(session)
 
         name = f"appointments-{dt.date.today().isoformat()}.csv"
         return Response(stream_with_context(generate()), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
-    @expose("/export.xlsx")
-    @has_access
-    @permission_name("list")
-    def export_xlsx(self):
+    def _send_xlsx(self, f: al.ListFilter, tz: str):
         """XLSX in XlsxWriter's constant-memory mode (rows go to a temporary file as written), then streamed."""
-        import xlsxwriter
-
-        try:
-            f = _filter_from(request.args)
-        except ValidationError as exc:
-            return Response(exc.message + "\n", status=422, mimetype="text/plain")
         handle, path = tempfile.mkstemp(suffix=".xlsx")
         os.close(handle)
-        book = xlsxwriter.Workbook(path, {"constant_memory": True, "tmpdir": tempfile.gettempdir()})
-        sheet = book.add_worksheet("appointments")
-        sheet.write_row(0, 0, al.EXPORT_COLUMNS)
-        for i, row in enumerate(al.export_rows(db.session, f, self._tz()), start=1):
-            sheet.write_row(i, 0, row)
-        book.close()
+        exports.write_file("xlsx", al.export_rows(db.session, f, tz), path)
         stream = open(path, "rb")  # noqa: SIM115 - closed by the response
         os.unlink(path)  # the open handle keeps the data until the response closes it
-        return send_file(stream, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                         as_attachment=True, download_name=f"appointments-{dt.date.today().isoformat()}.xlsx")
+        return send_file(stream, mimetype=exports.XLSX_MIMETYPE, as_attachment=True,
+                         download_name=f"appointments-{dt.date.today().isoformat()}.xlsx")
+
+    def _in_background(self, fmt: str, f: al.ListFilter, tz: str, total: int):
+        from app import fairqueue
+        from app.audit_context import current_actor
+
+        now = dt.datetime.now(UTC)
+        export_id = run_unit(lambda: exports.request(db.session, fmt, f, tz, g.user.id, current_actor().describe(), now).id)
+        try:
+            # Long work of this business: in its turn, so another business's big exports do not delay it.
+            fairqueue.submit(g.tenant.slug, exports.BUILD_JOB, export_id, job_timeout=3600,
+                             on_lost=exports.LOST_JOB)
+        except Exception as exc:  # noqa: BLE001 - Redis down: the row says so
+            run_unit(lambda: exports.fail(db.session, export_id, f"the job queue is unreachable ({exc}); ask again later",
+                                          dt.datetime.now(UTC)))
+            flash(f"The export could not be queued: the job queue is unreachable ({exc}). Try again later.", "danger")
+            return redirect(url_for("AppointmentListView.export_list"))
+        flash(f"{total:,} appointments are more than can be downloaded at once; the {fmt.upper()} file is being "
+              "built in the background. This page shows when it is ready.", "info")
+        return redirect(url_for("AppointmentListView.export_list"))
+
+    @expose("/exports/")
+    @has_access
+    @permission_name("list")
+    def export_list(self):
+        rows = exports.for_user(db.session, g.user.id)
+        if request.args.get("format") == "json":
+            return {"exports": [{"id": r.id, "status": r.status, "progress": r.progress, "rows": r.rows, "size": r.size,
+                                 "error": r.error} for r in rows]}
+        return self.render_template("dash_exports.html", rows=rows, now=dt.datetime.now(UTC),
+                                    running=any(r.status in ("queued", "running") for r in rows))
+
+    @expose("/exports/<int:export_id>/download")
+    @has_access
+    @permission_name("list")
+    def export_download(self, export_id: int):
+        now = dt.datetime.now(UTC)
+        try:
+            name, size, fmt = run_unit(lambda: _file_of(exports.ready(db.session, export_id, g.user.id, now)))
+        except ApiError as exc:
+            flash(exc.message, "warning")
+            return redirect(url_for("AppointmentListView.export_list"))
+        schema = g.tenant.schema
+
+        def generate():
+            with Session(db.engine, info={TENANT_INFO_KEY: schema}) as session:
+                yield from exports.chunks(session, export_id)
+                discard(session)
+
+        return Response(stream_with_context(generate()), mimetype=exports.MIMETYPES[fmt],
+                        headers={"Content-Disposition": f'attachment; filename="{name}"', "Content-Length": str(size)})
 
     @expose("/bulk", methods=["POST"])
     @has_access

@@ -307,9 +307,15 @@ class AuditorReportsView(BaseView):
 
             # Long work: queued in the business's turn, so another business's many reports do not delay it.
             fairqueue.submit(g.tenant.slug, "app.jobs.reports.build_report", report_id, job_timeout=1800,
-                             result_ttl=3600, failure_ttl=86400)
+                             result_ttl=3600, failure_ttl=86400, on_lost="app.jobs.reports.lost_report")
             flash("Report queued; this page follows its progress.", "info")
         except Exception as exc:  # noqa: BLE001 - Redis down: the row says so
+            def unqueued():
+                row = db.session.get(AuditReport, report_id)
+                row.status, row.finished_at = "failed", dt.datetime.now(dt.timezone.utc)
+                row.error = f"the job queue is unreachable ({exc}); ask again later"
+
+            run_unit(unqueued)
             flash(f"The job queue is unreachable ({exc}); try again later.", "danger")
         return redirect(url_for("AuditorReportsView.list"))
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,20 +18,6 @@ from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[2]
 MANY = 20
-
-
-@pytest.fixture()
-def private_redis(app, monkeypatch):
-    from devserver.embedded import EmbeddedRedis
-
-    tmp = Path(tempfile.mkdtemp(prefix="upz-fair-redis-", dir="/var/tmp"))
-    server = EmbeddedRedis(tmp)
-    server.start()
-    monkeypatch.setitem(app.config, "REDIS_URL", server.url)
-    monkeypatch.setitem(app.config, "LONG_JOBS_PER_TENANT", 1)
-    yield server
-    server.stop()
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _ask_reports(app, slug: str, count: int) -> list[int]:
@@ -65,7 +49,7 @@ def _schema(app, slug: str) -> str:
         return conn.execute(text("SELECT schema_name FROM public.tenant WHERE slug = :s"), {"s": slug}).scalar()
 
 
-def test_one_business_with_many_reports_does_not_delay_another_ones(app, client, make_tenant, private_redis,
+def test_one_business_with_many_reports_does_not_delay_another_ones(app, client, make_tenant, long_work_redis,
                                                                    services):
     from devserver.embedded import ManagedProcess
 
@@ -84,10 +68,10 @@ def test_one_business_with_many_reports_does_not_delay_another_ones(app, client,
     assert f"\nupzento_long_jobs_waiting {float(MANY - 1)}" in scrape
     assert "\nupzento_long_jobs_businesses 2.0" in scrape
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": services[0], "REDIS_URL": private_redis.url,
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": services[0], "REDIS_URL": long_work_redis.url,
            "SECRET_KEY": app.config["SECRET_KEY"], "LONG_JOBS_PER_TENANT": "1"}
     workers = [ManagedProcess(f"rq worker {i}", [sys.executable, "-m", "rq.cli", "worker", "-w",
-                                                 "app.jobs.worker.AppWorker", "--url", private_redis.url, "default"],
+                                                 "app.jobs.worker.AppWorker", "--url", long_work_redis.url, "default"],
                               env=env, cwd=str(ROOT), stop_signals=(signal.SIGTERM, signal.SIGKILL), stop_timeout=1)
                for i in range(2)]
     try:
@@ -114,7 +98,7 @@ def test_one_business_with_many_reports_does_not_delay_another_ones(app, client,
         assert fairqueue.backlog(busy) == (0, 0) and fairqueue.backlog(quiet) == (0, 0)
 
 
-def test_the_sweep_frees_the_turn_of_a_lost_job_and_queues_the_next(app, make_tenant, private_redis):
+def test_the_sweep_frees_the_turn_of_a_lost_job_and_queues_the_next(app, make_tenant, long_work_redis):
     from rq import Queue
     from rq.job import Job
 
@@ -135,7 +119,7 @@ def test_the_sweep_frees_the_turn_of_a_lost_job_and_queues_the_next(app, make_te
         assert Queue("default", connection=connection).get_job_ids() == [second]
 
 
-def test_a_business_holds_no_more_turns_than_its_cap(app, make_tenant, private_redis, monkeypatch):
+def test_a_business_holds_no_more_turns_than_its_cap(app, make_tenant, long_work_redis, monkeypatch):
     from rq import Queue
 
     from app import fairqueue
