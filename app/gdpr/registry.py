@@ -88,6 +88,9 @@ PERSONAL: dict[str, Personal] = {
     # Outgoing webhooks carry the appointment and its customer: the log rows go with them.
     "webhook_delivery.body": Personal("message", "delete"),
     "webhook_delivery.response_body": Personal("message", "delete"),
+    # Background exports of the appointment list (names, emails, phones): kept EXPORT_KEEP_HOURS;
+    # erasing anyone deletes every export file of the business, which may hold them.
+    "export_chunk.data": Personal("export", "delete"),
     "audit_log.ip": Personal("network", "keep"),
     "audit_log.user_agent": Personal("network", "keep"),
     "audit_log.actor_label": Personal("actor", "keep"),
@@ -117,7 +120,7 @@ NOT_PERSONAL: set[str] = {
     "appointment.meeting_id", "appointment.meeting_provider",
     # Calendar sync: connection state and hashes; the feed token is a secret (masked), not personal data.
     "calendar_connection.last_error", "calendar_event_link.content_hash", "calendar_event_link.push_error",
-    "calendar_feed.token_hash",
+    "calendar_feed.token_hash", "export_file.error", "export_file.requested_by",
 }
 
 # Column names that look personal: a new column matching one must be registered above.

@@ -338,6 +338,7 @@ def erase_customer(session: Session, tenant: TenantRef, customer: m.Customer, by
         # Outgoing webhook log rows carry the customer in their body: they go (registry: "delete").
         run("webhook_delivery", "DELETE FROM webhook_delivery WHERE body ILIKE '%' || :email || '%'")
     run("erasure_request", "UPDATE erasure_request SET email = NULL, ip = NULL WHERE customer_id = :cid")
+    counts.update(_drop_exports(session))
     run("outbox_event", "UPDATE outbox_event SET payload = payload - 'reason' - 'notes' - 'answers'"
                         " WHERE aggregate_id IN (SELECT id::text FROM appointment WHERE customer_id = :cid)"
                         " AND (payload ? 'reason' OR payload ? 'notes' OR payload ? 'answers')")
@@ -370,13 +371,21 @@ def erase_staff(session: Session, staff: m.Staff, by: str, *, now: dt.datetime |
     session.execute(text("UPDATE staff SET name = :anon, email = NULL, phone = NULL, bio = NULL, photo_url = NULL,"
                          " active = false WHERE id = :sid"), {"anon": f"erased-staff-{sid}", "sid": sid})
     session.execute(text("UPDATE time_off SET reason = NULL WHERE staff_id = :sid"), {"sid": sid})
-    counts = _sweep(session, values)
+    counts = {**_sweep(session, values), **_drop_exports(session)}
     session.expire_all()
     request = session.get(w.ErasureRequest, request.id)
     _close(request, by, now=now)
     audit.note(session, "subject", "erase", request.id, {"tables": counts}, staff_id=sid)
     session.flush()
     return counts
+
+
+def _drop_exports(session: Session) -> dict[str, int]:
+    """Background export files may hold the person among thousands of rows: they all go
+    (their owners ask again; the new files are built from the erased data)."""
+    if "export_file" not in _existing_tables(session):
+        return {}
+    return {"export_file": session.execute(text("DELETE FROM export_file")).rowcount or 0}
 
 
 def _meetings(session: Session, cid: int) -> list[dict] | None:

@@ -220,3 +220,28 @@ def test_exports_from_the_command_line(app, make_tenant, put_appointments, long_
         refused = cli(app, "exports", *args)
         assert refused.exit_code != 0 and message in refused.output, (args, refused.output)
     assert not (tmp_path / "a.csv").exists()
+
+
+def test_erasing_a_person_deletes_the_export_files_that_may_hold_them(app, make_tenant):
+    from app.extensions import db
+    from app.gdpr import subjects
+    from app.models import tenant as m
+    from app.services import appointment_list as al
+    from app.services import exports
+    from app.tenancy import tenant_session
+
+    slug = make_tenant(two_staff())
+    now = dt.datetime.now(UTC)
+    with app.app_context():
+        with tenant_session(db.engine, slug) as (session, _ref):
+            eve = m.Customer(name="Eve Example", email="eve@example.com")
+            session.add(eve)
+            export_id = exports.request(session, "csv", al.ListFilter(), "UTC", None, "test", now).id
+            exports.start(session, export_id, now)
+            exports.store_file(session, export_id, io.BytesIO(b"id,customer\n1,Eve Example\n"), 1, now,
+                               exports.Limits())
+        assert [r["status"] for r in _export_rows(app, slug)] == ["done"]
+        with tenant_session(db.engine, slug) as (session, ref):
+            eve = session.query(m.Customer).filter_by(email="eve@example.com").one()
+            counts = subjects.erase_customer(session, ref, eve, "test")
+    assert counts["export_file"] == 1 and _export_rows(app, slug) == []
