@@ -9,7 +9,7 @@ from admin_browser_support import sign_in
 pytestmark = pytest.mark.browser
 
 
-def test_admin_pages_have_no_serious_violation(app, live_server, agency_business, page, client):
+def test_admin_pages_have_no_serious_violation(app, live_server, agency_business, page, client, monkeypatch):
     slug = agency_business
     page.goto(f"{live_server}/login/")
     assert page.locator("html").get_attribute("lang") == "en"
@@ -35,3 +35,12 @@ def test_admin_pages_have_no_serious_violation(app, live_server, agency_business
     assert_accessible(page, "appointments list")
     page.goto(f"{live_server}/serviceview/add")
     assert_accessible(page, "service form")
+
+    # An export over the inline limit is built in the background: "My exports" follows it.
+    monkeypatch.setitem(app.config, "EXPORT_INLINE_ROWS", 0)
+    page.goto(f"{live_server}/appointments/")
+    assert_accessible(page, "appointments search")
+    page.click("text=Export CSV")
+    page.wait_for_url("**/appointments/exports/")
+    assert page.locator("#upz-exports progress").count() == 1
+    assert_accessible(page, "my exports")
