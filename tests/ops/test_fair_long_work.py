@@ -108,8 +108,8 @@ def test_the_sweep_frees_the_turn_of_a_lost_job_and_queues_the_next(app, make_te
     slug = make_tenant()
     ids = _ask_reports(app, slug, 2)
     with app.app_context():
-        first = fairqueue.submit(slug, "app.jobs.reports.build_report", ids[0])
-        second = fairqueue.submit(slug, "app.jobs.reports.build_report", ids[1])
+        first = fairqueue.submit(slug, "app.jobs.reports.build_report", ids[0], on_lost="app.jobs.reports.lost_report")
+        second = fairqueue.submit(slug, "app.jobs.reports.build_report", ids[1], on_lost="app.jobs.reports.lost_report")
         connection = redis_connection()
         assert fairqueue.backlog(slug) == (1, 1)
         Job.fetch(first, connection=connection).delete()  # the job is lost (its worker died with it, say)
@@ -117,6 +117,14 @@ def test_the_sweep_frees_the_turn_of_a_lost_job_and_queues_the_next(app, make_te
         assert fairqueue.sweep(now=time.time() + fairqueue.LOST_AFTER_SECONDS + 1) == 1
         assert fairqueue.backlog(slug) == (0, 1)
         assert Queue("default", connection=connection).get_job_ids() == [second]
+    statuses = {report_id: status for report_id, _, status in _finished(app, slug)}
+    assert statuses == {ids[0]: "failed", ids[1]: "queued"}  # the lost one says so; the next waits for a worker
+    from app.extensions import db
+
+    schema = _schema(app, slug)
+    with app.app_context(), db.engine.connect() as conn:
+        error = conn.execute(text(f'SELECT error FROM "{schema}".audit_report WHERE id = :i'), {"i": ids[0]}).scalar()
+    assert error.startswith("the worker building this report stopped")
 
 
 def test_a_business_holds_no_more_turns_than_its_cap(app, make_tenant, long_work_redis, monkeypatch):
