@@ -190,7 +190,9 @@ def _sync_once(tenant: str, appointment_id: str) -> tuple[str, bool]:
         if made is not None:
             details = {**made.details, "host": host}
             appt.meeting_provider, appt.meeting_id, appt.meeting_join_url = made.provider, made.id, made.join_url
+            svc.index_meeting(session, ref.id, made.provider, made.id, appt.id)
         if action == "deleted":
+            svc.unindex_meeting(session, appt.meeting_provider, meeting_id)
             appt.meeting_status = "deleted"
             details.pop("synced", None)
             appt.meeting_id = None

@@ -5,8 +5,12 @@
 - `endpoint.url_validation` is answered with `plainToken` and
   `encryptedToken = hex HMAC-SHA256(secret token, plainToken)`;
 - every other event is recorded once in `inbound_webhook_event` (a repeat is answered 200
-  and ignored); `meeting.deleted` of a meeting we made marks that appointment's meeting
-  failed ("deleted in Zoom") so the admin's Meetings page shows it.
+  and ignored); `meeting.*` events about a meeting we made reach its appointment through
+  `public.provider_meeting` (one look-up, not a search of every business):
+  `meeting.updated` with another start or duration: the appointment decides the time, so
+  the meeting job moves the meeting back; `meeting.deleted`: the appointment's meeting is
+  shown failed ("deleted in Zoom") on the Meetings page; `meeting.started` / `meeting.ended`:
+  recorded in its `meeting_details`.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import logging
 import time
 
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from app.extensions import db
 from app.models.webhooks import InboundWebhookEvent
+from app.services import meetings
+from app.tenancy import tenant_session
 from app.uow import run_unit
 
 log = logging.getLogger(__name__)
@@ -72,29 +77,48 @@ def zoom_webhook():
     obj = payload.get("object") or {}
     key = f"{name}:{obj.get('id') or obj.get('uuid') or ''}:{event.get('event_ts') or ''}"[:200]
 
+    resync: list[tuple[str, str]] = []
+
     def record() -> bool:
         fresh = db.session.execute(insert(InboundWebhookEvent).values(source="zoom", event_key=key)
                                    .on_conflict_do_nothing().returning(InboundWebhookEvent.event_key)).scalar()
-        if fresh is not None and name == "meeting.deleted" and obj.get("id"):
-            _mark_deleted(str(obj["id"]))
+        if fresh is not None and name in meetings.ZOOM_EVENTS and obj.get("id"):
+            resync.extend(_apply(name, obj))
         return fresh is not None
 
     # A replay inserts nothing, so its unit writes nothing.
     if not run_unit(record):
         return jsonify({"status": "duplicate"})
+    for slug, appointment_id in resync:
+        _enqueue_sync(slug, appointment_id)
     return jsonify({"status": "ok"})
 
 
-def _mark_deleted(meeting_id: str) -> None:
-    """The host deleted one of our meetings in Zoom: show it as failed on the appointment."""
-    from app.models.public import Tenant
+def _apply(name: str, obj: dict) -> list[tuple[str, str]]:
+    """The event, applied in the schema of the business whose meeting it is (committed before
+    the event's record, so a failure here leaves it unrecorded and Zoom's retry applies it)."""
+    import datetime as dt
 
-    schemas = db.session.scalars(select(Tenant.schema_name).where(Tenant.status == Tenant.STATUS_ACTIVE)).all()
-    for schema in schemas:
-        exists = db.session.execute(text("SELECT to_regclass(:t)"), {"t": f'"{schema}".appointment'}).scalar()
-        if not exists:
-            continue
-        db.session.execute(text(
-            f'UPDATE "{schema}".appointment SET meeting_status = \'failed\', '
-            "meeting_error = 'the meeting was deleted in Zoom' "
-            "WHERE meeting_provider = 'zoom' AND meeting_id = :mid AND status <> 'cancelled'"), {"mid": meeting_id})
+    owner = meetings.meeting_owner(db.session, "zoom", str(obj["id"]))
+    if owner is None:
+        return []  # not a meeting we made (another app on the account), or its business is gone
+    slug, appointment_id = owner
+    with tenant_session(db.engine, slug) as (session, _ref):
+        moved = meetings.zoom_event(session, appointment_id, name, obj, dt.datetime.now(dt.timezone.utc))
+        if name == "meeting.deleted":
+            meetings.unindex_meeting(db.session, "zoom", str(obj["id"]))
+    if moved:
+        log.info("zoom meeting %s of %s/%s was changed in Zoom: moving it back", obj["id"], slug, appointment_id)
+    return [(slug, appointment_id)] if moved else []
+
+
+def _enqueue_sync(slug: str, appointment_id: str) -> None:
+    from redis.exceptions import RedisError
+
+    from app.jobs.meetings import QUEUE, SYNC_JOB
+    from app.queueing import queue
+
+    try:
+        queue(QUEUE).enqueue(SYNC_JOB, slug, appointment_id, result_ttl=600, failure_ttl=7 * 86400)
+    except (RedisError, OSError) as exc:  # the meeting sweep finds it (details lost "synced")
+        log.warning("zoom meeting of %s/%s: cannot queue the sync (%s)", slug, appointment_id, exc)

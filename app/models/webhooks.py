@@ -140,3 +140,17 @@ class InboundWebhookEvent(PublicModel):
     source: Mapped[str] = mapped_column(String(20), primary_key=True)
     event_key: Mapped[str] = mapped_column(String(200), primary_key=True)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
+
+
+class ProviderMeeting(PublicModel):
+    """Which business and appointment a meeting made through a provider's API belongs to, so a
+    provider's notification about the meeting (Zoom's `meeting.*` webhooks carry only the
+    meeting id) reaches that one schema instead of a search through every business."""
+
+    __tablename__ = "provider_meeting"
+
+    provider: Mapped[str] = mapped_column(String(20), primary_key=True)
+    meeting_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    appointment_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))

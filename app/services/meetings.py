@@ -7,7 +7,9 @@ per provider in `integration_credential`. Base URLs may be overridden the same w
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import uuid
 from typing import Any, Mapping
 
 from sqlalchemy import select
@@ -258,3 +260,90 @@ def release_held_confirmations(session: Session, appointment_id, now) -> list[in
                NotificationDelivery.kind.in_(HELD_KINDS), NotificationDelivery.not_before > now)
         .values(not_before=now, updated_at=now).returning(NotificationDelivery.id)))
 
+
+
+# --------------------------------------------------------------------------- provider notifications
+
+def index_meeting(session: Session, tenant_id: int, provider: str, meeting_id: str, appointment_id) -> None:
+    """Remember whose meeting this is (public.provider_meeting), for the provider's notifications."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    from app.models.webhooks import ProviderMeeting
+
+    session.execute(insert(ProviderMeeting).values(
+        provider=provider, meeting_id=str(meeting_id), tenant_id=tenant_id, appointment_id=str(appointment_id))
+        .on_conflict_do_update(index_elements=["provider", "meeting_id"],
+                               set_={"tenant_id": tenant_id, "appointment_id": str(appointment_id)}))
+
+
+def unindex_meeting(session: Session, provider: str | None, meeting_id: str | None) -> None:
+    from sqlalchemy import delete
+
+    from app.models.webhooks import ProviderMeeting
+
+    if provider and meeting_id:
+        session.execute(delete(ProviderMeeting).where(ProviderMeeting.provider == provider,
+                                                      ProviderMeeting.meeting_id == str(meeting_id)))
+
+
+def meeting_owner(session: Session, provider: str, meeting_id: str) -> tuple[str, str] | None:
+    """(business slug, appointment id) of a meeting we made, or None."""
+    from app.models.public import Tenant
+    from app.models.webhooks import ProviderMeeting
+
+    row = session.execute(select(Tenant.slug, ProviderMeeting.appointment_id)
+                          .join(Tenant, Tenant.id == ProviderMeeting.tenant_id)
+                          .where(ProviderMeeting.provider == provider, ProviderMeeting.meeting_id == str(meeting_id),
+                                 Tenant.status == Tenant.STATUS_ACTIVE)).first()
+    return (row.slug, row.appointment_id) if row else None
+
+
+ZOOM_EVENTS = ("meeting.updated", "meeting.deleted", "meeting.started", "meeting.ended")
+
+
+def zoom_event(session: Session, appointment_id: str, name: str, obj: dict, now: dt.datetime) -> bool:
+    """Apply one of Zoom's `meeting.*` notifications to the appointment whose meeting it is.
+
+    The appointment decides the time: a meeting moved or shortened in Zoom (`meeting.updated`
+    with another `start_time` or `duration`) is put back by the meeting job; True asks the
+    caller to run it. A meeting deleted in Zoom is shown failed on the appointment (the
+    Meetings page lists it). Started / ended are recorded in `meeting_details`.
+    """
+    appt = session.get(m.Appointment, uuid.UUID(appointment_id), with_for_update=True)
+    if appt is None or appt.meeting_provider != "zoom" or str(appt.meeting_id) != str(obj.get("id")):
+        return False  # an old meeting of this appointment, or not ours any more
+    details = dict(appt.meeting_details or {})
+    if name == "meeting.deleted":
+        if appt.status != m.STATUS_CANCELLED:
+            appt.meeting_status, appt.meeting_error = "failed", "the meeting was deleted in Zoom"
+        return False
+    if name in ("meeting.started", "meeting.ended"):
+        details[name.split(".")[1] + "_at"] = now.isoformat()
+        appt.meeting_details = details
+        return False
+    if name != "meeting.updated" or appt.status == m.STATUS_CANCELLED:
+        return False
+    moved = _zoom_time_differs(appt, obj)
+    if moved:
+        details.pop("synced", None)  # the job compares with this: it puts the meeting back
+        details["changed_in_zoom"] = {"at": now.isoformat(), **{k: obj[k] for k in ("start_time", "duration") if k in obj}}
+        # Pending until the job has put it back (the meeting sweep finds it if the job is lost).
+        appt.meeting_details, appt.meeting_status = details, "pending"
+    return moved
+
+
+def _zoom_time_differs(appt: m.Appointment, obj: dict) -> bool:
+    from dateutil import parser as dateparser
+
+    if obj.get("start_time"):
+        try:
+            start = dateparser.isoparse(str(obj["start_time"]))
+        except ValueError:
+            return True
+        if start.tzinfo is None or start != appt.start_at:
+            return True
+    if obj.get("duration") is not None:
+        minutes = round((appt.end_at - appt.start_at).total_seconds() / 60)
+        if int(obj["duration"]) != minutes:
+            return True
+    return False

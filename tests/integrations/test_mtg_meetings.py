@@ -363,3 +363,70 @@ def test_a_link_committed_while_the_confirmation_is_planned_is_in_the_message(ap
         appt = notify.load_appointment(session, appointment_id)
         assert notify.meeting_hold(session, appt, settings, now) == now + dt.timedelta(seconds=settings.meeting_hold_seconds)
         session.rollback()
+
+
+def _zoom_event(client, secret: str, name: str, obj: dict):
+    import hashlib
+    import hmac
+    import json
+
+    raw = json.dumps({"event": name, "event_ts": int(time.time() * 1000),
+                      "payload": {"account_id": "acc", "operator": "host@salon.test", "object": obj}})
+    ts = str(int(time.time()))
+    signature = "v0=" + hmac.new(secret.encode(), f"v0:{ts}:{raw}".encode(), hashlib.sha256).hexdigest()
+    answer = client.post("/hooks/zoom", data=raw, content_type="application/json",
+                         headers={"x-zm-request-timestamp": ts, "x-zm-signature": signature})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return answer.get_json()
+
+
+def test_zoom_notifications_reach_the_appointment_whose_meeting_it_is(app, client, make_tenant, pinned_now, integ,
+                                                                     integ_workers, zoom, monkeypatch):
+    """meeting.updated with another time: the appointment decides, the meeting is moved back;
+    started / ended are recorded; meeting.deleted shows the meeting failed; found through
+    public.provider_meeting, not by searching every business."""
+    secret = "zoom-secret-token"
+    monkeypatch.setitem(app.config, "ZOOM_WEBHOOK_SECRET_TOKEN", secret)
+    pinned_now("2027-01-01T00:00:00Z")
+    slug = make_tenant(_setup("zoom"))
+    appointment_id = book(client, slug)["appointment"]["id"]
+    relay(app, slug)
+    integ_workers.start(1)
+    wait_until(lambda: _appointment(app, slug, appointment_id)["meeting_status"] == "ready", timeout=60)
+    meeting_id = _appointment(app, slug, appointment_id)["meeting_id"]
+    [indexed] = rows(app, slug, "appointment", "id = :id", {"id": appointment_id})
+    from app.extensions import db
+
+    with app.app_context(), db.engine.connect() as conn:
+        owner = conn.execute(text("SELECT t.slug, p.appointment_id FROM public.provider_meeting p "
+                                  "JOIN public.tenant t ON t.id = p.tenant_id "
+                                  "WHERE p.provider = 'zoom' AND p.meeting_id = :m"), {"m": meeting_id}).one()
+    assert tuple(owner) == (slug, appointment_id) and indexed["meeting_id"] == meeting_id
+
+    # The host drags the meeting to 10:00 and makes it 60 minutes in Zoom: it is put back.
+    zoom.meetings[meeting_id].update(start_time="2027-01-11T10:00:00Z", duration=60)
+    patches = len([r for r in zoom.requests if r.method == "PATCH"])
+    assert _zoom_event(client, secret, "meeting.updated",
+                       {"id": int(meeting_id), "start_time": "2027-01-11T10:00:00Z", "duration": 60}) == {"status": "ok"}
+    wait_until(lambda: zoom.meetings[meeting_id]["start_time"] == MONDAY_0900 and zoom.meetings[meeting_id]["duration"] == 30,
+               timeout=60)
+    wait_until(lambda: _appointment(app, slug, appointment_id)["meeting_status"] == "ready", timeout=60)
+    assert _appointment(app, slug, appointment_id)["meeting_details"]["changed_in_zoom"]["start_time"] == "2027-01-11T10:00:00Z"
+    assert len([r for r in zoom.requests if r.method == "PATCH"]) == patches + 1
+    # A change that keeps the appointment's time (the topic) moves nothing.
+    _zoom_event(client, secret, "meeting.updated", {"id": int(meeting_id), "topic": "Renamed"})
+    time.sleep(1)
+    assert len([r for r in zoom.requests if r.method == "PATCH"]) == patches + 1
+
+    _zoom_event(client, secret, "meeting.started", {"id": int(meeting_id), "uuid": "u1"})
+    _zoom_event(client, secret, "meeting.ended", {"id": int(meeting_id), "uuid": "u1"})
+    details = _appointment(app, slug, appointment_id)["meeting_details"]
+    assert "started_at" in details and "ended_at" in details
+    assert _zoom_event(client, secret, "meeting.deleted", {"id": 999999, "uuid": "not-ours"}) == {"status": "ok"}
+    assert _appointment(app, slug, appointment_id)["meeting_status"] == "ready"  # someone else's meeting
+    _zoom_event(client, secret, "meeting.deleted", {"id": int(meeting_id), "uuid": "u1"})
+    row = _appointment(app, slug, appointment_id)
+    assert (row["meeting_status"], row["meeting_error"]) == ("failed", "the meeting was deleted in Zoom")
+    with app.app_context(), db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM public.provider_meeting WHERE meeting_id = :m"),
+                            {"m": meeting_id}).scalar() == 0
