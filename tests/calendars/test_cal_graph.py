@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 
 from cal_helpers import book, drain_outbox, slots, tenant_do, weekday_at
-from test_cal_google import _iso, connect, connection, link_of, pull, push
+from test_cal_google import _iso, _next_dst_change, connect, connection, link_of, pull, push
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -108,3 +108,44 @@ def test_graph_refresh_rotates_tokens_and_online_meeting_fields_pass_through(app
     assert tenant_do(app, slug, lambda s, _r: len(cal.client_for(
         s, s.get(cal.CalendarConnection, conn_id), cal.SyncConfig.from_config(app.config)).calendars())) == 2
     assert connection(app, slug, conn_id).status == "active"
+
+
+def test_recurring_outlook_series_across_a_dst_change_blocks_the_same_local_time(app, client, cal_tenant, graph,
+                                                                                 cal_config, monkeypatch):
+    """A weekly Monday 10:00 Berlin series: calendarView lists its occurrences (in UTC), each
+    blocks 10:00 local before and after the clocks change; shortening the series frees the
+    occurrences it lost (Graph sends them as removed); deleting it frees the rest."""
+    monkeypatch.setitem(app.config, "CALENDAR_WINDOW_DAYS", 400)  # the next change may be 7 months away
+    slug = cal_tenant
+    conn_id = connect(app, slug, graph, provider="microsoft")
+    change = _next_dst_change(16)
+    monday_before, monday_after = change - dt.timedelta(days=6), change + dt.timedelta(days=1)
+    first = monday_before - dt.timedelta(days=7)
+    series = graph.add_series(
+        dt.datetime.combine(first, dt.time(10), BERLIN), dt.datetime.combine(first, dt.time(11), BERLIN),
+        subject="Team meeting",
+        recurrence={"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"], "firstDayOfWeek": "monday"},
+                    "range": {"type": "numbered", "startDate": first.isoformat(), "numberOfOccurrences": 4}})
+    result = pull(app, slug, conn_id)
+    assert result["events"] == 4 and result["blocks"] == 4  # the occurrences, never the series itself
+    offsets = set()
+    for monday in (monday_before, monday_after):
+        ten = dt.datetime.combine(monday, dt.time(10), BERLIN)
+        offsets.add(ten.utcoffset())
+        free = slots(client, slug, monday)
+        assert _iso(ten) not in free and _iso(ten + dt.timedelta(minutes=30)) not in free, (monday, free[:6])
+        assert _iso(ten - dt.timedelta(hours=1)) in free and _iso(ten + dt.timedelta(hours=1)) in free
+    assert len(offsets) == 2  # the two Mondays really are on both sides of the change
+
+    # Two occurrences only: the Monday after the change is free again; the one before stays blocked.
+    graph.edit(series["id"], recurrence={**series["recurrence"], "range": {**series["recurrence"]["range"],
+                                                                           "numberOfOccurrences": 2}})
+    assert pull(app, slug, conn_id)["full"] is False
+    ten_before = dt.datetime.combine(monday_before, dt.time(10), BERLIN)
+    ten_after = dt.datetime.combine(monday_after, dt.time(10), BERLIN)
+    assert _iso(ten_after) in slots(client, slug, monday_after)
+    assert _iso(ten_before) not in slots(client, slug, monday_before)
+
+    graph.remove(series["id"])
+    pull(app, slug, conn_id)
+    assert _iso(ten_before) in slots(client, slug, monday_before)

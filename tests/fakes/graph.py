@@ -4,7 +4,12 @@ Speaks the documented shapes: `transactionId` makes a create idempotent (a secon
 create with it answers the first event), `changeKey` changes on every write,
 `calendarView/delta` needs startDateTime/endDateTime on the first call and answers
 `@odata.deltaLink` (`expire_delta_links()` makes older links 410), removed events
-come back as `{"id", "@removed": {"reason": "deleted"}}`. Subscriptions are
+come back as `{"id", "@removed": {"reason": "deleted"}}`. A recurring series (an event with a
+`recurrence` patternedRecurrence: daily / weekly / absoluteMonthly, range endDate / numbered /
+noEnd, wall-clock in its start's time zone) is never listed itself: calendarView lists its
+occurrences in the window (`type` "occurrence", `seriesMasterId`, times in UTC as asked by
+`Prefer: outlook.timezone`), and a changed or deleted series removes the occurrences it no
+longer has (`@removed`), as Graph does. Subscriptions are
 validated like Graph does (POST `?validationToken=` to the notificationUrl, which must
 echo it as text/plain within 10 s) and `notify()` posts change notifications with
 the clientState. 401 for unknown / expired access tokens, `invalid_grant` for revoked
@@ -29,7 +34,47 @@ from fakes.http_fake import HttpFake, Request, Response, oauth_client
 
 EVENT_FIELDS = {"subject", "body", "start", "end", "location", "showAs", "isReminderOn", "transactionId",
                 "isOnlineMeeting", "onlineMeetingProvider", "attendees", "categories", "sensitivity", "isAllDay",
-                "importance", "singleValueExtendedProperties"}
+                "importance", "singleValueExtendedProperties", "recurrence"}
+DAYS = {"monday": "MO", "tuesday": "TU", "wednesday": "WE", "thursday": "TH", "friday": "FR", "saturday": "SA",
+        "sunday": "SU"}
+
+
+def occurrences(ev: dict, lo: dt.datetime | None = None, hi: dt.datetime | None = None, limit: int = 730) -> list[dict]:
+    """The occurrences of a series that overlap [lo, hi), as calendarView lists them (UTC times)."""
+    from zoneinfo import ZoneInfo
+
+    from dateutil.rrule import rrulestr
+
+    pattern, span = ev["recurrence"]["pattern"], ev["recurrence"]["range"]
+    zone = ZoneInfo(ev["start"].get("timeZone") or "UTC")
+    first = dt.datetime.fromisoformat(ev["start"]["dateTime"][:19])
+    length = dt.datetime.fromisoformat(ev["end"]["dateTime"][:19]) - first
+    rule = {"daily": "FREQ=DAILY", "weekly": "FREQ=WEEKLY", "absoluteMonthly": "FREQ=MONTHLY"}[pattern["type"]]
+    rule += f";INTERVAL={pattern.get('interval', 1)}"
+    if pattern["type"] == "weekly":
+        rule += ";BYDAY=" + ",".join(DAYS[d] for d in pattern["daysOfWeek"])
+    if pattern["type"] == "absoluteMonthly":
+        rule += f";BYMONTHDAY={pattern['dayOfMonth']}"
+    if span["type"] == "numbered":
+        rule += f";COUNT={span['numberOfOccurrences']}"
+    elif span["type"] == "endDate":
+        rule += ";UNTIL=" + span["endDate"].replace("-", "") + "T235959"
+    out = []
+    # Wall-clock recurrence: expand on naive local times, then place each in the zone (DST moves the UTC hour).
+    for n, local in enumerate(rrulestr("RRULE:" + rule, dtstart=first)):
+        if n >= limit:
+            break
+        start = local.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+        end = start + length
+        if hi is not None and start >= hi:
+            break
+        if lo is not None and end <= lo:
+            continue
+        item = {k: v for k, v in ev.items() if k != "recurrence"}
+        item.update({"id": f"{ev['id']}_{start:%Y%m%dT%H%M%SZ}", "type": "occurrence", "seriesMasterId": ev["id"],
+                     "start": GraphFake._dt(start), "end": GraphFake._dt(end)})
+        out.append(item)
+    return out
 
 
 def _err(status: int, code: str, message: str, headers=None) -> Response:
@@ -100,6 +145,17 @@ class GraphFake(HttpFake):
         with self.lock:
             ev = {"id": "AAMkEv" + secrets.token_hex(8), "subject": "Private", "showAs": "busy", "isAllDay": False,
                   "start": self._dt(start), "end": self._dt(end), **fields}
+            return self._store(ev, calendar)
+
+    def add_series(self, start: dt.datetime, end: dt.datetime, recurrence: dict, calendar: str = "AAMkCal1",
+                   **fields) -> dict:
+        """A recurring series whose first occurrence is [start, end), wall-clock in start's zone."""
+        def local(value: dt.datetime) -> dict:
+            return {"dateTime": value.strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": str(value.tzinfo)}
+
+        with self.lock:
+            ev = {"id": "AAMkEv" + secrets.token_hex(8), "subject": "Private", "showAs": "busy", "isAllDay": False,
+                  "type": "seriesMaster", "start": local(start), "end": local(end), "recurrence": recurrence, **fields}
             return self._store(ev, calendar)
 
     def edit(self, eid: str, **fields) -> dict:
@@ -182,6 +238,9 @@ class GraphFake(HttpFake):
         return auth.startswith("Bearer ") and bool(self.access_tokens.get(auth[7:]))
 
     def _store(self, ev: dict, calendar: str) -> dict:
+        before = self.events.get(ev["id"])
+        if before is not None and before.get("recurrence"):  # what a delta must remove if the series lost it
+            ev["_before"] = {o["id"] for o in occurrences(before)} | before.get("_before", set())
         serial = next(self.serial)
         self.last_serial = serial
         ev.update(_calendar=calendar, _serial=serial, changeKey=f"ck{serial}{secrets.token_hex(2)}")
@@ -305,6 +364,13 @@ class GraphFake(HttpFake):
         hi_t = dt.datetime.fromisoformat(hi.replace("Z", "+00:00"))
         out = []
         for e in sorted(items, key=lambda e: e["_serial"]):
+            if e.get("recurrence"):
+                now = [] if e["_deleted"] else occurrences(e, lo_t, hi_t)
+                gone = (e.get("_before", set()) | ({o["id"] for o in occurrences(e)} if e["_deleted"] else set())) \
+                    - {o["id"] for o in now}
+                out += [{"id": i, "@removed": {"reason": "deleted"}} for i in sorted(gone)]
+                out += [self._public(o) for o in now]
+                continue
             if e["_deleted"]:
                 out.append({"id": e["id"], "@removed": {"reason": "deleted"}})
                 continue
