@@ -1,4 +1,5 @@
-"""Loop test: random changes on both sides, interleaved with pushes and pulls, converge without duplicates or ping-pong."""
+"""Loop test: random changes on both sides, interleaved with pushes and pulls, converge without
+duplicates or ping-pong; against the Google fake and the Microsoft Graph fake."""
 
 from __future__ import annotations
 
@@ -16,26 +17,119 @@ BERLIN = ZoneInfo("Europe/Berlin")
 UTC = dt.timezone.utc
 
 
-def test_hundred_random_changes_on_both_sides_converge(app, client, cal_tenant, google, cal_config):
+class GoogleSide:
+    """The other side's moves on Google Calendar (our events have the appointment id without dashes)."""
+
+    provider = "google"
+
+    def __init__(self, fake):
+        self.fake, self.cal = fake, fake.email
+
+    def calendar_id(self) -> str:
+        return self.cal
+
+    def writes(self) -> int:
+        return len([r for r in self.fake.api_requests() if r.method != "GET"])
+
+    def live(self, eid: str) -> bool:
+        return self.fake.events[self.cal].get(eid, {}).get("status", "cancelled") != "cancelled"
+
+    def ours(self, appointment_id: str) -> str:
+        return appointment_id.replace("-", "")
+
+    def add_foreign(self, start, end, free: bool) -> str:
+        return self.fake.add_foreign(self.cal, start, end, transparency="transparent" if free else "opaque")["id"]
+
+    def foreign_free(self, eid: str) -> bool:
+        return self.fake.events[self.cal][eid].get("transparency") == "transparent"
+
+    def move(self, eid: str, start, end) -> None:
+        self.fake.edit(self.cal, eid, start={"dateTime": _iso(start), "timeZone": "Europe/Berlin"},
+                       end={"dateTime": _iso(end), "timeZone": "Europe/Berlin"})
+
+    def remove(self, eid: str) -> None:
+        self.fake.remove(self.cal, eid)
+
+    def ours_there(self) -> dict[str, tuple[str, str]]:
+        """Appointment id -> (start, end) of each live event of ours; a duplicate fails."""
+        found = {}
+        for ev in self.fake.events[self.cal].values():
+            mark = (ev.get("extendedProperties") or {}).get("private", {}).get("upzento")
+            if mark and ev["status"] != "cancelled":
+                assert mark not in found, f"duplicate event for {mark}"
+                found[mark] = (ev["start"]["dateTime"], ev["end"]["dateTime"])
+        return found
+
+
+class GraphSide:
+    """The other side's moves on Outlook (our events carry transactionId "<appointment id>-<generation>")."""
+
+    provider = "microsoft"
+
+    def __init__(self, fake):
+        self.fake = fake
+
+    def calendar_id(self) -> str:
+        return "AAMkCal1"
+
+    def writes(self) -> int:
+        return len([r for r in self.fake.api_requests() if r.method != "GET"])
+
+    def live(self, eid: str | None) -> bool:
+        return eid is not None and eid in self.fake.events and not self.fake.events[eid]["_deleted"]
+
+    def ours(self, appointment_id: str) -> str | None:
+        for ev in self.fake.events.values():
+            if (ev.get("transactionId") or "").rsplit("-", 1)[0] == appointment_id and not ev["_deleted"]:
+                return ev["id"]
+        return None
+
+    def add_foreign(self, start, end, free: bool) -> str:
+        return self.fake.add_foreign(start, end, showAs="free" if free else "busy")["id"]
+
+    def foreign_free(self, eid: str) -> bool:
+        return self.fake.events[eid].get("showAs") == "free"
+
+    def move(self, eid: str, start, end) -> None:
+        self.fake.edit(eid, start=self.fake._dt(start), end=self.fake._dt(end))
+
+    def remove(self, eid: str) -> None:
+        self.fake.remove(eid)
+
+    def ours_there(self) -> dict[str, tuple[str, str]]:
+        found = {}
+        for ev in self.fake.events.values():
+            mark = (ev.get("transactionId") or "").rsplit("-", 1)[0]
+            if mark and not ev["_deleted"]:
+                assert mark not in found, f"duplicate event for {mark}"
+                found[mark] = tuple(_iso(dt.datetime.fromisoformat(ev[part]["dateTime"][:19]).replace(tzinfo=UTC))
+                                    for part in ("start", "end"))
+        return found
+
+
+def test_hundred_random_changes_on_google_and_here_converge(app, client, cal_tenant, google, cal_config):
+    _converge(app, client, cal_tenant, GoogleSide(google), seed=1414)
+
+
+def test_hundred_random_changes_on_outlook_and_here_converge(app, client, cal_tenant, graph, cal_config):
+    _converge(app, client, cal_tenant, GraphSide(graph), seed=2718)
+
+
+def _converge(app, client, slug, side, seed: int) -> None:
     from app.models import tenant as m
 
-    rng = random.Random(1414)
-    slug = cal_tenant
-    conn_id = connect(app, slug, google)
-    cal = google.email
+    rng = random.Random(seed)
+    conn_id = connect(app, slug, side.fake, provider=side.provider)
     days = [weekday_at(7 + i) for i in range(12)]
     days = [d for d in days if d.weekday() < 5]
     tokens: dict[str, str] = {}  # appointment id -> manage token
     foreign: list[str] = []
     kinds = []
 
-    def writes():
-        return len([r for r in google.api_requests() if r.method != "GET"])
-
     for step in range(100):
         kind = rng.choice(["book", "book", "move_here", "cancel_here", "add_there", "edit_there", "delete_there",
                            "move_ours_there", "delete_ours_there"])
-        live_ours = [a for a in tokens if google.events[cal].get(a.replace("-", ""), {}).get("status") == "confirmed"]
+        live_ours = [a for a in tokens if side.live(side.ours(a))]
         if kind == "book" or (kind in ("move_here", "cancel_here") and not tokens):
             day = rng.choice(days)
             free = slots(client, slug, day)
@@ -56,25 +150,23 @@ def test_hundred_random_changes_on_both_sides_converge(app, client, cal_tenant, 
             client.post(f"/api/v1/public/{slug}/bookings/{tokens[appt]}/cancel", json={})
         elif kind == "add_there":
             start = dt.datetime.combine(rng.choice(days), dt.time(rng.randint(8, 17), rng.choice((0, 30))), BERLIN)
-            foreign.append(google.add_foreign(cal, start, start + dt.timedelta(minutes=rng.choice((30, 60, 90))),
-                                              transparency=rng.choice(["opaque", "opaque", "transparent"]))["id"])
+            foreign.append(side.add_foreign(start, start + dt.timedelta(minutes=rng.choice((30, 60, 90))),
+                                            free=rng.choice([False, False, True])))
         elif kind == "edit_there" and foreign:
             eid = rng.choice(foreign)
-            if google.events[cal][eid]["status"] != "cancelled":
+            if side.live(eid):
                 start = dt.datetime.combine(rng.choice(days), dt.time(rng.randint(9, 16)), BERLIN)
-                google.edit(cal, eid, start={"dateTime": start.isoformat()},
-                            end={"dateTime": (start + dt.timedelta(hours=1)).isoformat()})
+                side.move(eid, start, start + dt.timedelta(hours=1))
         elif kind == "delete_there" and foreign:
             eid = rng.choice(foreign)
-            if google.events[cal][eid]["status"] != "cancelled":
-                google.remove(cal, eid)
+            if side.live(eid):
+                side.remove(eid)
         elif kind == "move_ours_there" and live_ours:
-            eid = rng.choice(live_ours).replace("-", "")
+            eid = side.ours(rng.choice(live_ours))
             start = dt.datetime.combine(rng.choice(days), dt.time(rng.randint(9, 16), rng.choice((0, 30))), BERLIN)
-            google.edit(cal, eid, start={"dateTime": _iso(start), "timeZone": "Europe/Berlin"},
-                        end={"dateTime": _iso(start + dt.timedelta(minutes=30)), "timeZone": "Europe/Berlin"})
+            side.move(eid, start, start + dt.timedelta(minutes=30))
         elif kind == "delete_ours_there" and live_ours:
-            google.remove(cal, rng.choice(live_ours).replace("-", ""))
+            side.remove(side.ours(rng.choice(live_ours)))
         else:
             continue
         kinds.append(kind)
@@ -89,35 +181,30 @@ def test_hundred_random_changes_on_both_sides_converge(app, client, cal_tenant, 
     for _ in range(3):  # let both sides settle
         drain_outbox(app, slug)
         pull(app, slug, conn_id)
-    settled = writes()
+    settled = side.writes()
     drain_outbox(app, slug)
     pull(app, slug, conn_id)
     drain_outbox(app, slug)
-    assert writes() == settled, "a quiet round wrote again: ping-pong"
-    assert writes() <= 3 * len(kinds)
+    assert side.writes() == settled, "a quiet round wrote again: ping-pong"
+    assert side.writes() <= 3 * len(kinds)
 
     appts = tenant_do(app, slug, lambda s, _r: {str(a.id): (a.status, a.start_at, a.end_at) for a in s.scalars(
         select(m.Appointment).where(m.Appointment.id.in_([uuid.UUID(a) for a in tokens])))})
-    ours_there = {}
-    for ev in google.events[cal].values():
-        mark = (ev.get("extendedProperties") or {}).get("private", {}).get("upzento")
-        if mark and ev["status"] != "cancelled":
-            assert mark not in ours_there, f"duplicate event for {mark}"
-            ours_there[mark] = ev
+    ours_there = side.ours_there()
     for appt, (status, start, end) in appts.items():
         if status == "cancelled":
             assert appt not in ours_there, appt
         else:
-            ev = ours_there[appt]
-            assert ev["start"]["dateTime"] == _iso(start) and ev["end"]["dateTime"] == _iso(end), (appt, ev["start"])
-    # Busy blocks are exactly the live, opaque foreign events.
-    wanted = {eid for eid in foreign if google.events[cal][eid]["status"] != "cancelled"
-              and google.events[cal][eid].get("transparency") != "transparent"}
+            assert ours_there[appt] == (_iso(start), _iso(end)), (appt, ours_there[appt])
+    # Busy blocks are exactly the live foreign events that are not shown as free.
+    wanted = {eid for eid in foreign if side.live(eid) and not side.foreign_free(eid)}
     from app.services.calendar_sync import event_key
 
     keys = tenant_do(app, slug, lambda s, _r: set(s.scalars(select(m.BusyBlock.event_key).where(
         m.BusyBlock.connection_id == conn_id))))
-    assert keys == {event_key(cal, eid) for eid in wanted}
+    assert keys == {event_key(side.calendar_id(), eid) for eid in wanted}
     count = tenant_do(app, slug, lambda s, _r: s.scalar(select(func.count()).select_from(m.BusyBlock).where(
         m.BusyBlock.connection_id == conn_id)))
     assert count == len(wanted)
+    print(f"{side.provider} loop: {len(kinds)} changes, {side.writes()} writes, "
+          f"{len(ours_there)} of our events live, {len(wanted)} busy blocks")
