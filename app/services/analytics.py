@@ -230,11 +230,87 @@ def _fold_money(groups) -> list[SimpleNamespace]:
     return [rows[k] for k in sorted(rows)]
 
 
+# The daily rollup (tenant migration t0014day): a figure with no filter or one of location, staff
+# and service reads `appointment_day` (+ its not yet compacted delta) instead of every row, and
+# the rows of the one local day containing `now` (whether they have "started" depends on the
+# time of day). Both in one statement, so the answer is the raw one at that statement's snapshot.
+# The rollup counts days in the zone `appointment_day_zone` holds; while that is not the
+# business's (a zone change not rebuilt yet), the statement reads every row instead.
+ROLLUP = True  # tests turn it off to compare the rollup's answers with the raw ones
+
+_ZONE = "(SELECT timezone FROM appointment_day_zone)"
+
+_GROUPS_FROM_ROLLUP = f"""
+    SELECT width_bucket(d.day, CAST(:days AS date[])) AS bucket, d.currency, d.status, d.day < :today AS began,
+           d.n, d.amount
+    FROM (
+        SELECT day, status, currency, n, amount FROM appointment_day
+        WHERE dim = :dim AND dim_id = :dim_id AND day >= :day_lo AND day <= :day_hi AND day <> :today
+        UNION ALL
+        SELECT day, status, currency, n, amount FROM appointment_day_delta
+        WHERE dim = :dim AND dim_id = :dim_id AND day >= :day_lo AND day <= :day_hi AND day <> :today
+    ) d WHERE {_ZONE} = :tz
+    UNION ALL
+    SELECT width_bucket(a.start_at, CAST(:bounds AS timestamptz[])), a.currency, a.status, a.start_at <= :now,
+           1, coalesce(a.price, 0) * a.seats
+    FROM appointment a WHERE {{where}} AND a.start_at >= :today_lo AND a.start_at < :today_hi AND {_ZONE} = :tz
+    UNION ALL
+    SELECT width_bucket(a.start_at, CAST(:bounds AS timestamptz[])), a.currency, a.status, a.start_at <= :now,
+           1, coalesce(a.price, 0) * a.seats
+    FROM appointment a WHERE {{where}} AND {_ZONE} IS DISTINCT FROM :tz
+"""
+
+_BUCKETED_ROLLUP = f"""
+SELECT x.bucket, sum(x.n)::bigint AS bookings,
+       coalesce(sum(x.n) FILTER (WHERE x.status = 'cancelled'), 0)::bigint AS cancelled,
+       coalesce(sum(x.n) FILTER (WHERE x.status = 'no_show'), 0)::bigint AS no_show,
+       coalesce(sum(x.n) FILTER (WHERE x.status = 'completed'), 0)::bigint AS completed,
+       coalesce(sum(x.n) FILTER (WHERE x.status <> 'cancelled' AND x.began), 0)::bigint AS started
+FROM ({_GROUPS_FROM_ROLLUP}) x GROUP BY 1
+"""
+
+_BUCKETED_MONEY_ROLLUP = f"""
+SELECT x.bucket, coalesce(x.currency, :currency) AS currency, x.status, x.began, sum(x.n)::bigint AS n,
+       sum(x.amount) AS amount
+FROM ({_GROUPS_FROM_ROLLUP}) x GROUP BY 1, 2, 3, 4
+"""
+
+
+def _rollup_slice(where: _Where) -> tuple[int, int] | None:
+    """The rollup's (dim, dim_id) that answers `where`'s filters: (0, 0) for none, one per location
+    (1), staff member (2) or service (3); None for a combination (the raw statement answers it)."""
+    chosen: dict[int, int] = {}
+    for name, dim in (("location_id", 1), ("staff_id", 2), ("service_id", 3)):
+        if name in where.params:
+            chosen[dim] = where.params[name]
+    if "only_staff_id" in where.params:
+        if chosen.setdefault(2, where.params["only_staff_id"]) != where.params["only_staff_id"]:
+            return None
+    if len(chosen) > 1:
+        return None
+    return next(iter(chosen.items()), (0, 0))
+
+
+def _day_bounds(r: Range) -> list[dt.date]:
+    """`_bucket_bounds` as local dates, for `width_bucket(day, bounds)` over the rollup's days."""
+    return [r.previous().date_from, r.date_from, *periods(r)[1:]]
+
+
 def _bucketed(session: Session, tenant, r: Range, now: dt.datetime, money: bool) -> list:
     """Status counts (and with `money`, sums per currency) of the previous period (bucket 1) and of
     each period of the range (bucket k >= 2 is periods(r)[k - 2]): one statement over both."""
-    where = _where(session, tenant.timezone, r, with_previous=True)
-    params = dict(where.params, bounds=_bucket_bounds(r, tenant.timezone), now=now, currency=tenant.currency)
+    tz = tenant.timezone
+    where = _where(session, tz, r, with_previous=True)
+    params = dict(where.params, bounds=_bucket_bounds(r, tz), now=now, currency=tenant.currency)
+    found = _rollup_slice(where) if ROLLUP else None
+    if found is not None:
+        today = now.astimezone(ZoneInfo(tz)).date()
+        today_lo, today_hi = local_bounds(today, today, tz)
+        params.update(dim=found[0], dim_id=found[1], days=_day_bounds(r), day_lo=r.previous().date_from,
+                      day_hi=r.date_to, today=today, today_lo=today_lo, today_hi=today_hi)
+        sql = _BUCKETED_MONEY_ROLLUP if money else _BUCKETED_ROLLUP
+        rows = session.execute(text(sql.format(where=where.sql)), params)
+        return _fold_money(rows) if money else list(rows)
     if money:
         return _fold_money(session.execute(text(_BUCKETED_MONEY.format(where=where.sql)), params))
     sql = _BUCKETED.format(where=where.sql)
@@ -538,7 +614,43 @@ def csv_rows(data: dict) -> list[list]:
 
 # --- an agency's businesses -----------------------------------------------------------
 
+# One business of the agency rollup, from its daily rollup (every appointment: dim 0) like
+# `_bucketed`: the day containing `now` and a rollup in another zone read the rows instead.
 _ROLLUP_BRANCH = """
+SELECT CAST(:t{i} AS integer) AS tenant_id,
+       coalesce(sum(x.n) FILTER (WHERE x.cur), 0)::bigint AS bookings,
+       coalesce(sum(x.n) FILTER (WHERE x.cur AND x.status = 'cancelled'), 0)::bigint AS cancelled,
+       coalesce(sum(x.n) FILTER (WHERE x.cur AND x.status = 'no_show'), 0)::bigint AS no_show,
+       coalesce(sum(x.n) FILTER (WHERE x.cur AND x.status <> 'cancelled' AND x.began), 0)::bigint AS started,
+       coalesce(sum(x.n) FILTER (WHERE NOT x.cur), 0)::bigint AS previous_bookings,
+       coalesce(sum(x.amount) FILTER (WHERE x.cur AND x.status <> 'cancelled'), 0) AS booked,
+       coalesce(sum(x.amount) FILTER (WHERE x.cur AND x.status = 'completed'), 0) AS realised,
+       coalesce(sum(x.amount) FILTER (WHERE x.cur AND x.status IN ('no_show', 'cancelled')), 0) AS lost
+FROM (
+    SELECT d.day >= :dlo{i} AS cur, d.status, d.day < :today{i} AS began, d.n, d.amount
+    FROM (
+        SELECT day, status, n, amount FROM "{schema}".appointment_day
+        WHERE dim = 0 AND dim_id = 0 AND day >= :pdlo{i} AND day <= :dhi{i} AND day <> :today{i}
+        UNION ALL
+        SELECT day, status, n, amount FROM "{schema}".appointment_day_delta
+        WHERE dim = 0 AND dim_id = 0 AND day >= :pdlo{i} AND day <= :dhi{i} AND day <> :today{i}
+    ) d WHERE (SELECT timezone FROM "{schema}".appointment_day_zone) = :tz{i}
+    UNION ALL
+    SELECT a.start_at >= :lo{i}, a.status, a.start_at <= :now, 1, coalesce(a.price, 0) * a.seats
+    FROM "{schema}".appointment a
+    WHERE a.start_at >= :plo{i} AND a.start_at < :hi{i} AND a.start_at >= :tlo{i} AND a.start_at < :thi{i}
+      AND (SELECT timezone FROM "{schema}".appointment_day_zone) = :tz{i}
+    UNION ALL
+    SELECT a.start_at >= :lo{i}, a.status, a.start_at <= :now, 1, coalesce(a.price, 0) * a.seats
+    FROM "{schema}".appointment a
+    WHERE a.start_at >= :plo{i} AND a.start_at < :hi{i}
+      AND (SELECT timezone FROM "{schema}".appointment_day_zone) IS DISTINCT FROM :tz{i}
+) x
+"""
+
+
+# The same from every row (ROLLUP off).
+_ROLLUP_BRANCH_RAW = """
 SELECT CAST(:t{i} AS integer) AS tenant_id,
        count(*) FILTER (WHERE a.start_at >= :lo{i}) AS bookings,
        count(*) FILTER (WHERE a.start_at >= :lo{i} AND a.status = 'cancelled') AS cancelled,
@@ -570,8 +682,12 @@ def agency_rollup(session: Session, tenants: list, date_from: dt.date, date_to: 
     for i, t in enumerate(tenants):
         lo, hi = local_bounds(date_from, date_to, t.timezone)
         plo, _ = local_bounds(prev.date_from, prev.date_to, t.timezone)
-        params.update({f"t{i}": t.id, f"lo{i}": lo, f"hi{i}": hi, f"plo{i}": plo})
-        branches.append(_ROLLUP_BRANCH.format(i=i, schema=t.schema))
+        today = now.astimezone(ZoneInfo(t.timezone)).date()
+        tlo, thi = local_bounds(today, today, t.timezone)
+        params.update({f"t{i}": t.id, f"lo{i}": lo, f"hi{i}": hi, f"plo{i}": plo, f"tz{i}": t.timezone,
+                       f"dlo{i}": date_from, f"dhi{i}": date_to, f"pdlo{i}": prev.date_from, f"today{i}": today,
+                       f"tlo{i}": tlo, f"thi{i}": thi})
+        branches.append((_ROLLUP_BRANCH if ROLLUP else _ROLLUP_BRANCH_RAW).format(i=i, schema=t.schema))
     rows = {}
     if branches:
         rows = {row.tenant_id: row for row in session.execute(text(" UNION ALL ".join(branches)), params)}
