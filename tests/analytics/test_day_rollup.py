@@ -275,6 +275,7 @@ def test_figures_from_the_rollup_equal_figures_from_the_rows(app, figures_tenant
 def test_the_rollup_is_what_the_figures_read(app, figures_tenant):
     """A rollup row changed by hand (in a transaction rolled back) changes the answer: no silent raw path."""
     from app.extensions import db
+    from app.models.public import Tenant
     from app.services import analytics
     from app.tenancy import tenant_session
 
@@ -287,9 +288,17 @@ def test_the_rollup_is_what_the_figures_read(app, figures_tenant):
                              " AND (status, currency) = (SELECT status, currency FROM appointment_day"
                              " WHERE dim = 0 AND day = '2027-03-10' LIMIT 1)"))
         assert analytics.figure(session, ref, "bookings", r, NOW)["total"] == honest + 1000
-        # Told another zone than the rollup's, the figure reads the rows.
-        session.execute(text("UPDATE appointment_day_zone SET timezone = 'Asia/Tokyo'"))
-        assert analytics.figure(session, ref, "bookings", r, NOW)["total"] == honest
+        tenant = session.get(Tenant, ref.id)
+        analytics.AGENCY_ROLLUP_MIN_ROWS = 0
+        try:
+            agency = analytics.agency_rollup(session, [tenant], r.date_from, r.date_to, NOW)["bookings"]
+            # Told another zone than the rollup's, the figures read the rows.
+            session.execute(text("UPDATE appointment_day_zone SET timezone = 'Asia/Tokyo'"))
+            assert analytics.figure(session, ref, "bookings", r, NOW)["total"] == honest
+            assert analytics.agency_rollup(session, [tenant], r.date_from, r.date_to, NOW)["bookings"] == honest
+        finally:
+            analytics.AGENCY_ROLLUP_MIN_ROWS = 10_000
+        assert agency == honest + 1000
         session.rollback()
 
 
@@ -307,6 +316,7 @@ def test_home_and_agency_rollup_from_the_rollup_equal_the_rows(app, figures_tena
 
     def both(rollup: bool):
         analytics.ROLLUP = rollup
+        analytics.AGENCY_ROLLUP_MIN_ROWS = 0  # every business from its rollup (the default: large ones only)
         try:
             with app.app_context():
                 tenants = list(db.session.scalars(select(Tenant).where(Tenant.slug.in_([figures_tenant, other])).order_by(Tenant.slug)))
@@ -316,7 +326,7 @@ def test_home_and_agency_rollup_from_the_rollup_equal_the_rows(app, figures_tena
                 home = analytics.home_figures(session, ref, analytics.Range(dt.date(2027, 3, 1), dt.date(2027, 3, 30)), NOW)
             return agency, home
         finally:
-            analytics.ROLLUP = True
+            analytics.ROLLUP, analytics.AGENCY_ROLLUP_MIN_ROWS = True, 10_000
 
     assert both(True) == both(False)
     assert both(True)[0]["bookings"] > 0
@@ -389,3 +399,17 @@ def test_compaction_beside_concurrent_bookings_loses_and_doubles_nothing(app, ro
     assert not errors, errors
     assert check(slug) == len(committed) == 150 - len([i for i in range(150) if i % 7 == 3])
     assert check(slug, compact=True) == len(committed)
+
+
+def test_the_agency_rollup_reads_the_day_rollup_of_large_businesses_only(app, figures_tenant, monkeypatch):
+    from app.extensions import db
+    from app.services import analytics
+    from app.tenancy import tenant_session
+
+    with app.app_context(), tenant_session(db.engine, figures_tenant) as (session, ref):
+        session.execute(text("ANALYZE appointment"))
+        rows = session.scalar(text("SELECT count(*) FROM appointment"))
+        monkeypatch.setattr(analytics, "AGENCY_ROLLUP_MIN_ROWS", rows)
+        assert analytics._large_schemas(session, [ref.schema, "tenant_nowhere"]) == {ref.schema}
+        monkeypatch.setattr(analytics, "AGENCY_ROLLUP_MIN_ROWS", rows + 1)
+        assert analytics._large_schemas(session, [ref.schema]) == set()
