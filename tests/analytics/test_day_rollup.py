@@ -413,3 +413,20 @@ def test_the_agency_rollup_reads_the_day_rollup_of_large_businesses_only(app, fi
         assert analytics._large_schemas(session, [ref.schema, "tenant_nowhere"]) == {ref.schema}
         monkeypatch.setattr(analytics, "AGENCY_ROLLUP_MIN_ROWS", rows + 1)
         assert analytics._large_schemas(session, [ref.schema]) == set()
+
+
+def test_the_cron_job_compacts_every_business_and_rebuilds_one_counted_in_another_zone(
+        app, make_tenant, put_appointments, check):
+    from app.jobs import periodic
+
+    first, second = make_tenant(rollup_setup()), make_tenant(rollup_setup())
+    put_appointments(first, random_rows(random.Random(11), 25))
+    put_appointments(second, random_rows(random.Random(12), 25))
+    with app.app_context(), _in_tenant(app, second) as (session, _ref):
+        session.execute(text("UPDATE appointment_day_zone SET timezone = 'Asia/Tokyo'"))  # a change made around the rollup
+    with app.app_context():
+        assert periodic.compact_day_rollups() >= 1
+    with app.app_context(), _in_tenant(app, first) as (session, _ref):
+        assert session.scalar(text("SELECT count(*) FROM appointment_day_delta")) == 0
+    assert check(first) == 25
+    assert check(second) == 25
