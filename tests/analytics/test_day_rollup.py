@@ -129,6 +129,12 @@ def test_a_new_business_starts_with_an_empty_rollup_in_its_zone(app, make_tenant
     setup["tenant"]["timezone"] = "Asia/Kolkata"
     slug = make_tenant(setup)
     assert check(slug) == 0
+    # Built from the recorded schema script: its functions resolve tables in its own schema.
+    with app.app_context(), _in_tenant(app, slug) as (session, ref):
+        configs = session.scalars(text(
+            "SELECT array_to_string(proconfig, ';') FROM pg_proc"
+            " WHERE pronamespace = CAST(:s AS regnamespace) AND proname LIKE 'appointment_day%'"), {"s": f'"{ref.schema}"'}).all()
+    assert configs == [f"search_path={ref.schema}, public"] * 4
 
 
 def test_rollup_equals_the_rows_after_every_kind_of_write(app, rollup_tenant, put_appointments, book_real, check):
