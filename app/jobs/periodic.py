@@ -97,7 +97,10 @@ def compact_day_rollups() -> int:
 
     moved = 0
     for slug in active_tenants(engine()):
-        moved += max(0, day_rollup.compact_tenant(engine(), slug))
+        try:
+            moved += max(0, day_rollup.compact_tenant(engine(), slug))
+        except Exception:  # noqa: BLE001 - one business's failure (a schema not migrated yet) must not stop the others
+            log.exception("day rollup compaction of %s failed", slug)
     return moved
 
 

@@ -425,13 +425,20 @@ def test_the_cron_job_compacts_every_business_and_rebuilds_one_counted_in_anothe
         app, make_tenant, put_appointments, check):
     from app.jobs import periodic
 
-    first, second = make_tenant(rollup_setup()), make_tenant(rollup_setup())
+    first, second, broken = make_tenant(rollup_setup()), make_tenant(rollup_setup()), make_tenant(rollup_setup())
     put_appointments(first, random_rows(random.Random(11), 25))
     put_appointments(second, random_rows(random.Random(12), 25))
     with app.app_context(), _in_tenant(app, second) as (session, _ref):
         session.execute(text("UPDATE appointment_day_zone SET timezone = 'Asia/Tokyo'"))  # a change made around the rollup
-    with app.app_context():
-        assert periodic.compact_day_rollups() >= 1
+    # A business whose rollup cannot be read (as a schema not migrated yet) does not stop the others.
+    with app.app_context(), _in_tenant(app, broken) as (session, _ref):
+        session.execute(text("ALTER TABLE appointment_day_zone RENAME TO appointment_day_zone_away"))
+    try:
+        with app.app_context():
+            assert periodic.compact_day_rollups() >= 1
+    finally:
+        with app.app_context(), _in_tenant(app, broken) as (session, _ref):
+            session.execute(text("ALTER TABLE appointment_day_zone_away RENAME TO appointment_day_zone"))
     with app.app_context(), _in_tenant(app, first) as (session, _ref):
         assert session.scalar(text("SELECT count(*) FROM appointment_day_delta")) == 0
     assert check(first) == 25

@@ -114,6 +114,9 @@ def upgrade() -> None:
         DECLARE
             moved bigint;
         BEGIN
+            IF NOT EXISTS (SELECT 1 FROM appointment_day_delta) THEN
+                RETURN 0;  -- most businesses, most runs: no scan of the rollup for rows at 0
+            END IF;
             -- One compaction per schema at a time; another one finding the lock taken skips.
             IF NOT pg_try_advisory_xact_lock(7262014, hashtext(current_schema())) THEN
                 RETURN -1;
