@@ -220,6 +220,24 @@ def test_a_time_zone_changed_in_the_admin_rebuilds_the_rollup(app, rollup_tenant
     assert check(rollup_tenant) == 30
 
 
+def test_a_time_zone_changed_on_the_client_business_form_rebuilds_the_rollup(
+        app, agency_business, client, login, put_appointments, check):
+    from app.extensions import db
+    from app.models.public import Tenant
+
+    put_appointments(agency_business, [dict(r, staff=None, service=None, location=None)
+                                       for r in random_rows(random.Random(8), 30) if r["staff"] == "ann"])
+    with app.app_context():
+        tenant_id = db.session.scalar(select(Tenant.id).where(Tenant.slug == agency_business))
+    login(client, f"ow_{agency_business}", "password-1")
+    page = client.post(f"/tenantview/edit/{tenant_id}", data={
+        "name": "Moved", "timezone": "America/Chicago", "currency": "EUR", "locale": "en"})
+    assert page.status_code == 302, page.get_data(as_text=True)[:500]
+    with app.app_context():
+        assert db.session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id)) == "America/Chicago"
+    assert check(agency_business) > 0
+
+
 # --- figures from the rollup equal figures from the rows -------------------------------
 
 
