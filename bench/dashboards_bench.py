@@ -94,6 +94,23 @@ FROM (
 """
 
 
+# Keys of (rollup + delta) and of a fresh GROUP BY of the rows that are not in both (0: the same).
+ROLLUP_CHECK = """
+WITH rolled AS (
+    SELECT dim, dim_id, day, status, currency, sum(n) AS n, sum(amount) AS amount
+    FROM (SELECT * FROM appointment_day UNION ALL SELECT * FROM appointment_day_delta) x
+    GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0
+), fresh AS (
+    SELECT d.dim, d.dim_id, (a.start_at AT TIME ZONE :tz)::date AS day, a.status, a.currency,
+           count(*) AS n, sum(coalesce(a.price, 0) * a.seats) AS amount
+    FROM appointment a
+    CROSS JOIN LATERAL (VALUES (0, 0), (1, a.location_id), (2, a.staff_id), (3, a.service_id)) d(dim, dim_id)
+    WHERE d.dim_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5
+)
+SELECT count(*) FROM ((TABLE rolled EXCEPT ALL TABLE fresh) UNION ALL (TABLE fresh EXCEPT ALL TABLE rolled)) x
+"""
+
+
 def fill(engine, schema: str, total: int, staff_n: int, days: int, first: dt.date, customers: int) -> None:
     from sqlalchemy import text
 
@@ -396,6 +413,26 @@ def measure(args, app, db_url: str, redis_url: str, key: str, big_schema: str, a
             loop.append((time.perf_counter() - t) * 1000)
         db.session.rollback()
     print(f"\nagency rollup, {len(tenants)} businesses: UNION ALL p95 {p95(samples):.1f} ms; one query per schema p95 {p95(loop):.1f} ms")
+
+    # The day rollup answers what the rows answer: every key, and the 365-day figures both ways.
+    with app.app_context():
+        from sqlalchemy import text
+
+        from app.tenancy import tenant_session
+
+        with tenant_session(db.engine, "big") as (session, ref):
+            differ = session.scalar(text(ROLLUP_CHECK), {"tz": ref.timezone})
+            r = analytics.Range(TODAY - dt.timedelta(days=364), TODAY)
+            answers = []
+            for use in (True, False):
+                analytics.ROLLUP = use
+                answers.append((analytics.bookings(session, ref, r, now), analytics.revenue(session, ref, r, now)))
+            analytics.ROLLUP = True
+    same = "equal" if differ == 0 and answers[0] == answers[1] else "DIFFERENT"
+    print(f"day rollup of the big business: {differ} keys differ from a GROUP BY of the rows; "
+          f"365-day bookings and revenue from the rollup and from the rows: {same}")
+    if same != "equal":
+        failed.append("day rollup")
 
     # CSV export of every row, in a fresh process so its peak RSS is the export's.
     child = subprocess.run([sys.executable, __file__, "--export-child", db_url, redis_url, "bench_admin", "big"],
