@@ -1,10 +1,10 @@
 """Analytics of one business, and of an agency's businesses: figures from SQL, never from ORM rows.
 
-Every figure is one aggregate statement over `appointment.start_at` ranges (the
-covering index `ix_appointment_start_cover` of migration t0009dash answers them
-with index-only scans), grouped in the business's local time. Dates are local
-dates of the business's time zone, both ends included; an appointment belongs
-to the period its start falls in.
+Every figure is one aggregate statement over `appointment.start_at` ranges, grouped in
+the business's local time. Bookings, cancellations, no-shows and revenue (with no filter
+or one) read the daily rollup of migration t0014day instead, plus the rows of the day
+containing `now` (see `_bucketed`). Dates are local dates of the business's time zone,
+both ends included; an appointment belongs to the period its start falls in.
 
 Definitions (README "Analytics"):
 - bookings: appointments starting in the period, any status (cancelled ones too);
