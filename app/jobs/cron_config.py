@@ -16,4 +16,5 @@ cron.register(calendar_sync.tick, queue_name="integrations", interval=60, name="
 cron.register(webhooks.sweep, queue_name="integrations", interval=60, name="webhook-sweep")
 cron.register(meetings.sweep, queue_name="integrations", interval=120, name="meeting-sweep")
 cron.register(periodic.retention_policies, queue_name="default", cron="37 3 * * *", name="retention-policies")
+cron.register(periodic.compact_day_rollups, queue_name="default", interval=300, name="day-rollup-compaction")
 cron.register(fairqueue.sweep, queue_name="default", interval=60, name="long-work-sweep")

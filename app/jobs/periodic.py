@@ -94,4 +94,19 @@ def retention_policies(now=None) -> int:
     return len(policies.apply_enabled(engine(), active_tenants(engine()), _parse(now)))
 
 
-__all__ = ["scan_reminders", "sweep_due", "retention", "retention_policies", "scan_tenant_reminders"]
+
+
+def compact_day_rollups() -> int:
+    """RQ/cron job: move every active tenant's analytics day-rollup delta into the rollup; rows moved."""
+    from app.services import day_rollup
+
+    moved = 0
+    for slug in active_tenants(engine()):
+        try:
+            moved += max(0, day_rollup.compact_tenant(engine(), slug))
+        except Exception:  # noqa: BLE001 - one business's failure (a schema not migrated yet) must not stop the others
+            log.exception("day rollup compaction of %s failed", slug)
+    return moved
+
+
+__all__ = ["scan_reminders", "sweep_due", "retention", "retention_policies", "scan_tenant_reminders", "compact_day_rollups"]

@@ -1,10 +1,10 @@
 """Analytics of one business, and of an agency's businesses: figures from SQL, never from ORM rows.
 
-Every figure is one aggregate statement over `appointment.start_at` ranges (the
-covering index `ix_appointment_start_cover` of migration t0009dash answers them
-with index-only scans), grouped in the business's local time. Dates are local
-dates of the business's time zone, both ends included; an appointment belongs
-to the period its start falls in.
+Every figure is one aggregate statement over `appointment.start_at` ranges, grouped in
+the business's local time. Bookings, cancellations, no-shows and revenue (with no filter
+or one) read the daily rollup of migration t0014day instead, plus the rows of the day
+containing `now` (see `_bucketed`). Dates are local dates of the business's time zone,
+both ends included; an appointment belongs to the period its start falls in.
 
 Definitions (README "Analytics"):
 - bookings: appointments starting in the period, any status (cancelled ones too);
@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
@@ -130,8 +131,10 @@ def _where(session: Session, tz: str, r: Range, with_previous: bool = False) -> 
     return _Where(" AND ".join(parts), params)
 
 
-def periods(r: Range) -> list[dt.date]:
-    """The first local date of every bucket that meets the range (weeks start on Monday)."""
+@lru_cache(maxsize=256)
+def periods(r: Range) -> tuple[dt.date, ...]:
+    """The first local date of every bucket that meets the range (weeks start on Monday); a figure
+    asks three times (bounds, series, revenue), a dashboard the same ranges again and again."""
     if r.interval == "day":
         first = r.date_from
     elif r.interval == "week":
@@ -148,7 +151,7 @@ def periods(r: Range) -> list[dt.date]:
             d += dt.timedelta(days=7)
         else:
             d = (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return out
+    return tuple(out)
 
 
 def _bucket_bounds(r: Range, tz: str) -> list[dt.datetime]:
@@ -230,11 +233,93 @@ def _fold_money(groups) -> list[SimpleNamespace]:
     return [rows[k] for k in sorted(rows)]
 
 
+# The daily rollup (tenant migration t0014day): a figure with no filter or one of location, staff
+# and service reads `appointment_day` (+ its not yet compacted delta) instead of every row, and
+# the rows of the one local day containing `now` (whether they have "started" depends on the
+# time of day). Both in one statement, so the answer is the raw one at that statement's snapshot.
+# The rollup counts days in the zone `appointment_day_zone` holds; while that is not the
+# business's (a zone change not rebuilt yet), the statement reads every row instead.
+ROLLUP = True  # tests turn it off to compare the rollup's answers with the raw ones
+
+_ZONE = "(SELECT timezone FROM appointment_day_zone)"
+
+_GROUPS_FROM_ROLLUP = f"""
+    SELECT width_bucket(d.day, CAST(:days AS date[])) AS bucket, d.currency, d.status, d.day < :today AS began,
+           d.n, d.amount
+    FROM (
+        SELECT day, status, currency, n, amount FROM appointment_day
+        WHERE dim = :dim AND dim_id = :dim_id AND day >= :day_lo AND day <= :day_hi AND day <> :today
+        UNION ALL
+        SELECT day, status, currency, n, amount FROM appointment_day_delta
+        WHERE dim = :dim AND dim_id = :dim_id AND day >= :day_lo AND day <= :day_hi AND day <> :today
+    ) d WHERE {_ZONE} = :tz
+    UNION ALL
+    SELECT width_bucket(a.start_at, CAST(:bounds AS timestamptz[])), a.currency, a.status, a.start_at <= :now,
+           1, coalesce(a.price, 0) * a.seats
+    FROM appointment a WHERE {{where}} AND a.start_at >= :today_lo AND a.start_at < :today_hi AND {_ZONE} = :tz
+    UNION ALL
+    SELECT width_bucket(a.start_at, CAST(:bounds AS timestamptz[])), a.currency, a.status, a.start_at <= :now,
+           1, coalesce(a.price, 0) * a.seats
+    FROM appointment a WHERE {{where}} AND {_ZONE} IS DISTINCT FROM :tz
+"""
+
+_BUCKETED_ROLLUP = f"""
+SELECT x.bucket, sum(x.n)::bigint AS bookings,
+       coalesce(sum(x.n) FILTER (WHERE x.status = 'cancelled'), 0)::bigint AS cancelled,
+       coalesce(sum(x.n) FILTER (WHERE x.status = 'no_show'), 0)::bigint AS no_show,
+       coalesce(sum(x.n) FILTER (WHERE x.status = 'completed'), 0)::bigint AS completed,
+       coalesce(sum(x.n) FILTER (WHERE x.status <> 'cancelled' AND x.began), 0)::bigint AS started
+FROM ({_GROUPS_FROM_ROLLUP}) x GROUP BY 1
+"""
+
+_BUCKETED_MONEY_ROLLUP = f"""
+SELECT x.bucket, coalesce(x.currency, :currency) AS currency, x.status, x.began, sum(x.n)::bigint AS n,
+       sum(x.amount) AS amount
+FROM ({_GROUPS_FROM_ROLLUP}) x GROUP BY 1, 2, 3, 4
+"""
+
+
+def _rollup_slice(where: _Where) -> tuple[int, int] | None:
+    """The rollup's (dim, dim_id) that answers `where`'s filters: (0, 0) for none, one per location
+    (1), staff member (2) or service (3); None for a combination (the raw statement answers it)."""
+    chosen: dict[int, int] = {}
+    for name, dim in (("location_id", 1), ("staff_id", 2), ("service_id", 3)):
+        if name in where.params:
+            chosen[dim] = where.params[name]
+    if "only_staff_id" in where.params:
+        if chosen.setdefault(2, where.params["only_staff_id"]) != where.params["only_staff_id"]:
+            return None
+    if len(chosen) > 1:
+        return None
+    return next(iter(chosen.items()), (0, 0))
+
+
+def _array(values: list) -> str:
+    """An array literal of dates or instants for `CAST(:x AS date[])` / `timestamptz[]`: one string
+    for the driver instead of a list (psycopg spends ~2 ms dumping 370 instants one by one)."""
+    return "{" + ",".join(v.isoformat() for v in values) + "}"
+
+
+def _day_bounds(r: Range) -> list[dt.date]:
+    """`_bucket_bounds` as local dates, for `width_bucket(day, bounds)` over the rollup's days."""
+    return [r.previous().date_from, r.date_from, *periods(r)[1:]]
+
+
 def _bucketed(session: Session, tenant, r: Range, now: dt.datetime, money: bool) -> list:
     """Status counts (and with `money`, sums per currency) of the previous period (bucket 1) and of
     each period of the range (bucket k >= 2 is periods(r)[k - 2]): one statement over both."""
-    where = _where(session, tenant.timezone, r, with_previous=True)
-    params = dict(where.params, bounds=_bucket_bounds(r, tenant.timezone), now=now, currency=tenant.currency)
+    tz = tenant.timezone
+    where = _where(session, tz, r, with_previous=True)
+    params = dict(where.params, bounds=_array(_bucket_bounds(r, tz)), now=now, currency=tenant.currency)
+    found = _rollup_slice(where) if ROLLUP else None
+    if found is not None:
+        today = now.astimezone(ZoneInfo(tz)).date()
+        today_lo, today_hi = local_bounds(today, today, tz)
+        params.update(dim=found[0], dim_id=found[1], days=_array(_day_bounds(r)), day_lo=r.previous().date_from,
+                      day_hi=r.date_to, today=today, today_lo=today_lo, today_hi=today_hi)
+        sql = _BUCKETED_MONEY_ROLLUP if money else _BUCKETED_ROLLUP
+        rows = session.execute(text(sql.format(where=where.sql)), params)
+        return _fold_money(rows) if money else list(rows)
     if money:
         return _fold_money(session.execute(text(_BUCKETED_MONEY.format(where=where.sql)), params))
     sql = _BUCKETED.format(where=where.sql)
@@ -253,7 +338,10 @@ class Counts:
 def _counts_from(rows: list, r: Range) -> Counts:
     by_bucket: dict[int, dict] = {}
     for row in rows:  # with money, one row per currency: counts add up across currencies
-        into = by_bucket.setdefault(row.bucket, dict(_ZERO))
+        into = by_bucket.get(row.bucket)
+        if into is None:
+            by_bucket[row.bucket] = {k: getattr(row, k) for k in _ZERO}
+            continue
         for k in _ZERO:
             into[k] += getattr(row, k)
     series = [{**by_bucket.get(i + 2, _ZERO), "period": p.isoformat()} for i, p in enumerate(periods(r))]
@@ -538,7 +626,43 @@ def csv_rows(data: dict) -> list[list]:
 
 # --- an agency's businesses -----------------------------------------------------------
 
+# One business of the agency rollup, from its daily rollup (every appointment: dim 0) like
+# `_bucketed`, and from its rows those of the day containing `now`; all of the range's rows
+# instead when the rollup counts another zone. One scan of `appointment` per business whose
+# bounds depend on that (the planner's time grows with every table a branch names, and there
+# are a hundred branches).
 _ROLLUP_BRANCH = """
+SELECT CAST(:t{i} AS integer) AS tenant_id,
+       coalesce(sum(x.n) FILTER (WHERE x.cur), 0)::bigint AS bookings,
+       coalesce(sum(x.n) FILTER (WHERE x.cur AND x.status = 'cancelled'), 0)::bigint AS cancelled,
+       coalesce(sum(x.n) FILTER (WHERE x.cur AND x.status = 'no_show'), 0)::bigint AS no_show,
+       coalesce(sum(x.n) FILTER (WHERE x.cur AND x.status <> 'cancelled' AND x.began), 0)::bigint AS started,
+       coalesce(sum(x.n) FILTER (WHERE NOT x.cur), 0)::bigint AS previous_bookings,
+       coalesce(sum(x.amount) FILTER (WHERE x.cur AND x.status <> 'cancelled'), 0) AS booked,
+       coalesce(sum(x.amount) FILTER (WHERE x.cur AND x.status = 'completed'), 0) AS realised,
+       coalesce(sum(x.amount) FILTER (WHERE x.cur AND x.status IN ('no_show', 'cancelled')), 0) AS lost
+FROM (
+    SELECT d.day >= :dlo{i} AS cur, d.status, d.day < :today{i} AS began, d.n, d.amount
+    FROM (
+        SELECT day, status, n, amount FROM "{schema}".appointment_day
+        WHERE dim = 0 AND dim_id = 0 AND day >= :pdlo{i} AND day <= :dhi{i} AND day <> :today{i}
+        UNION ALL
+        SELECT day, status, n, amount FROM "{schema}".appointment_day_delta
+        WHERE dim = 0 AND dim_id = 0 AND day >= :pdlo{i} AND day <= :dhi{i} AND day <> :today{i}
+    ) d WHERE (SELECT timezone FROM "{schema}".appointment_day_zone) = :tz{i}
+    UNION ALL
+    SELECT a.start_at >= :lo{i}, a.status, a.start_at <= :now, 1, coalesce(a.price, 0) * a.seats
+    FROM "{schema}".appointment a
+    WHERE a.start_at >= (CASE WHEN (SELECT timezone FROM "{schema}".appointment_day_zone) = :tz{i}
+                              THEN greatest(:tlo{i}, :plo{i}) ELSE :plo{i} END)
+      AND a.start_at < (CASE WHEN (SELECT timezone FROM "{schema}".appointment_day_zone) = :tz{i}
+                             THEN least(:thi{i}, :hi{i}) ELSE :hi{i} END)
+) x
+"""
+
+
+# The same from every row (ROLLUP off).
+_ROLLUP_BRANCH_RAW = """
 SELECT CAST(:t{i} AS integer) AS tenant_id,
        count(*) FILTER (WHERE a.start_at >= :lo{i}) AS bookings,
        count(*) FILTER (WHERE a.start_at >= :lo{i} AND a.status = 'cancelled') AS cancelled,
@@ -550,6 +674,22 @@ SELECT CAST(:t{i} AS integer) AS tenant_id,
        coalesce(sum(coalesce(a.price, 0) * a.seats) FILTER (WHERE a.start_at >= :lo{i} AND a.status IN ('no_show', 'cancelled')), 0) AS lost
 FROM "{schema}".appointment a WHERE a.start_at >= :plo{i} AND a.start_at < :hi{i}
 """
+
+
+# A business with fewer appointments than this (the planner's statistics) is summed from its rows in
+# the agency rollup: naming its rollup, delta and zone costs the planner more (about 0.3 ms a
+# business, a hundred businesses in one statement) than its few rows cost the executor.
+AGENCY_ROLLUP_MIN_ROWS = 10_000
+
+
+def _large_schemas(session: Session, schemas: list[str]) -> set[str]:
+    """The schemas among `schemas` whose appointment table has at least AGENCY_ROLLUP_MIN_ROWS rows (estimated)."""
+    if AGENCY_ROLLUP_MIN_ROWS <= 0:
+        return set(schemas)
+    return set(session.scalars(text(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relname = 'appointment' AND c.relkind = 'r' AND n.nspname = ANY(:schemas) AND c.reltuples >= :least"
+    ), {"schemas": schemas, "least": AGENCY_ROLLUP_MIN_ROWS}))
 
 
 def agency_tenants(session: Session, agency_id: int) -> list[Tenant]:
@@ -567,11 +707,17 @@ def agency_rollup(session: Session, tenants: list, date_from: dt.date, date_to: 
     r = Range(date_from, date_to)
     prev = r.previous()
     branches, params = [], {"now": now}
+    large = _large_schemas(session, [t.schema for t in tenants]) if ROLLUP and tenants else set()
     for i, t in enumerate(tenants):
         lo, hi = local_bounds(date_from, date_to, t.timezone)
         plo, _ = local_bounds(prev.date_from, prev.date_to, t.timezone)
-        params.update({f"t{i}": t.id, f"lo{i}": lo, f"hi{i}": hi, f"plo{i}": plo})
-        branches.append(_ROLLUP_BRANCH.format(i=i, schema=t.schema))
+        today = now.astimezone(ZoneInfo(t.timezone)).date()
+        tlo, thi = local_bounds(today, today, t.timezone)
+        params.update({f"t{i}": t.id, f"lo{i}": lo, f"hi{i}": hi, f"plo{i}": plo, f"tz{i}": t.timezone,
+                       f"dlo{i}": date_from, f"dhi{i}": date_to, f"pdlo{i}": prev.date_from, f"today{i}": today,
+                       f"tlo{i}": tlo, f"thi{i}": thi})
+        branch = _ROLLUP_BRANCH if t.schema in large else _ROLLUP_BRANCH_RAW
+        branches.append(branch.format(i=i, schema=t.schema))
     rows = {}
     if branches:
         rows = {row.tenant_id: row for row in session.execute(text(" UNION ALL ".join(branches)), params)}

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.models import tenant as m
 from app.models.public import Agency, Tenant
 from app.services import catalogue_rules as rules
+from app.services import day_rollup
 from app.services.booking import iso
 from app.tenancy import TenantRef, route_session
 from app.uow import unit_of_work
@@ -278,6 +279,8 @@ def import_setup(engine: Engine, doc: dict, agency_slug: str | None = None) -> I
             if agency_slug and tenant.agency.slug != agency_slug:
                 raise SetupInvalid([SetupError("$.tenant.slug", f"tenant {spec.slug!r} belongs to another agency")])
             tenant.name, tenant.timezone, tenant.currency = spec.name, spec.timezone, spec.currency
+            # The analytics day rollup counts local days: recounted in a new zone, same transaction.
+            day_rollup.follow_timezone(session, tenant)
             if info.get("locale"):
                 tenant.locale = spec.locale
         ref = TenantRef.of(tenant)
@@ -470,6 +473,9 @@ def _import_appointments(session: Session, tenant: TenantRef, rows: list[dict]) 
             raise SetupInvalid([SetupError(path, exc.message)]) from exc
         count += 1
     session.flush()
+    if rows:
+        # One import writes many delta rows: fold them into the day rollup with the import.
+        day_rollup.compact(session)
     return count
 
 

@@ -111,6 +111,12 @@ class TenantView(FormModelView):
         if item is not None:
             g.custom_domain_state, g.custom_domain_pk = status_of(item), item.id
 
+    def pre_update(self, item):
+        # A new time zone recounts the analytics day rollup in the same transaction as the row.
+        from app.services import day_rollup
+
+        day_rollup.follow_timezone(db.session, item)
+
     def pre_delete(self, item):
         """Only the owning agency (or a platform admin) deletes a business; its schema goes with it."""
         from app.models.public import ROLE_AGENCY_OWNER

@@ -2,7 +2,7 @@
 `export_chunk` rows of 1 MiB.
 
 Revision ID: t0015exp
-Revises: t0013cal
+Revises: t0014day
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "t0015exp"
-down_revision = "t0013cal"
+down_revision = "t0014day"
 branch_labels = None
 depends_on = None
 
