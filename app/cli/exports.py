@@ -89,22 +89,15 @@ def _write_now(session, fmt: str, f: al.ListFilter, tz: str, out_path: str) -> N
     directory = os.path.dirname(os.path.abspath(out_path))
     handle, tmp = tempfile.mkstemp(dir=directory, prefix=".export-")
     os.close(handle)
-    count = [0]
-
-    def counted():
-        for row in al.export_rows(session, f, tz):
-            count[0] += 1
-            yield row
-
     try:
-        svc.write_file(fmt, counted(), tmp)
+        count = svc.write_file(fmt, al.export_rows(session, f, tz), tmp)
         os.replace(tmp, out_path)  # a complete file or none
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     audit.note(session, "export", "generate", None, {"format": fmt, "filters": svc.filters_to_json(f),
-                                                     "timezone": tz, "rows": count[0]})
-    click.echo(f"wrote {out_path} ({count[0]} appointments, {os.path.getsize(out_path)} bytes, {fmt})")
+                                                     "timezone": tz, "rows": count})
+    click.echo(f"wrote {out_path} ({count} appointments, {os.path.getsize(out_path)} bytes, {fmt})")
 
 
 @exports_cli.command("list")

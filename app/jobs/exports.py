@@ -25,19 +25,13 @@ def _progress(slug: str, export_id: int, percent: int) -> None:
         svc.set_progress(session, export_id, percent)
 
 
-def _counted(rows, total: int, tick):
-    """Pass `rows` through, calling tick(percent) about every 5 % and counting them in `counted[0]`."""
+def _ticking(rows, total: int, tick):
+    """Pass `rows` through, calling tick(percent) about every 5 % of `total`."""
     step = max(1, total // 20)
-    counted = [0]
-
-    def gen():
-        for row in rows:
-            yield row
-            counted[0] += 1
-            if counted[0] % step == 0 and total:
-                tick(int(100 * counted[0] / total))
-
-    return gen(), counted
+    for n, row in enumerate(rows, start=1):
+        yield row
+        if n % step == 0 and total:  # rows added since the count: no division by zero
+            tick(int(100 * n / total))
 
 
 def build_export(slug: str, export_id: int) -> int:
@@ -52,11 +46,10 @@ def build_export(slug: str, export_id: int) -> int:
     try:
         with tenant_session(engine(), slug) as (session, _ref):
             total = al.count(session, f, tz)
-            rows, counted = _counted(al.export_rows(session, f, tz), total,
-                                     lambda pct: _progress(slug, export_id, pct))
-            svc.write_file(fmt, rows, path)
+            rows = _ticking(al.export_rows(session, f, tz), total, lambda pct: _progress(slug, export_id, pct))
+            written = svc.write_file(fmt, rows, path)
         with open(path, "rb") as stream, tenant_session(engine(), slug) as (session, _ref):
-            return svc.store_file(session, export_id, stream, counted[0], _now(), svc.Limits.from_config(config()))
+            return svc.store_file(session, export_id, stream, written, _now(), svc.Limits.from_config(config()))
     except Exception as exc:
         with tenant_session(engine(), slug) as (session, _ref):
             svc.fail(session, export_id, f"cannot build the export: {exc}", _now())

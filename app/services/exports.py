@@ -93,13 +93,22 @@ def csv_pieces(rows: Iterable[tuple], every: int = 1000) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def write_file(fmt: str, rows: Iterable[tuple], path: str) -> None:
-    """Write the export to `path`; memory stays bounded whatever the number of rows."""
+def write_file(fmt: str, rows: Iterable[tuple], path: str) -> int:
+    """Write the export to `path`; returns how many rows it holds. Memory stays bounded whatever
+    the number of rows."""
+    written = 0
+
+    def counted():
+        nonlocal written
+        for row in rows:
+            written += 1
+            yield row
+
     if fmt == "csv":
         with open(path, "w", encoding="utf-8", newline="") as out:
-            for piece in csv_pieces(rows):
+            for piece in csv_pieces(counted()):
                 out.write(piece)
-        return
+        return written
     import tempfile
 
     import xlsxwriter
@@ -108,9 +117,10 @@ def write_file(fmt: str, rows: Iterable[tuple], path: str) -> None:
     book = xlsxwriter.Workbook(path, {"constant_memory": True, "tmpdir": tempfile.gettempdir()})
     sheet = book.add_worksheet("appointments")
     sheet.write_row(0, 0, al.EXPORT_COLUMNS)
-    for i, row in enumerate(rows, start=1):
+    for i, row in enumerate(counted(), start=1):
         sheet.write_row(i, 0, row)
     book.close()
+    return written
 
 
 # --------------------------------------------------------------------------- the export's life
