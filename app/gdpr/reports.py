@@ -166,6 +166,18 @@ def _isolation(session: Session, tenant: TenantRef) -> dict:
 # --------------------------------------------------------------------------- output
 
 
+def fail(session: Session, report_id: int, error: str, now: dt.datetime) -> bool:
+    """A queued or running report will not be built (its job was lost, or could not be queued):
+    it fails, saying why; False if it had already ended."""
+    from sqlalchemy import update
+
+    from app.models.gdpr import AuditReport
+
+    return session.execute(update(AuditReport).where(
+        AuditReport.id == report_id, AuditReport.status.in_(("queued", "running"))).values(
+        status="failed", error=error[:2000], finished_at=now).returning(AuditReport.id)).scalar() is not None
+
+
 def to_pdf(report: dict) -> bytes:
     from app.gdpr.pdf import render_pdf
 

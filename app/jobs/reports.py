@@ -41,11 +41,10 @@ def build_report(slug: str, report_id: int) -> int:
 LOST = "the worker building this report stopped before it finished; ask for it again"
 
 
-def lost_report(slug: str, report_id: int) -> None:
+def lost_report(slug: str, report_id: int) -> bool:
     """Called by the long work sweep when the report's job is gone (its worker died): a queued
     or running report fails, saying so."""
+    from app.gdpr import reports
+
     with tenant_session(engine(), slug) as (session, _ref):
-        row = session.get(AuditReport, report_id)
-        if row is not None and row.status in ("queued", "running"):
-            row.status, row.finished_at = "failed", dt.datetime.now(UTC)
-            row.error = LOST
+        return reports.fail(session, report_id, LOST, dt.datetime.now(UTC))

@@ -310,12 +310,10 @@ class AuditorReportsView(BaseView):
                              result_ttl=3600, failure_ttl=86400, on_lost="app.jobs.reports.lost_report")
             flash("Report queued; this page follows its progress.", "info")
         except Exception as exc:  # noqa: BLE001 - Redis down: the row says so
-            def unqueued():
-                row = db.session.get(AuditReport, report_id)
-                row.status, row.finished_at = "failed", dt.datetime.now(dt.timezone.utc)
-                row.error = f"the job queue is unreachable ({exc}); ask again later"
+            from app.gdpr import reports
 
-            run_unit(unqueued)
+            run_unit(lambda: reports.fail(db.session, report_id, f"the job queue is unreachable ({exc}); ask again later",
+                                          dt.datetime.now(dt.timezone.utc)))
             flash(f"The job queue is unreachable ({exc}); try again later.", "danger")
         return redirect(url_for("AuditorReportsView.list"))
 

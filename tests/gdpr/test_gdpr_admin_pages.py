@@ -82,6 +82,13 @@ def test_auditor_builds_and_downloads_a_report_but_cannot_approve(app, client, a
     assert status["status"] == "done" and status["progress"] == 100
     pdf = client.get(f"/privacy/reports/{report_id}/download")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    # The job queue unreachable: the report asked for fails at once, saying why.
+    monkeypatch.undo()  # the real submit again (the stub above would swallow the failure)
+    monkeypatch.setitem(app.config, "REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    client.post("/privacy/reports/", data={"from": "2020-01-01", "to": "2030-12-31", "format": "csv"})
+    newest = client.get("/privacy/reports/?format=json").get_json()["reports"][0]
+    assert newest["id"] != report_id and newest["status"] == "failed"
+    assert "unreachable" in sql(slug, "SELECT error FROM audit_report WHERE id = :i", i=newest["id"])[0][0]
     # Read-only: the approve and retention forms are refused.
     sql(slug, "INSERT INTO erasure_request (status, requested_at, kind, channel) VALUES ('requested', now(), 'erasure', 'portal')")
     rid = sql(slug, "SELECT max(id) FROM erasure_request")[0][0]
