@@ -207,6 +207,19 @@ def _next_dst_change(min_days: int) -> dt.date:
     return min(c for c in changes if c > today + dt.timedelta(days=min_days))
 
 
+def assert_ten_blocked_on_both_sides(client, slug, monday_before, monday_after) -> None:
+    """10:00-11:00 Berlin is busy on both Mondays, 09:00 and 11:00 are free, and the two Mondays
+    really are on both sides of a clock change (the UTC hour of 10:00 differs)."""
+    offsets = set()
+    for monday in (monday_before, monday_after):
+        ten = dt.datetime.combine(monday, dt.time(10), BERLIN)
+        offsets.add(ten.utcoffset())
+        free = slots(client, slug, monday)
+        assert _iso(ten) not in free and _iso(ten + dt.timedelta(minutes=30)) not in free, (monday, free[:6])
+        assert _iso(ten - dt.timedelta(hours=1)) in free and _iso(ten + dt.timedelta(hours=1)) in free
+    assert len(offsets) == 2
+
+
 def test_recurring_google_event_across_a_dst_change_blocks_the_same_local_time(app, client, cal_tenant, google,
                                                                                 cal_config, monkeypatch):
     """A weekly 10:00 Berlin series (one event with an RRULE; Google lists its instances with singleEvents)
@@ -224,14 +237,7 @@ def test_recurring_google_event_across_a_dst_change_blocks_the_same_local_time(a
     assert result["events"] == 4 and result["blocks"] == 4  # the instances, not one master event
     listed = google.api_requests("GET")[-1]
     assert listed.query.get("singleEvents") == ["true"]
-    offsets = set()
-    for monday in (monday_before, monday_after):
-        ten = dt.datetime.combine(monday, dt.time(10), BERLIN)
-        offsets.add(ten.utcoffset())
-        free = slots(client, slug, monday)
-        assert _iso(ten) not in free and _iso(ten + dt.timedelta(minutes=30)) not in free, (monday, free[:6])
-        assert _iso(ten - dt.timedelta(hours=1)) in free and _iso(ten + dt.timedelta(hours=1)) in free
-    assert len(offsets) == 2  # the two Mondays really are on both sides of the change
+    assert_ten_blocked_on_both_sides(client, slug, monday_before, monday_after)
 
     # Cancelling the series frees its times again.
     master = next(eid for eid, ev in google.events[google.email].items() if ev.get("recurrence"))

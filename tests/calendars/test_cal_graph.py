@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 
 from cal_helpers import book, drain_outbox, slots, tenant_do, weekday_at
-from test_cal_google import _iso, _next_dst_change, connect, connection, link_of, pull, push
+from test_cal_google import _iso, _next_dst_change, assert_ten_blocked_on_both_sides, connect, connection, link_of, pull, push
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -128,14 +128,7 @@ def test_recurring_outlook_series_across_a_dst_change_blocks_the_same_local_time
                     "range": {"type": "numbered", "startDate": first.isoformat(), "numberOfOccurrences": 4}})
     result = pull(app, slug, conn_id)
     assert result["events"] == 4 and result["blocks"] == 4  # the occurrences, never the series itself
-    offsets = set()
-    for monday in (monday_before, monday_after):
-        ten = dt.datetime.combine(monday, dt.time(10), BERLIN)
-        offsets.add(ten.utcoffset())
-        free = slots(client, slug, monday)
-        assert _iso(ten) not in free and _iso(ten + dt.timedelta(minutes=30)) not in free, (monday, free[:6])
-        assert _iso(ten - dt.timedelta(hours=1)) in free and _iso(ten + dt.timedelta(hours=1)) in free
-    assert len(offsets) == 2  # the two Mondays really are on both sides of the change
+    assert_ten_blocked_on_both_sides(client, slug, monday_before, monday_after)
 
     # Two occurrences only: the Monday after the change is free again; the one before stays blocked.
     graph.edit(series["id"], recurrence={**series["recurrence"], "range": {**series["recurrence"]["range"],

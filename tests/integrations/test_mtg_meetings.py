@@ -50,6 +50,15 @@ def _appointment(app, slug, appointment_id):
     return row
 
 
+def _when_ready(app, slug, appointment_id, timeout: float = 60):
+    """The appointment's row once its meeting is ready (waits for the worker)."""
+    def ready():
+        row = _appointment(app, slug, appointment_id)
+        return row if row["meeting_status"] == "ready" else None
+
+    return wait_until(ready, timeout=timeout)
+
+
 def _portal_page(app, client, slug, email, appointment_id) -> str:
     client.post(f"/portal/{slug}/login", data={"email": email})
     from app.extensions import db
@@ -132,8 +141,7 @@ def test_zoom_outage_keeps_the_booking_retries_and_tells_staff(app, client, make
     appointment_id = booked["appointment"]["id"]
     relay(app, slug)
     integ_workers.start(1)
-    row = wait_until(lambda: (lambda r: r if r["meeting_status"] == "ready" else None)(
-        _appointment(app, slug, appointment_id)), timeout=60)
+    row = _when_ready(app, slug, appointment_id)
     assert row["status"] == "confirmed"  # the booking never moved
     posts = [r.status for r in zoom.requests if r.method == "POST" and r.path.startswith("/v2/")]
     assert posts == [503, 503, 201]
@@ -165,8 +173,7 @@ def test_a_link_made_after_the_confirmation_went_out_is_mailed_with_an_updated_i
     with app.app_context():
         sweep_due()  # what rq cron does every minute: the held confirmations are due now
     first = integ_smtp.wait_for(2, timeout=60)
-    row = wait_until(lambda: (lambda r: r if r["meeting_status"] == "ready" else None)(
-        _appointment(app, slug, appointment_id)), timeout=60)
+    row = _when_ready(app, slug, appointment_id)
     join = row["meeting_join_url"]
     confirmation = {m.rcpt_tos[0]: m.message for m in first}["eve@example.com"]
     assert join not in confirmation.get_body(("plain",)).get_content()
@@ -216,8 +223,7 @@ def test_teams_meeting_made_moved_and_deleted_through_graph(app, client, make_te
     appointment_id, token = booked["appointment"]["id"], booked["manage_token"]
     relay(app, slug)
     integ_workers.start(1)
-    row = wait_until(lambda: (lambda r: r if r["meeting_status"] == "ready" else None)(
-        _appointment(app, slug, appointment_id)), timeout=60)
+    row = _when_ready(app, slug, appointment_id)
     meeting = graph.meetings[row["meeting_id"]]
     assert row["meeting_join_url"] == meeting["joinWebUrl"] and meeting["organizer"] == "ann@salon.test"
     assert meeting["startDateTime"] == MONDAY_0900 and meeting["endDateTime"] == "2027-01-11T08:30:00Z"
@@ -317,8 +323,7 @@ def test_teams_link_is_made_on_the_staff_members_own_outlook_event(app, client, 
         appointment_id, token = booked["appointment"]["id"], booked["manage_token"]
         relay(app, slug)
         integ_workers.start(1)
-        row = wait_until(lambda: (lambda r: r if r["meeting_status"] == "ready" else None)(
-            _appointment(app, slug, appointment_id)), timeout=60)
+        row = _when_ready(app, slug, appointment_id)
         [event] = graph.live()
         assert event["isOnlineMeeting"] is True and event["onlineMeetingProvider"] == "teamsForBusiness"
         assert row["meeting_join_url"] == event["onlineMeeting"]["joinUrl"] and row["meeting_provider"] == "teams"
@@ -392,8 +397,7 @@ def test_zoom_notifications_reach_the_appointment_whose_meeting_it_is(app, clien
     appointment_id = book(client, slug)["appointment"]["id"]
     relay(app, slug)
     integ_workers.start(1)
-    wait_until(lambda: _appointment(app, slug, appointment_id)["meeting_status"] == "ready", timeout=60)
-    meeting_id = _appointment(app, slug, appointment_id)["meeting_id"]
+    meeting_id = _when_ready(app, slug, appointment_id)["meeting_id"]
     [indexed] = rows(app, slug, "appointment", "id = :id", {"id": appointment_id})
     from app.extensions import db
 
@@ -410,7 +414,7 @@ def test_zoom_notifications_reach_the_appointment_whose_meeting_it_is(app, clien
                        {"id": int(meeting_id), "start_time": "2027-01-11T10:00:00Z", "duration": 60}) == {"status": "ok"}
     wait_until(lambda: zoom.meetings[meeting_id]["start_time"] == MONDAY_0900 and zoom.meetings[meeting_id]["duration"] == 30,
                timeout=60)
-    wait_until(lambda: _appointment(app, slug, appointment_id)["meeting_status"] == "ready", timeout=60)
+    _when_ready(app, slug, appointment_id)
     assert _appointment(app, slug, appointment_id)["meeting_details"]["changed_in_zoom"]["start_time"] == "2027-01-11T10:00:00Z"
     assert len([r for r in zoom.requests if r.method == "PATCH"]) == patches + 1
     # A change that keeps the appointment's time (the topic) moves nothing.
