@@ -53,7 +53,7 @@ def _audited(app, slug: str) -> list[str]:
 
 
 def test_a_big_export_is_built_in_the_background_and_only_its_owner_downloads_it(
-        app, client, make_tenant, make_user, login, put_appointments, long_work_redis, monkeypatch):
+        app, client, make_tenant, make_user, login, put_appointments, long_work_redis, agency_business, monkeypatch):
     from app import fairqueue
 
     slug = make_tenant(two_staff())
@@ -95,6 +95,12 @@ def test_a_big_export_is_built_in_the_background_and_only_its_owner_downloads_it
     assert "No exports yet." in theirs and f"/exports/{csv_row['id']}/download" not in theirs
     refused = client.get(f"/appointments/exports/{csv_row['id']}/download")
     assert refused.status_code == 302 and refused.headers["Location"].endswith("/appointments/exports/")
+    # Another agency's business asks for the same export id: its own schema has no such export of its user.
+    client.get("/logout/")
+    login(client, f"ca_{agency_business}")
+    refused = client.get(f"/appointments/exports/{csv_row['id']}/download")
+    assert refused.status_code == 302 and refused.headers["Location"].endswith("/appointments/exports/")
+    assert "No exports yet." in client.get("/appointments/exports/").get_data(as_text=True)
     assert _audited(app, slug) == ["request", "request", "download", "download"]
 
     # Past its keeping time the file is refused, and the daily retention job deletes it.
